@@ -1,0 +1,591 @@
+//! POSIX shared memory: objects named `/name`, made with `shm_open`.
+//!
+//! On Linux such an object is a file in the `/dev/shm` tmpfs. A
+//! [`PosixShm`] owns the open file descriptor; [`PosixShm::map`] maps it.
+//! Creating, opening and removing are separate acts:
+//!
+//! | call | if the object exists | if it does not |
+//! |---|---|---|
+//! | [`PosixShm::create`] | [`Error::AlreadyExists`] | creates it |
+//! | [`PosixShm::open`] | opens it | [`Error::NotFound`] |
+//! | [`PosixShm::open_or_create`] | opens it | creates it |
+//! | [`remove`] | unlinks the name | [`Error::NotFound`] |
+//!
+//! Dropping a handle closes it and never removes the object; use
+//! [`PosixShm::remove_on_drop`] for that.
+//!
+//! # Examples
+//!
+//! The classic writer and reader, in one process here (see `examples/` for
+//! the two-process version):
+//!
+//! ```
+//! use shmkit::posix::{self, Options, PosixShm, ShmName};
+//!
+//! let name = ShmName::new(format!("/shmkit-doc-posix-{}", std::process::id()))?;
+//!
+//! // writer: create, size to 4096 bytes, write a C string
+//! let writer = PosixShm::create(&name, &Options::new().size(4096))?;
+//! writer.map()?.write_at(0, b"This is writer!!!\0")?;
+//! drop(writer); // closes; the object stays
+//!
+//! // reader: open, map, read up to the NUL, remove
+//! let reader = PosixShm::open(&name, &Options::new().read_only(true))?;
+//! assert_eq!(reader.size()?, 4096);
+//! let text = reader.map()?.read_cstr(0)?;
+//! assert_eq!(text, b"This is writer!!!");
+//! posix::remove(&name)?;
+//! # Ok::<(), shmkit::Error>(())
+//! ```
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant, SystemTime};
+
+use rustix::fs::{FallocateFlags, FileType, Mode};
+use rustix::io::Errno;
+use rustix::shm;
+
+pub use crate::map::{Access, Mapping};
+pub use crate::name::{ShmName, MAX_NAME_LEN};
+
+use crate::error::{Error, Limit, Result, Target};
+use crate::guard::{Removable, RemoveOnDrop};
+use crate::map::out_of_range;
+
+/// The mode objects are created with unless asked otherwise: owner read/write.
+pub const DEFAULT_MODE: u32 = 0o600;
+
+/// How long [`PosixShm::open_or_create`] waits for a creator that won the
+/// race to size the object.
+const SIZING_GRACE: Duration = Duration::from_secs(1);
+
+/// How to create or open an object: a plain value, reusable for many calls.
+///
+/// ```
+/// let opts = shmkit::posix::Options::new().size(4096).mode(0o640);
+/// assert_eq!(opts.get_mode(), 0o640);
+/// assert_eq!(shmkit::posix::Options::default().get_mode(), 0o600);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    size: u64,
+    mode: u32,
+    access: Access,
+    sparse: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            size: 0,
+            mode: DEFAULT_MODE,
+            access: Access::ReadWrite,
+            sparse: false,
+        }
+    }
+}
+
+impl Options {
+    /// The defaults: size 0, mode `0600`, read-write, memory reserved.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// When creating: the size to give the object. When opening: the
+    /// smallest size accepted (an existing object that is smaller is an
+    /// [`Error::SizeMismatch`], not a silently short mapping). `0` asks for
+    /// nothing.
+    pub fn size(mut self, bytes: u64) -> Self {
+        self.size = bytes;
+        self
+    }
+
+    /// The permission bits a new object gets, exactly, whatever the umask
+    /// (default `0600`). Only the nine `rwx` bits are allowed.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Opens read-only (`O_RDONLY`): maps cannot be written. Creating
+    /// needs read-write, so this applies to [`PosixShm::open`] only.
+    pub fn read_only(mut self, yes: bool) -> Self {
+        self.access = if yes { Access::ReadOnly } else { Access::ReadWrite };
+        self
+    }
+
+    /// Leaves a new object sparse (`ftruncate` only) instead of reserving
+    /// its memory (`fallocate`). A sparse object can be larger than the free
+    /// space of `/dev/shm`, and a process that touches a page that cannot be
+    /// backed then gets `SIGBUS`.
+    pub fn sparse(mut self, yes: bool) -> Self {
+        self.sparse = yes;
+        self
+    }
+
+    /// The size set with [`size`](Options::size).
+    pub fn get_size(&self) -> u64 {
+        self.size
+    }
+
+    /// The mode set with [`mode`](Options::mode).
+    pub fn get_mode(&self) -> u32 {
+        self.mode
+    }
+
+    /// The access set with [`read_only`](Options::read_only).
+    pub fn get_access(&self) -> Access {
+        self.access
+    }
+}
+
+/// What `fstat` says of an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metadata {
+    /// Its size in bytes.
+    pub size: u64,
+    /// The bytes of memory it occupies now (`st_blocks * 512`): less than
+    /// `size` when sparse.
+    pub allocated: u64,
+    /// The permission bits (`0o777` at most, plus any special bits).
+    pub mode: u32,
+    /// The owner's user id.
+    pub uid: u32,
+    /// The owner's group id.
+    pub gid: u32,
+    /// When its data last changed.
+    pub modified: Option<SystemTime>,
+    /// When its data or metadata last changed.
+    pub changed: Option<SystemTime>,
+}
+
+/// An open POSIX shared-memory object: a file descriptor from `shm_open`.
+///
+/// Dropping it closes the descriptor; mappings made from it stay valid, and
+/// the object stays until it is [removed](remove).
+#[derive(Debug)]
+pub struct PosixShm {
+    fd: OwnedFd,
+    name: ShmName,
+    access: Access,
+    sparse: bool,
+}
+
+/// `shm_open` flags every call adds: never follow a symbolic link planted in
+/// `/dev/shm`, and never block opening something that is not a regular file
+/// (a FIFO would).
+fn safety_flags() -> shm::OFlags {
+    shm::OFlags::from_bits_retain((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits())
+}
+
+impl PosixShm {
+    /// `shm_open(name, O_CREAT | O_EXCL | O_RDWR, mode)`, then `fchmod` and
+    /// `fallocate`—creates a new object of `opts.size` bytes.
+    ///
+    /// The mode is set exactly as asked, whatever the umask. The memory is
+    /// reserved now (unless [`Options::sparse`]), so a full `/dev/shm` fails
+    /// here rather than with `SIGBUS` on a later write. If sizing fails, the
+    /// new object is removed again.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] if `name` exists; [`Error::NoSpace`] when
+    /// `/dev/shm` cannot hold `opts.size` bytes; [`Error::PermissionDenied`];
+    /// [`Error::InvalidArgument`] for a mode beyond `0o777` or read-only
+    /// options.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmkit::posix::{Options, PosixShm, ShmName};
+    /// let name = ShmName::new(format!("/shmkit-doc-create-{}", std::process::id()))?;
+    /// let shm = PosixShm::create(&name, &Options::new().size(4096).mode(0o640))?.remove_on_drop();
+    /// assert_eq!(shm.metadata()?.mode & 0o777, 0o640);
+    /// assert!(matches!(PosixShm::create(&name, &Options::new()), Err(shmkit::Error::AlreadyExists { .. })));
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    #[doc(alias = "shm_open")]
+    pub fn create(name: &ShmName, opts: &Options) -> Result<PosixShm> {
+        let target = Target::Posix(name.clone());
+        if !opts.access.is_writable() {
+            return Err(Error::InvalidArgument {
+                target,
+                reason: "cannot create an object read-only: create it read-write, then open it read-only".into(),
+            });
+        }
+        check_mode(&target, opts.mode)?;
+        let fd = shm::open(
+            name.as_str(),
+            shm::OFlags::CREATE | shm::OFlags::EXCL | shm::OFlags::RDWR | safety_flags(),
+            Mode::from_raw_mode(opts.mode),
+        )
+        .map_err(|e| Error::from_errno("shm_open", &target, e))?;
+        let shm = PosixShm {
+            fd,
+            name: name.clone(),
+            access: Access::ReadWrite,
+            sparse: opts.sparse,
+        };
+        // From here on the object is ours: remove it again if it cannot be
+        // made what was asked.
+        let shm = RemoveOnDrop::new(shm);
+        rustix::fs::fchmod(&shm.fd, Mode::from_raw_mode(opts.mode))
+            .map_err(|e| Error::from_errno("fchmod", &target, e))?;
+        shm.grow(0, opts.size)?;
+        Ok(shm.keep())
+    }
+
+    /// `shm_open(name, O_RDONLY or O_RDWR)`—opens an existing object.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if it does not exist; [`Error::PermissionDenied`];
+    /// [`Error::SizeMismatch`] if it is smaller than `opts.size`;
+    /// [`Error::InvalidArgument`] if the name in `/dev/shm` is not a regular
+    /// file (nothing is followed or waited for).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmkit::posix::{Options, PosixShm, ShmName};
+    /// let name = ShmName::new(format!("/shmkit-doc-open-{}", std::process::id()))?;
+    /// assert!(matches!(PosixShm::open(&name, &Options::new()), Err(shmkit::Error::NotFound { .. })));
+    /// let _owner = PosixShm::create(&name, &Options::new().size(100))?.remove_on_drop();
+    /// let ro = PosixShm::open(&name, &Options::new().read_only(true))?;
+    /// assert!(!ro.map()?.is_writable());
+    /// assert!(matches!(PosixShm::open(&name, &Options::new().size(200)), Err(shmkit::Error::SizeMismatch { .. })));
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    #[doc(alias = "shm_open")]
+    pub fn open(name: &ShmName, opts: &Options) -> Result<PosixShm> {
+        let shm = Self::open_existing(name, opts)?;
+        shm.check_size(opts.size)?;
+        Ok(shm)
+    }
+
+    /// Opens `name` if it exists, or else creates it, without a race: when
+    /// several processes call this at once, exactly one creates. Returns the
+    /// handle and whether this call created the object (that side should
+    /// initialise its contents).
+    ///
+    /// An opener that finds an empty object while `opts.size` asks for more
+    /// waits up to a second for the creator to size it.
+    ///
+    /// # Errors
+    /// As [`create`](PosixShm::create) and [`open`](PosixShm::open).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmkit::posix::{Options, PosixShm, ShmName};
+    /// let name = ShmName::new(format!("/shmkit-doc-ooc-{}", std::process::id()))?;
+    /// let opts = Options::new().size(4096);
+    /// let (first, created) = PosixShm::open_or_create(&name, &opts)?;
+    /// assert!(created);
+    /// let first = first.remove_on_drop();
+    /// let (_second, created) = PosixShm::open_or_create(&name, &opts)?;
+    /// assert!(!created);
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn open_or_create(name: &ShmName, opts: &Options) -> Result<(PosixShm, bool)> {
+        // Bounded: each round needs another process to create *and* remove
+        // the object between our two calls.
+        for _ in 0..100 {
+            match Self::create(name, opts) {
+                Ok(shm) => return Ok((shm, true)),
+                Err(Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            match Self::open_existing(name, opts) {
+                Ok(shm) => {
+                    shm.wait_for_size(opts.size)?;
+                    return Ok((shm, false));
+                }
+                Err(Error::NotFound { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Os {
+            target: Target::Posix(name.clone()),
+            op: "shm_open",
+            source: Errno::AGAIN,
+        })
+    }
+
+    fn open_existing(name: &ShmName, opts: &Options) -> Result<PosixShm> {
+        let target = Target::Posix(name.clone());
+        let access_flag = match opts.access {
+            Access::ReadOnly => shm::OFlags::RDONLY,
+            Access::ReadWrite => shm::OFlags::RDWR,
+        };
+        let fd = shm::open(name.as_str(), access_flag | safety_flags(), Mode::empty()).map_err(|e| match e {
+            // O_NOFOLLOW on a symbolic link
+            Errno::LOOP => not_regular(&target, "a symbolic link"),
+            _ => Error::from_errno("shm_open", &target, e),
+        })?;
+        let st = rustix::fs::fstat(&fd).map_err(|e| Error::from_errno("fstat", &target, e))?;
+        match FileType::from_raw_mode(st.st_mode) {
+            FileType::RegularFile => {}
+            FileType::Directory => return Err(not_regular(&target, "a directory")),
+            FileType::Fifo => return Err(not_regular(&target, "a FIFO")),
+            _ => return Err(not_regular(&target, "not a regular file")),
+        }
+        Ok(PosixShm {
+            fd,
+            name: name.clone(),
+            access: opts.access,
+            sparse: opts.sparse,
+        })
+    }
+
+    /// Fails with [`Error::SizeMismatch`] if the object is smaller than
+    /// `wanted` bytes.
+    fn check_size(&self, wanted: u64) -> Result<()> {
+        let actual = self.size()?;
+        if actual < wanted {
+            return Err(Error::SizeMismatch {
+                target: self.target(),
+                actual,
+                expected: wanted,
+            });
+        }
+        Ok(())
+    }
+
+    /// As `check_size`, but gives a creator that is still sizing an empty
+    /// object a moment to finish.
+    fn wait_for_size(&self, wanted: u64) -> Result<()> {
+        let deadline = Instant::now() + SIZING_GRACE;
+        while wanted > 0 && self.size()? == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.check_size(wanted)
+    }
+
+    /// The object's name.
+    pub fn name(&self) -> &ShmName {
+        &self.name
+    }
+
+    /// Whether this handle was opened read-only or read-write.
+    pub fn access(&self) -> Access {
+        self.access
+    }
+
+    /// The size in bytes, from `fstat`.
+    ///
+    /// # Errors
+    /// [`Error::Os`] if `fstat` fails.
+    #[doc(alias = "fstat")]
+    pub fn size(&self) -> Result<u64> {
+        Ok(self.metadata()?.size)
+    }
+
+    /// Size, owner, mode and times, from `fstat`.
+    ///
+    /// # Errors
+    /// [`Error::Os`] if `fstat` fails.
+    #[doc(alias = "fstat")]
+    pub fn metadata(&self) -> Result<Metadata> {
+        let st = rustix::fs::fstat(&self.fd).map_err(|e| Error::from_errno("fstat", &self.target(), e))?;
+        Ok(Metadata {
+            size: st.st_size as u64,
+            allocated: (st.st_blocks as u64).saturating_mul(512),
+            mode: st.st_mode & 0o7777,
+            uid: st.st_uid,
+            gid: st.st_gid,
+            modified: system_time(st.st_mtime as i64, st.st_mtime_nsec as i64),
+            changed: system_time(st.st_ctime as i64, st.st_ctime_nsec as i64),
+        })
+    }
+
+    /// `ftruncate`, and `fallocate` when growing—sets the size to `bytes`.
+    ///
+    /// Growing reserves the new memory (unless the handle was opened with
+    /// [`Options::sparse`]). Mappings made before keep their length: a
+    /// process that shrinks an object under another's mapping makes the other
+    /// fault on the lost pages, so shrink only when nobody maps the tail.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`] for a read-only handle; [`Error::NoSpace`] when
+    /// `/dev/shm` cannot hold the new size.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmkit::posix::{Options, PosixShm, ShmName};
+    /// let name = ShmName::new(format!("/shmkit-doc-resize-{}", std::process::id()))?;
+    /// let shm = PosixShm::create(&name, &Options::new().size(4096))?.remove_on_drop();
+    /// shm.resize(8192)?;
+    /// assert_eq!(shm.size()?, 8192);
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    #[doc(alias = "ftruncate")]
+    pub fn resize(&self, bytes: u64) -> Result<()> {
+        if !self.access.is_writable() {
+            return Err(Error::ReadOnly { target: self.target() });
+        }
+        let current = self.size()?;
+        if bytes <= current {
+            return rustix::fs::ftruncate(&self.fd, bytes)
+                .map_err(|e| Error::from_errno("ftruncate", &self.target(), e));
+        }
+        self.grow(current, bytes)
+    }
+
+    /// Grows the object from `current` to `bytes`, reserving the memory
+    /// unless sparse.
+    fn grow(&self, current: u64, bytes: u64) -> Result<()> {
+        if bytes <= current {
+            return Ok(());
+        }
+        let sized = if self.sparse {
+            rustix::fs::ftruncate(&self.fd, bytes)
+        } else {
+            match rustix::fs::fallocate(&self.fd, FallocateFlags::empty(), current, bytes - current) {
+                // A file system without fallocate: size it sparse.
+                Err(Errno::OPNOTSUPP) => rustix::fs::ftruncate(&self.fd, bytes),
+                other => other,
+            }
+        };
+        sized.map_err(|e| match e {
+            Errno::NOSPC | Errno::NOMEM | Errno::FBIG => {
+                Error::no_space(&self.target(), bytes, self.free_space_limit(), e)
+            }
+            _ => Error::from_errno("fallocate", &self.target(), e),
+        })
+    }
+
+    /// The free space of the file system holding the object, as a limit.
+    fn free_space_limit(&self) -> Option<Limit> {
+        let vfs = rustix::fs::fstatvfs(&self.fd).ok()?;
+        Some(Limit {
+            name: "free space in /dev/shm",
+            value: Some(vfs.f_bavail.saturating_mul(vfs.f_frsize)),
+        })
+    }
+
+    /// `mmap(MAP_SHARED)`—maps the whole object, with this handle's access.
+    ///
+    /// # Errors
+    /// [`Error::NoSpace`] if the address space is exhausted, other OS errors
+    /// as [`Error::Os`].
+    #[doc(alias = "mmap")]
+    pub fn map(&self) -> Result<Mapping> {
+        let size = self.size()?;
+        let len = usize::try_from(size).map_err(|_| out_of_range(&self.target(), 0, size, size))?;
+        self.map_range(0, len, self.access)
+    }
+
+    /// `mmap(MAP_SHARED)`—maps `len` bytes from `offset` (any offset: the
+    /// page alignment `mmap` needs is handled here).
+    ///
+    /// # Errors
+    /// [`Error::OutOfRange`] if the range is not inside the object;
+    /// [`Error::ReadOnly`] for a writable mapping of a read-only handle.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmkit::posix::{Access, Options, PosixShm, ShmName};
+    /// let name = ShmName::new(format!("/shmkit-doc-range-{}", std::process::id()))?;
+    /// let shm = PosixShm::create(&name, &Options::new().size(8192))?.remove_on_drop();
+    /// shm.map()?.write_at(5000, b"xyz")?;
+    /// let part = shm.map_range(5000, 3, Access::ReadOnly)?;
+    /// assert_eq!(part.read_vec(0, 3)?, b"xyz");
+    /// assert!(shm.map_range(8000, 500, Access::ReadOnly).is_err());
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    #[doc(alias = "mmap")]
+    pub fn map_range(&self, offset: u64, len: usize, access: Access) -> Result<Mapping> {
+        if access.is_writable() && !self.access.is_writable() {
+            return Err(Error::ReadOnly { target: self.target() });
+        }
+        let size = self.size()?;
+        if offset.checked_add(len as u64).is_none_or(|end| end > size) {
+            return Err(out_of_range(&self.target(), offset, len as u64, size));
+        }
+        Mapping::map_fd(self.fd.as_fd(), offset, len, access, self.target())
+    }
+
+    /// `shm_unlink`—removes this object's name (see [`remove`]).
+    ///
+    /// # Errors
+    /// As [`remove`].
+    pub fn unlink(&self) -> Result<()> {
+        remove(&self.name)
+    }
+
+    /// Wraps the handle so that dropping it also removes the object.
+    pub fn remove_on_drop(self) -> RemoveOnDrop<PosixShm> {
+        RemoveOnDrop::new(self)
+    }
+
+    fn target(&self) -> Target {
+        Target::Posix(self.name.clone())
+    }
+}
+
+impl Removable for PosixShm {
+    fn remove(&self) -> Result<()> {
+        self.unlink()
+    }
+}
+
+impl AsFd for PosixShm {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for PosixShm {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+impl From<PosixShm> for OwnedFd {
+    fn from(shm: PosixShm) -> OwnedFd {
+        shm.fd
+    }
+}
+
+/// `shm_unlink(name)`—removes the name. Processes that have the object open
+/// or mapped keep using it; its memory is freed when the last one is done.
+///
+/// # Errors
+/// [`Error::NotFound`] if there is no such object;
+/// [`Error::PermissionDenied`] if `/dev/shm` does not let the caller remove
+/// it (another user's object: `/dev/shm` is sticky).
+///
+/// # Examples
+/// ```
+/// use shmkit::posix::{self, Options, PosixShm, ShmName};
+/// let name = ShmName::new(format!("/shmkit-doc-remove-{}", std::process::id()))?;
+/// PosixShm::create(&name, &Options::new())?;
+/// posix::remove(&name)?;
+/// assert!(matches!(posix::remove(&name), Err(shmkit::Error::NotFound { .. })));
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+#[doc(alias = "shm_unlink")]
+pub fn remove(name: &ShmName) -> Result<()> {
+    shm::unlink(name.as_str()).map_err(|e| Error::from_errno("shm_unlink", &Target::Posix(name.clone()), e))
+}
+
+fn check_mode(target: &Target, mode: u32) -> Result<()> {
+    if mode & !0o777 != 0 {
+        return Err(Error::InvalidArgument {
+            target: target.clone(),
+            reason: format!("mode {mode:#o} has bits beyond 0o777"),
+        });
+    }
+    Ok(())
+}
+
+fn not_regular(target: &Target, what: &str) -> Error {
+    Error::InvalidArgument {
+        target: target.clone(),
+        reason: format!("not a shared memory object ({what})"),
+    }
+}
+
+/// Seconds and nanoseconds since the epoch as a time, `None` for 0.
+pub(crate) fn system_time(secs: i64, nanos: i64) -> Option<SystemTime> {
+    if secs <= 0 {
+        return None;
+    }
+    Some(SystemTime::UNIX_EPOCH + Duration::new(secs as u64, nanos.clamp(0, 999_999_999) as u32))
+}
