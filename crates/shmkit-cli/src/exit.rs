@@ -1,0 +1,64 @@
+//! The command's errors and their exit codes (documented in `--help` and the
+//! README).
+
+use std::process::ExitCode;
+
+/// Why a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// An error from the library; its message names the object.
+    Shm(shmkit::Error),
+    /// Writing the output failed (a closed pipe ends quietly).
+    Io(std::io::Error),
+    /// A failure the command describes itself, with its exit code.
+    Message(String, u8),
+}
+
+impl From<shmkit::Error> for Failure {
+    fn from(e: shmkit::Error) -> Self {
+        Failure::Shm(e)
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(e: std::io::Error) -> Self {
+        Failure::Io(e)
+    }
+}
+
+/// The exit code for a library error.
+pub fn code(e: &shmkit::Error) -> u8 {
+    use shmkit::Error::*;
+    match e {
+        NotFound { .. } => 3,
+        AlreadyExists { .. } => 4,
+        PermissionDenied { .. } => 5,
+        NoSpace { .. } | TooLarge { .. } => 6,
+        Corrupt { .. } => 7,
+        _ => 1,
+    }
+}
+
+impl Failure {
+    /// Prints the error as one line and returns its exit code.
+    pub fn report(self) -> ExitCode {
+        match self {
+            Failure::Shm(e) => {
+                eprintln!("shmkit: {e}");
+                ExitCode::from(code(&e))
+            }
+            Failure::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Failure::Io(e) => {
+                eprintln!("shmkit: {e}");
+                ExitCode::from(1)
+            }
+            Failure::Message(msg, code) => {
+                eprintln!("shmkit: {msg}");
+                ExitCode::from(code)
+            }
+        }
+    }
+}
+
+/// The result of a subcommand.
+pub type Result<T = ()> = std::result::Result<T, Failure>;
