@@ -1,0 +1,125 @@
+//! The child side of multi-process tests: this test binary re-run with
+//! `SHMKIT_TEST_ROLE` set runs one role here, reports with `@` lines on
+//! stdout, and panics (so exits non-zero) on failure.
+
+use std::io::BufRead;
+
+use shmkit::posix::{Options, PosixShm, ShmName};
+use shmkit::sysv::{self, SysvShm};
+
+use crate::common::{ARGS_ENV, ROLE_ENV};
+
+/// Prints one report line for the parent.
+macro_rules! report {
+    ($($arg:tt)*) => { println!("@{}", format!($($arg)*)) };
+}
+
+/// Waits until the parent closes our stdin (or sends a line).
+fn wait_for_parent() {
+    let mut line = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut line);
+}
+
+/// Drops to uid/gid 65534 ("nobody") for the whole process.
+fn become_nobody() {
+    // SAFETY: these calls take no pointers (setgroups gets a null list of
+    // length 0); glibc applies setgid/setuid to every thread of the process.
+    unsafe {
+        assert_eq!(libc::setgroups(0, std::ptr::null()), 0, "setgroups");
+        assert_eq!(libc::setgid(65534), 0, "setgid");
+        assert_eq!(libc::setuid(65534), 0, "setuid");
+    }
+}
+
+/// The entry point of every child. A plain test run (no role) does nothing.
+#[test]
+fn main() {
+    let Ok(role) = std::env::var(ROLE_ENV) else { return };
+    let args: Vec<String> = std::env::var(ARGS_ENV)
+        .unwrap_or_default()
+        .split('\x1f')
+        .map(str::to_owned)
+        .collect();
+    let arg = |i: usize| args[i].as_str();
+    match role.as_str() {
+        // open_or_create NAME SIZE: report whether this process created it.
+        "posix-open-or-create" => {
+            let name = ShmName::new(arg(0)).unwrap();
+            let size: u64 = arg(1).parse().unwrap();
+            let (_shm, created) = PosixShm::open_or_create(&name, &Options::new().size(size)).unwrap();
+            report!("created={created}");
+        }
+        // sysv-open-or-create KEY SIZE
+        "sysv-open-or-create" => {
+            let key: sysv::Key = arg(0).parse().unwrap();
+            let size: u64 = arg(1).parse().unwrap();
+            let (shm, created) = SysvShm::open_or_create(key, &sysv::Options::new().size(size)).unwrap();
+            report!("created={created} id={}", shm.id());
+        }
+        // posix-map-hold NAME: map it, report, hold until stdin closes.
+        "posix-map-hold" => {
+            let name = ShmName::new(arg(0)).unwrap();
+            let map = PosixShm::open(&name, &Options::new()).unwrap().map().unwrap();
+            report!("mapped {}", map.len());
+            wait_for_parent();
+        }
+        // sysv-attach-hold ID: attach, report, hold until stdin closes, then
+        // write "held" at offset 0 (works even after IPC_RMID).
+        "sysv-attach-hold" => {
+            let id: i32 = arg(0).parse().unwrap();
+            let map = SysvShm::from_id(id).unwrap().attach().unwrap();
+            report!("attached pid={}", std::process::id());
+            wait_for_parent();
+            map.write_at(0, b"held\0").unwrap();
+            report!("read {}", String::from_utf8_lossy(&map.read_cstr(0).unwrap()));
+        }
+        // posix-write-read-only NAME: open read-only, map it, and write
+        // through the raw pointer: the kernel must kill us with SIGSEGV.
+        "posix-write-read-only" => {
+            let name = ShmName::new(arg(0)).unwrap();
+            let map = PosixShm::open(&name, &Options::new().read_only(true))
+                .unwrap()
+                .map()
+                .unwrap();
+            report!("about to write");
+            // SAFETY: deliberately writes to a read-only mapping to show the
+            // kernel refuses it; the parent expects this process to die.
+            unsafe { map.as_mut_ptr().write_volatile(1) };
+            report!("write went through");
+        }
+        // posix-open-as-nobody NAME: report what opening gives as uid 65534.
+        "posix-open-as-nobody" => {
+            become_nobody();
+            let name = ShmName::new(arg(0)).unwrap();
+            match PosixShm::open(&name, &Options::new().read_only(true)) {
+                Ok(_) => report!("opened"),
+                Err(e) => report!("error {e:?} | {e}"),
+            }
+        }
+        // sysv-open-as-nobody KEY
+        "sysv-open-as-nobody" => {
+            become_nobody();
+            let key: sysv::Key = arg(0).parse().unwrap();
+            match SysvShm::open(key, &sysv::Options::new().read_only(true)) {
+                Ok(shm) => match shm.attach_read_only() {
+                    Ok(_) => report!("attached"),
+                    Err(e) => report!("error {e:?} | {e}"),
+                },
+                Err(e) => report!("error {e:?} | {e}"),
+            }
+        }
+        // create-under-umask NAME KEY MODE: set a strict umask, create one
+        // object of each kind with MODE, and report the modes they got.
+        "create-under-umask" => {
+            rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+            let name = ShmName::new(arg(0)).unwrap();
+            let key: sysv::Key = arg(1).parse().unwrap();
+            let mode = u32::from_str_radix(arg(2), 8).unwrap();
+            let posix = PosixShm::create(&name, &Options::new().size(1).mode(mode)).unwrap();
+            report!("posix {:o}", posix.metadata().unwrap().mode);
+            let sysv = SysvShm::create(key, &sysv::Options::new().size(1).mode(mode)).unwrap();
+            report!("sysv {} {:o}", sysv.id(), sysv.stat().unwrap().mode);
+        }
+        other => panic!("unknown child role {other:?}"),
+    }
+}
