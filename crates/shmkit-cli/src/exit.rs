@@ -33,7 +33,9 @@ pub fn code(e: &shmkit::Error) -> u8 {
         NotFound { .. } => 3,
         AlreadyExists { .. } => 4,
         PermissionDenied { .. } => 5,
-        NoSpace { .. } | TooLarge { .. } => 6,
+        NoSpace { .. } | TooLarge { .. } | OutOfRange { .. } => 6,
+        KeyPath { source, .. } if *source == shmkit::error::Errno::NOENT => 3,
+        KeyPath { source, .. } if *source == shmkit::error::Errno::ACCESS => 5,
         Corrupt { .. } => 7,
         _ => 1,
     }
@@ -44,20 +46,27 @@ impl Failure {
     pub fn report(self) -> ExitCode {
         match self {
             Failure::Shm(e) => {
-                eprintln!("shmkit: {e}");
+                warn(&e);
                 ExitCode::from(code(&e))
             }
             Failure::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
             Failure::Io(e) => {
-                eprintln!("shmkit: {e}");
+                warn(&e);
                 ExitCode::from(1)
             }
             Failure::Message(msg, code) => {
-                eprintln!("shmkit: {msg}");
+                warn(&msg);
                 ExitCode::from(code)
             }
         }
     }
+}
+
+/// Prints `shmkit: <message>` on standard error; never panics, even when
+/// standard error is closed.
+pub fn warn(message: impl std::fmt::Display) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "shmkit: {message}");
 }
 
 /// The result of a subcommand.

@@ -5,14 +5,25 @@
 
 mod cmd;
 mod exit;
+mod segment;
+mod target;
+mod units;
 
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
+Targets:
+  /name           a POSIX object (a file in /dev/shm)
+  key:0x1234      a System V segment by key (or key:4660)
+  id:7            a System V segment by id, as ipcs -m shows it
+
 Examples:
-  shmkit demo                  run the classic writer/reader demos, POSIX and System V
+  shmkit demo                                       the classic writer/reader demos
+  shmkit write /shared --create --size 4K \"hello\"   create and write a C string
+  shmkit read /shared --unlink                      print it, then remove it
+  shmkit create --sysv --key 0x1234 --size 1M       a System V segment
 
 Exit status:
   0 success, 1 other error, 2 usage, 3 not found, 4 already exists,
@@ -28,6 +39,14 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a POSIX object or a System V segment.
+    Create(cmd::create::Args),
+    /// Write text, a file or standard input into a segment.
+    Write(cmd::write::Args),
+    /// Print a segment's bytes (a C string by default).
+    Read(cmd::read::Args),
+    /// Print the System V key that ftok(PATH, ID) gives.
+    Ftok(cmd::ftok::Args),
     /// Run the classic demos: a writer process and a reader process, for
     /// POSIX and for System V shared memory.
     Demo(cmd::demo::Args),
@@ -39,6 +58,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Create(args) => cmd::create::run(args),
+        Command::Write(args) => cmd::write::run(args),
+        Command::Read(args) => cmd::read::run(args),
+        Command::Ftok(args) => cmd::ftok::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::DemoStep(args) => cmd::demo::run_step(args),
     };

@@ -57,19 +57,23 @@ impl Step {
 pub fn run(_args: Args) -> Result {
     let exe = std::env::current_exe()?;
     let pid = std::process::id();
-    println!("shmkit demo: the classic writer and reader, each in a process of its own.");
-    println!();
+    say(format_args!(
+        "shmkit demo: the classic writer and reader, each in a process of its own."
+    ))?;
+    say(format_args!(""))?;
     posix_demo(&exe, pid)?;
-    println!();
+    say(format_args!(""))?;
     sysv_demo(&exe, pid)?;
-    println!();
-    println!("Done: each reader removed its object, nothing is left behind.");
+    say(format_args!(""))?;
+    say(format_args!(
+        "Done: each reader removed its object, nothing is left behind."
+    ))?;
     Ok(())
 }
 
 fn posix_demo(exe: &Path, pid: u32) -> Result {
     let name = ShmName::new(format!("/shmkit-demo-{pid}"))?;
-    println!("== POSIX shared memory: {name} ==");
+    say(format_args!("== POSIX shared memory: {name} =="))?;
     let mut guard = Leftover::Posix(name.clone());
     spawn_step(exe, Step::PosixWrite, name.as_str())?;
     spawn_step(exe, Step::PosixRead, name.as_str())?;
@@ -86,10 +90,10 @@ fn sysv_demo(exe: &Path, pid: u32) -> Result {
     let file = TempFile::create(std::env::temp_dir().join(format!("shmkit-demo-{pid}.key")))?;
     let (key, proj_id) = free_key(&file.0)?;
     let object = format!("{}:{proj_id}", file.0.display());
-    println!(
+    say(format_args!(
         "== System V shared memory: key {key} = ftok(\"{}\", {proj_id}) ==",
         file.0.display()
-    );
+    ))?;
     let mut guard = Leftover::Sysv(key);
     spawn_step(exe, Step::SysvWrite, &object)?;
     spawn_step(exe, Step::SysvRead, &object)?;
@@ -135,50 +139,69 @@ pub fn run_step(args: StepArgs) -> Result {
         Step::PosixWrite => {
             let name = ShmName::new(args.object)?;
             let shm = PosixShm::create(&name, &posix::Options::new().size(SIZE))?;
-            println!("  writer (pid {me}): shm_open(\"{name}\", O_CREAT|O_EXCL|O_RDWR, 0600), sized to {SIZE} bytes");
+            note(format_args!(
+                "  writer (pid {me}): shm_open(\"{name}\", O_CREAT|O_EXCL|O_RDWR, 0600), sized to {SIZE} bytes"
+            ));
             shm.map()?.write_at(0, c_string(MESSAGE).as_slice())?;
-            println!("  writer (pid {me}): mapped it and wrote \"{MESSAGE}\"; unmapped and closed, the object stays");
+            note(format_args!(
+                "  writer (pid {me}): mapped it and wrote \"{MESSAGE}\"; unmapped and closed, the object stays"
+            ));
         }
         Step::PosixRead => {
             let name = ShmName::new(args.object)?;
             let shm = PosixShm::open(&name, &posix::Options::new().read_only(true))?;
             let map = shm.map()?;
-            println!(
+            note(format_args!(
                 "  reader (pid {me}): shm_open(\"{name}\", O_RDONLY), mapped {} bytes read-only",
                 map.len()
-            );
+            ));
             let text = map.read_cstr(0)?;
-            println!("from writer: {}", String::from_utf8_lossy(&text));
+            note(format_args!("from writer: {}", String::from_utf8_lossy(&text)));
             drop(map);
             posix::remove(&name)?;
-            println!("  reader (pid {me}): shm_unlink(\"{name}\"): removed");
+            note(format_args!("  reader (pid {me}): shm_unlink(\"{name}\"): removed"));
         }
         Step::SysvWrite => {
             let key = parse_ftok(&args.object)?;
             let shm = SysvShm::create(key, &shmkit::sysv::Options::new().size(SIZE))?;
-            println!(
+            note(format_args!(
                 "  writer (pid {me}): shmget({key}, {SIZE}, IPC_CREAT|IPC_EXCL|0600) gave id {}",
                 shm.id()
-            );
+            ));
             shm.attach()?.write_at(0, c_string(MESSAGE).as_slice())?;
-            println!("  writer (pid {me}): attached it, wrote \"{MESSAGE}\" and detached; the segment stays");
+            note(format_args!(
+                "  writer (pid {me}): attached it, wrote \"{MESSAGE}\" and detached; the segment stays"
+            ));
         }
         Step::SysvRead => {
             let key = parse_ftok(&args.object)?;
             let shm = SysvShm::open(key, &shmkit::sysv::Options::new().read_only(true))?;
             let map = shm.attach_read_only()?;
-            println!(
+            note(format_args!(
                 "  reader (pid {me}): shmget({key}) found id {}, attached read-only",
                 shm.id()
-            );
+            ));
             let text = map.read_cstr(0)?;
-            println!("from writer: {}", String::from_utf8_lossy(&text));
+            note(format_args!("from writer: {}", String::from_utf8_lossy(&text)));
             drop(map);
             shm.remove()?;
-            println!("  reader (pid {me}): detached, shmctl(IPC_RMID): removed");
+            note(format_args!("  reader (pid {me}): detached, shmctl(IPC_RMID): removed"));
         }
     }
     Ok(())
+}
+
+/// Prints one line; a closed standard output ends the demo quietly.
+fn say(line: std::fmt::Arguments<'_>) -> Result {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}")?;
+    Ok(())
+}
+
+/// Prints one line of a step; the step does its work even when nobody reads
+/// its output any more.
+fn note(line: std::fmt::Arguments<'_>) {
+    let _ = say(line);
 }
 
 /// `PATH:ID` to the key `ftok(PATH, ID)`.
@@ -220,7 +243,7 @@ impl Drop for Leftover {
             Leftover::Nothing => false,
         };
         if removed {
-            eprintln!("shmkit: demo: removed what the failed step left behind");
+            crate::exit::warn("demo: removed what the failed step left behind");
         }
     }
 }

@@ -1,3 +1,7 @@
 //! One module per subcommand, each with its `Args` and `run`.
 
+pub mod create;
 pub mod demo;
+pub mod ftok;
+pub mod read;
+pub mod write;

@@ -129,102 +129,17 @@ fn assert_key_unused(key: Key) {
 // C programs: the classic writer and reader, for both kinds.
 
 /// The classic POSIX writer: `posix_writer /name`.
-const C_POSIX_WRITER: &str = r#"
-#define _XOPEN_SOURCE 700
-#include <fcntl.h>
-#include <stdio.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-int main(int argc, char **argv) {
-    if (argc != 2) { fprintf(stderr, "usage: %s /name\n", argv[0]); return 2; }
-    const int SIZE = 4096;
-    int fd = shm_open(argv[1], O_CREAT | O_RDWR, 0666);
-    if (fd == -1) { perror("shm_open"); return 1; }
-    if (ftruncate(fd, SIZE) == -1) { perror("ftruncate"); return 1; }
-    char *ptr = mmap(NULL, SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    if (ptr == MAP_FAILED) { perror("mmap"); return 1; }
-    strcpy(ptr, "This is writer!!!");
-    munmap(ptr, SIZE);
-    close(fd);
-    return 0;
-}
-"#;
+const C_POSIX_WRITER: &str = include_str!("../c/posix_writer.c");
 
 /// The classic POSIX reader: `posix_reader /name` prints and unlinks.
-const C_POSIX_READER: &str = r#"
-#define _XOPEN_SOURCE 700
-#include <fcntl.h>
-#include <stdio.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-int main(int argc, char **argv) {
-    if (argc != 2) { fprintf(stderr, "usage: %s /name\n", argv[0]); return 2; }
-    const int SIZE = 4096;
-    int fd = shm_open(argv[1], O_RDONLY, 0666);
-    if (fd == -1) { perror("shm_open"); return 1; }
-    char *ptr = mmap(NULL, SIZE, PROT_READ, MAP_SHARED, fd, 0);
-    if (ptr == MAP_FAILED) { perror("mmap"); return 1; }
-    printf("from writer: %s\n", ptr);
-    munmap(ptr, SIZE);
-    close(fd);
-    if (shm_unlink(argv[1]) == -1) { perror("shm_unlink"); return 1; }
-    return 0;
-}
-"#;
+const C_POSIX_READER: &str = include_str!("../c/posix_reader.c");
 
 /// The classic System V writer: `sysv_writer 0xKEY`.
-const C_SYSV_WRITER: &str = r#"
-#define _XOPEN_SOURCE 700
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/ipc.h>
-#include <sys/shm.h>
-
-int main(int argc, char **argv) {
-    if (argc != 2) { fprintf(stderr, "usage: %s 0xKEY\n", argv[0]); return 2; }
-    char *end;
-    key_t key = (key_t)strtoul(argv[1], &end, 16);
-    if (*end != '\0') { fprintf(stderr, "bad key %s\n", argv[1]); return 2; }
-    int shmid = shmget(key, 4096, IPC_CREAT | 0666);
-    if (shmid == -1) { perror("shmget"); return 1; }
-    char *str = shmat(shmid, NULL, 0);
-    if (str == (char *)-1) { perror("shmat"); return 1; }
-    strcpy(str, "This is writer!!!");
-    if (shmdt(str) == -1) { perror("shmdt"); return 1; }
-    return 0;
-}
-"#;
+const C_SYSV_WRITER: &str = include_str!("../c/sysv_writer.c");
 
 /// The classic System V reader: `sysv_reader 0xKEY` prints, detaches and
 /// removes the segment.
-const C_SYSV_READER: &str = r#"
-#define _XOPEN_SOURCE 700
-#include <stdio.h>
-#include <stdlib.h>
-#include <sys/ipc.h>
-#include <sys/shm.h>
-
-int main(int argc, char **argv) {
-    if (argc != 2) { fprintf(stderr, "usage: %s 0xKEY\n", argv[0]); return 2; }
-    char *end;
-    key_t key = (key_t)strtoul(argv[1], &end, 16);
-    if (*end != '\0') { fprintf(stderr, "bad key %s\n", argv[1]); return 2; }
-    int shmid = shmget(key, 0, 0);
-    if (shmid == -1) { perror("shmget"); return 1; }
-    char *str = shmat(shmid, NULL, 0);
-    if (str == (char *)-1) { perror("shmat"); return 1; }
-    printf("from writer: %s\n", str);
-    if (shmdt(str) == -1) { perror("shmdt"); return 1; }
-    if (shmctl(shmid, IPC_RMID, NULL) == -1) { perror("shmctl"); return 1; }
-    return 0;
-}
-"#;
+const C_SYSV_READER: &str = include_str!("../c/sysv_reader.c");
 
 #[test]
 fn c_posix_writer_then_shmkit_reads() {

@@ -1,16 +1,6 @@
-//! End-to-end tests of the built `shmkit` binary.
+//! `shmkit --help`, `--version`, usage errors and `shmkit demo`.
 
-use std::process::{Command, Output};
-
-use assert_cmd::cargo::CommandCargoExt;
-
-fn shmkit() -> Command {
-    Command::cargo_bin("shmkit").unwrap()
-}
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use crate::common::{shmkit, stdout};
 
 /// Objects in `/dev/shm` and System V keys the demo run with `pid` would use.
 fn demo_leftovers(pid: u32) -> Vec<String> {
@@ -119,4 +109,25 @@ fn failed_step_exits_with_its_code_and_one_line() {
         String::from_utf8_lossy(&out.stderr),
         format!("shmkit: {name}: no such segment\n")
     );
+}
+
+#[test]
+fn demo_into_a_closed_pipe_ends_quietly_and_cleans_up() {
+    use std::io::BufRead;
+    let mut child = shmkit()
+        .arg("demo")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    // the reader is dropped here, as `shmkit demo | head -1` does
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    assert!(demo_leftovers(pid).is_empty(), "{:?}", demo_leftovers(pid));
 }
