@@ -37,6 +37,9 @@ pub fn code(e: &shmkit::Error) -> u8 {
         KeyPath { source, .. } if *source == shmkit::error::Errno::NOENT => 3,
         KeyPath { source, .. } if *source == shmkit::error::Errno::ACCESS => 5,
         Corrupt { .. } => 7,
+        PeerGone { .. } => 8,
+        TimedOut { .. } => 9,
+        MessageTooLarge { .. } => 6,
         _ => 1,
     }
 }

@@ -5,6 +5,7 @@
 
 mod cmd;
 mod exit;
+mod progress;
 mod segment;
 mod target;
 mod units;
@@ -24,10 +25,12 @@ Examples:
   shmkit write /shared --create --size 4K \"hello\"   create and write a C string
   shmkit read /shared --unlink                      print it, then remove it
   shmkit create --sysv --key 0x1234 --size 1M       a System V segment
+  tar c dir | shmkit send /x    and elsewhere    shmkit recv /x | tar x
 
 Exit status:
   0 success, 1 other error, 2 usage, 3 not found, 4 already exists,
-  5 permission denied, 6 no space or too large, 7 corrupt or unreadable data";
+  5 permission denied, 6 no space or too large, 7 corrupt or unreadable data,
+  8 the other side of a channel died, 9 timed out";
 
 /// Shared memory for people: POSIX and System V, in one tool.
 #[derive(Debug, Parser)]
@@ -45,6 +48,10 @@ enum Command {
     Write(cmd::write::Args),
     /// Print a segment's bytes (a C string by default).
     Read(cmd::read::Args),
+    /// Send standard input (or a file) through a channel.
+    Send(cmd::send::Args),
+    /// Receive a channel's stream to standard output (or a file).
+    Recv(cmd::recv::Args),
     /// Print the System V key that ftok(PATH, ID) gives.
     Ftok(cmd::ftok::Args),
     /// Run the classic demos: a writer process and a reader process, for
@@ -62,6 +69,8 @@ fn main() -> ExitCode {
         Command::Write(args) => cmd::write::run(args),
         Command::Read(args) => cmd::read::run(args),
         Command::Ftok(args) => cmd::ftok::run(args),
+        Command::Send(args) => cmd::send::run(args),
+        Command::Recv(args) => cmd::recv::run(args),
         Command::Demo(args) => cmd::demo::run(args),
         Command::DemoStep(args) => cmd::demo::run_step(args),
     };

@@ -37,24 +37,37 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
     }
 }
 
-/// Parses `90s`, `30m`, `2h`, `7d` (or a plain number of seconds).
-#[allow(dead_code)] // for `rm --stale --older-than`, next
+/// Parses `250ms`, `90s`, `30m`, `2h`, `7d` (or a plain number of seconds).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (number, unit) = s.split_at(digits);
-    let scale = match unit {
-        "" | "s" => 1,
-        "m" | "min" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{s:?}: not a duration; use e.g. 90s, 30m, 2h or 7d")),
+    let millis = match unit {
+        "ms" => 1,
+        "" | "s" => 1000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("{s:?}: not a duration; use e.g. 500ms, 90s, 30m, 2h or 7d")),
     };
     let n: u64 = number
         .parse()
-        .map_err(|_| format!("{s:?}: not a duration; use e.g. 90s, 30m, 2h or 7d"))?;
-    n.checked_mul(scale)
-        .map(Duration::from_secs)
+        .map_err(|_| format!("{s:?}: not a duration; use e.g. 500ms, 90s, 30m, 2h or 7d"))?;
+    n.checked_mul(millis)
+        .map(Duration::from_millis)
         .ok_or_else(|| format!("{s:?}: too long"))
+}
+
+/// Parses a channel capacity: a size that is a power of two from 64 bytes
+/// to 4 GiB.
+pub fn parse_capacity(s: &str) -> Result<u64, String> {
+    let n = parse_size(s)?;
+    if n.is_power_of_two() && (64..=1 << 32).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!(
+            "{s:?}: a channel's capacity is a power of two from 64 bytes to 4G, e.g. 1M"
+        ))
+    }
 }
 
 /// Parses a byte offset or length: a size without the need for a suffix.
@@ -99,6 +112,7 @@ mod tests {
         assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
         assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert_eq!(parse_duration("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert!(parse_duration("5y").is_err());
         assert!(parse_duration("h").is_err());
     }

@@ -208,6 +208,72 @@ pub enum Error {
         reason: String,
     },
 
+    /// The channel side asked for is taken by another process.
+    #[error("{target}: already has a {side} (pid {pid}{})", if *.alive { "" } else { ", which is no longer running: remove the channel to start over" })]
+    Busy {
+        /// The channel.
+        target: Target,
+        /// `"sender"` or `"receiver"`.
+        side: &'static str,
+        /// The process that holds it.
+        pid: u32,
+        /// Whether that process still runs.
+        alive: bool,
+    },
+
+    /// The other side has left the channel in order (and, for a receiver,
+    /// every message has been received).
+    #[error("{target}: closed: the {side} has finished")]
+    Closed {
+        /// The channel.
+        target: Target,
+        /// The side that left: `"sender"` or `"receiver"`.
+        side: &'static str,
+    },
+
+    /// The other side's process died without closing the channel.
+    #[error("{target}: the {side} (pid {pid}) is gone: it exited without closing the channel")]
+    PeerGone {
+        /// The channel.
+        target: Target,
+        /// `"sender"` or `"receiver"`.
+        side: &'static str,
+        /// Its pid.
+        pid: u32,
+    },
+
+    /// A wait ended at its deadline.
+    #[error("{target}: timed out waiting for {waiting_for}")]
+    TimedOut {
+        /// The channel.
+        target: Target,
+        /// What it waited for, e.g. `"a receiver"`.
+        waiting_for: &'static str,
+    },
+
+    /// A message longer than the channel carries.
+    #[error("{target}: a message of {len} bytes is longer than the {max} bytes this channel carries")]
+    MessageTooLarge {
+        /// The channel.
+        target: Target,
+        /// The message's length.
+        len: u64,
+        /// The longest message the channel carries (half its capacity, less
+        /// 8 bytes).
+        max: u64,
+    },
+
+    /// A channel's capacity differs from the one asked for.
+    #[error("{target}: the channel's capacity is {actual} bytes, but {expected} bytes were asked for")]
+    CapacityMismatch {
+        /// The channel.
+        target: Target,
+        /// Its capacity, set by its creator.
+        actual: u64,
+        /// The capacity asked for.
+        expected: u64,
+    },
+
     /// The path given to `ftok` cannot be used.
     #[error("{}: cannot make a System V key from this path: {source}", .path.display())]
     KeyPath {
@@ -284,8 +350,21 @@ impl Error {
             | Error::ReadOnly { target }
             | Error::Misaligned { target, .. }
             | Error::Corrupt { target, .. }
+            | Error::Busy { target, .. }
+            | Error::Closed { target, .. }
+            | Error::PeerGone { target, .. }
+            | Error::TimedOut { target, .. }
+            | Error::MessageTooLarge { target, .. }
+            | Error::CapacityMismatch { target, .. }
             | Error::Os { target, .. } => Some(target),
         }
+    }
+
+    /// Whether the other side of a channel is gone, in order or not
+    /// ([`Error::Closed`] or [`Error::PeerGone`]), as crossbeam's
+    /// `is_disconnected`.
+    pub fn is_disconnected(&self) -> bool {
+        matches!(self, Error::Closed { .. } | Error::PeerGone { .. })
     }
 
     /// The OS error behind this error, when there is one.

@@ -52,8 +52,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod channel;
 pub mod error;
 pub mod guard;
+pub mod inspect;
 pub mod key;
 pub mod name;
 pub mod posix;

@@ -4,4 +4,6 @@ pub mod create;
 pub mod demo;
 pub mod ftok;
 pub mod read;
+pub mod recv;
+pub mod send;
 pub mod write;

@@ -120,6 +120,85 @@ fn main() {
             let sysv = SysvShm::create(key, &sysv::Options::new().size(1).mode(mode)).unwrap();
             report!("sysv {} {:o}", sysv.id(), sysv.stat().unwrap().mode);
         }
+        // inspect-*: the roles of inspect.rs, in `inspect_role` below.
+        r if r.starts_with("inspect-") => inspect_role(r, &args),
+        // chan-*: the roles of channel.rs.
+        r if r.starts_with("chan-") => crate::channel::child_role(r, &args),
+        other => panic!("unknown child role {other:?}"),
+    }
+}
+
+/// The child roles of `inspect.rs`.
+fn inspect_role(role: &str, args: &[String]) {
+    use shmkit::inspect::{self, ProcessScan};
+
+    let arg = |i: usize| args[i].as_str();
+    match role {
+        // inspect-open-hold NAME: open it without mapping it, report, and
+        // hold the descriptor until stdin closes.
+        "inspect-open-hold" => {
+            let name = ShmName::new(arg(0)).unwrap();
+            let shm = PosixShm::open(&name, &Options::new()).unwrap();
+            report!("open");
+            wait_for_parent();
+            drop(shm);
+        }
+        // inspect-sysv-create-attach-hold KEY: create a 4096-byte segment,
+        // attach it, report its id, and hold it until stdin closes (or the
+        // parent kills us).
+        "inspect-sysv-create-attach-hold" => {
+            let key: sysv::Key = arg(0).parse().unwrap();
+            let shm = SysvShm::create(key, &sysv::Options::new().size(4096)).unwrap();
+            let map = shm.attach().unwrap();
+            report!("id={}", shm.id());
+            wait_for_parent();
+            drop(map);
+        }
+        // inspect-mmap-path HEX: map the first 4096 bytes of the file whose
+        // path is HEX (hex-encoded bytes: the path need not be UTF-8), shared,
+        // report, and hold the mapping until stdin closes.
+        "inspect-mmap-path" => {
+            use std::os::fd::AsRawFd;
+            use std::os::unix::ffi::OsStrExt;
+            let hex = arg(0);
+            let bytes: Vec<u8> = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect();
+            let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&bytes));
+            let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+            // SAFETY: a new shared mapping at an address the kernel chooses,
+            // which aliases no Rust object; it is never unmapped or touched.
+            let addr = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED,
+                    file.as_raw_fd(),
+                    0,
+                )
+            };
+            assert_ne!(addr, libc::MAP_FAILED, "mmap");
+            drop(file);
+            report!("mapped");
+            wait_for_parent();
+        }
+        // inspect-scan-as-nobody NAME: as uid 65534, scan and report what the
+        // scan says of NAME.
+        "inspect-scan-as-nobody" => {
+            become_nobody();
+            let name = ShmName::new(arg(0)).unwrap();
+            let scan = ProcessScan::new().unwrap();
+            let obj = inspect::posix_object(&name, &scan).unwrap();
+            report!(
+                "complete={} unreadable={} users={} stale={:?}",
+                scan.is_complete(),
+                !scan.unreadable().is_empty(),
+                obj.users.len(),
+                obj.stale
+            );
+        }
         other => panic!("unknown child role {other:?}"),
     }
 }

@@ -151,6 +151,12 @@ impl LiveChild {
         stdin.flush().unwrap();
     }
 
+    /// Kills the child with SIGKILL and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Closes the child's stdin and waits for it to succeed.
     pub fn finish(mut self) {
         drop(self.stdin.take());

@@ -1,8 +1,10 @@
 //! Integration tests: real objects, real processes. One test binary (see
 //! `common.rs` for names, guards and child processes).
 
+mod channel;
 mod child;
 mod common;
+mod inspect;
 mod interop;
 mod posix;
 mod sysv;

@@ -1,0 +1,416 @@
+//! Meeting the other side: creating or opening the object, publishing or
+//! validating the header, claiming a side, waiting for the peer, and leaving.
+
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result, Target};
+use crate::map::{Access, Mapping};
+use crate::posix::{self, PosixShm, ShmName};
+
+use super::layout::{self, side, Header, Side, DATA_OFFSET, MAGIC, READY, VERSION};
+use super::peer::{self, Peer};
+use super::ring::{Buf, HeaderRef};
+use super::wait;
+use super::Options;
+
+/// How long an opener gives a creator to size the object and publish its
+/// header, which takes it microseconds, before calling the object broken.
+const CREATOR_GRACE: Duration = Duration::from_secs(2);
+
+/// Which end of the channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    Sender,
+    Receiver,
+}
+
+impl Role {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Role::Sender => "sender",
+            Role::Receiver => "receiver",
+        }
+    }
+
+    fn other(self) -> Role {
+        match self {
+            Role::Sender => Role::Receiver,
+            Role::Receiver => Role::Sender,
+        }
+    }
+
+    pub(crate) fn side(self, hdr: &Header) -> &Side {
+        match self {
+            Role::Sender => &hdr.peers.0.sender,
+            Role::Receiver => &hdr.peers.0.receiver,
+        }
+    }
+}
+
+/// One side's hold on a channel: the object, its mapping and the peer.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    pub target: Target,
+    name: ShmName,
+    shm: PosixShm,
+    pub hdr: HeaderRef,
+    pub buf: Buf,
+    pub capacity: u64,
+    pub role: Role,
+    /// The other side, once it has joined.
+    pub peer: Option<Peer>,
+    pub spin: Duration,
+    /// Whether this side has claimed its slot (and so must leave).
+    claimed: bool,
+    /// Keeps `hdr` and `buf` valid; dropped last.
+    _map: Mapping,
+}
+
+/// Connects as `role` to the channel `name`, creating it if it does not
+/// exist, and waits for the other side to join.
+pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endpoint> {
+    let target = Target::Posix(name.clone());
+    let deadline = opts.timeout.and_then(wait::deadline);
+    let want = opts.capacity;
+    if let Some(cap) = want {
+        if !layout::valid_capacity(cap) {
+            return Err(Error::InvalidArgument {
+                target,
+                reason: format!(
+                    "capacity {cap} is not a power of two from {} to {} bytes",
+                    layout::MIN_CAPACITY,
+                    layout::MAX_CAPACITY
+                ),
+            });
+        }
+    }
+    let (shm, map, created) = create_or_open(name, opts, deadline)?;
+    // The mapping starts on a page boundary and holds at least the header.
+    let hdr = header_ref(&map);
+    let capacity = if created {
+        publish(hdr.get(), want.unwrap_or(super::DEFAULT_CAPACITY));
+        want.unwrap_or(super::DEFAULT_CAPACITY)
+    } else {
+        validate(hdr.get(), &target, &shm, want)?
+    };
+    // The data may not be mapped yet when we opened early: map it all now.
+    let map = if map.len() as u64 >= DATA_OFFSET + capacity {
+        map
+    } else {
+        shm.map()?
+    };
+    let hdr = header_ref(&map);
+    if (map.len() as u64) < DATA_OFFSET + capacity {
+        return Err(corrupt(&target, "the object is smaller than its header says"));
+    }
+    // SAFETY: the mapping holds `DATA_OFFSET + capacity` bytes (checked
+    // above), page-aligned, and the endpoint keeps it alive as long as the
+    // buffer is used.
+    let buf = unsafe {
+        Buf::new(
+            NonNull::new(map.as_mut_ptr().add(DATA_OFFSET as usize)).expect("mapping is not null"),
+            capacity as usize,
+        )
+    };
+    let mut end = Endpoint {
+        target,
+        name: name.clone(),
+        shm,
+        hdr,
+        buf,
+        capacity,
+        role,
+        peer: None,
+        spin: opts.spin,
+        claimed: false,
+        _map: map,
+    };
+    end.claim()?;
+    end.wait_for_peer(deadline)?;
+    Ok(end)
+}
+
+/// Creates the object (exclusively) or opens the existing one; an opener
+/// waits until the creator has sized it.
+fn create_or_open(name: &ShmName, opts: &Options, deadline: Option<Instant>) -> Result<(PosixShm, Mapping, bool)> {
+    let size = DATA_OFFSET + opts.capacity.unwrap_or(super::DEFAULT_CAPACITY);
+    for _ in 0..100 {
+        match PosixShm::create(name, &posix::Options::new().size(size).mode(opts.mode)) {
+            Ok(shm) => {
+                let map = shm.map()?;
+                return Ok((shm, map, true));
+            }
+            Err(Error::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let shm = match PosixShm::open(name, &posix::Options::new()) {
+            Ok(shm) => shm,
+            Err(Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        // The creator sizes it right after creating it.
+        let grace = Instant::now() + CREATOR_GRACE;
+        while shm.size()? < DATA_OFFSET {
+            if Instant::now() >= grace || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(corrupt(
+                    &Target::Posix(name.clone()),
+                    "not a shmkit channel: the object is too small for a channel header",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let map = shm.map_range(0, DATA_OFFSET as usize, Access::ReadWrite)?;
+        return Ok((shm, map, false));
+    }
+    Err(Error::Os {
+        target: Target::Posix(name.clone()),
+        op: "shm_open",
+        source: rustix::io::Errno::AGAIN,
+    })
+}
+
+/// The header at the start of `map`.
+fn header_ref(map: &Mapping) -> HeaderRef {
+    assert!(map.len() as u64 >= DATA_OFFSET && (map.as_ptr() as usize) % 128 == 0);
+    // SAFETY: the mapping starts on a page boundary (128-aligned) and holds
+    // at least `DATA_OFFSET >= size_of::<Header>()` bytes (asserted); the
+    // header is made of atomics only, for which any bit pattern is valid;
+    // every `Endpoint` or `ChannelInfo` keeps its mapping alive as long as
+    // its `HeaderRef`s.
+    unsafe { HeaderRef::new(NonNull::new(map.as_mut_ptr()).expect("mapping is not null").cast()) }
+}
+
+/// The creator writes the meta fields, then publishes them with `ready`.
+fn publish(hdr: &Header, capacity: u64) {
+    let meta = &hdr.meta.0;
+    let (pid, start) = peer::me();
+    meta.magic.store(MAGIC, Ordering::Relaxed);
+    meta.version.store(VERSION, Ordering::Relaxed);
+    meta.capacity.store(capacity, Ordering::Relaxed);
+    meta.data_offset.store(DATA_OFFSET, Ordering::Relaxed);
+    meta.creator_pid.store(pid, Ordering::Relaxed);
+    meta.creator_start.store(start, Ordering::Relaxed);
+    // Release: everything above is visible to whoever Acquire-loads `ready`.
+    meta.ready.store(READY, Ordering::Release);
+}
+
+/// An opener waits for the header to be published, then checks every field.
+fn validate(hdr: &Header, target: &Target, shm: &PosixShm, want: Option<u64>) -> Result<u64> {
+    let meta = &hdr.meta.0;
+    let grace = Instant::now() + CREATOR_GRACE;
+    loop {
+        let magic = meta.magic.load(Ordering::Relaxed);
+        if magic != 0 && magic != MAGIC {
+            return Err(corrupt(
+                target,
+                "not a shmkit channel (its first bytes are not the channel magic)",
+            ));
+        }
+        if meta.ready.load(Ordering::Acquire) == READY {
+            break;
+        }
+        if Instant::now() >= grace {
+            return Err(corrupt(
+                target,
+                "not a shmkit channel, or its creator died before publishing the header",
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    if meta.magic.load(Ordering::Relaxed) != MAGIC {
+        return Err(corrupt(
+            target,
+            "not a shmkit channel (ready without the channel magic)",
+        ));
+    }
+    let version = meta.version.load(Ordering::Relaxed);
+    if version != VERSION {
+        return Err(corrupt(
+            target,
+            format!("channel layout version {version}; this shmkit reads version {VERSION}"),
+        ));
+    }
+    let capacity = meta.capacity.load(Ordering::Relaxed);
+    if !layout::valid_capacity(capacity) || meta.data_offset.load(Ordering::Relaxed) != DATA_OFFSET {
+        return Err(corrupt(target, format!("invalid capacity {capacity} or data offset")));
+    }
+    if let Some(expected) = want {
+        if expected != capacity {
+            return Err(Error::CapacityMismatch {
+                target: target.clone(),
+                actual: capacity,
+                expected,
+            });
+        }
+    }
+    let size = shm.size()?;
+    if size < DATA_OFFSET + capacity {
+        return Err(corrupt(
+            target,
+            format!("the object has {size} bytes, less than its {capacity}-byte ring needs"),
+        ));
+    }
+    Ok(capacity)
+}
+
+fn corrupt(target: &Target, reason: impl Into<String>) -> Error {
+    Error::Corrupt {
+        target: target.clone(),
+        reason: reason.into(),
+    }
+}
+
+impl Endpoint {
+    /// Takes this side's slot, or says who has it.
+    fn claim(&mut self) -> Result<()> {
+        let hdr = self.hdr.get();
+        let me = self.role.side(hdr);
+        let (pid, start) = peer::me();
+        match me.pid.compare_exchange(0, pid, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                me.start.store(start, Ordering::Relaxed);
+                // Release: pid and start are visible to whoever sees CONNECTED.
+                me.state.store(side::CONNECTED, Ordering::Release);
+                self.claimed = true;
+                wait::force_wake(&hdr.wake.0.peers_seq);
+                Ok(())
+            }
+            Err(holder) => {
+                if me.state.load(Ordering::Acquire) == side::CLOSED {
+                    return Err(Error::Closed {
+                        target: self.target.clone(),
+                        side: self.role.name(),
+                    });
+                }
+                let holder_start = me.start.load(Ordering::Relaxed);
+                Err(Error::Busy {
+                    target: self.target.clone(),
+                    side: self.role.name(),
+                    pid: holder,
+                    // start 0: it is claiming right now
+                    alive: holder_start == 0 || peer::is_running(holder, holder_start),
+                })
+            }
+        }
+    }
+
+    /// Waits until the other side has joined (or joined and left already).
+    fn wait_for_peer(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let hdr = self.hdr.get();
+        let other = self.role.other().side(hdr);
+        let seq = &hdr.wake.0.peers_seq;
+        loop {
+            let seen = seq.load(Ordering::Acquire);
+            if other.state.load(Ordering::Acquire) != side::EMPTY {
+                let pid = other.pid.load(Ordering::Relaxed);
+                let start = other.start.load(Ordering::Relaxed);
+                self.peer = Some(Peer::watch(pid, start));
+                return Ok(());
+            }
+            let mut slice = wait::LIVENESS_INTERVAL;
+            if let Some(d) = deadline {
+                let now = Instant::now();
+                if now >= d {
+                    return Err(Error::TimedOut {
+                        target: self.target.clone(),
+                        waiting_for: match self.role {
+                            Role::Sender => "a receiver",
+                            Role::Receiver => "a sender",
+                        },
+                    });
+                }
+                slice = slice.min(d - now);
+            }
+            wait::sleep_on(seq, seen, slice);
+        }
+    }
+
+    /// The peer's state now.
+    pub(crate) fn peer_state(&self) -> u32 {
+        self.role.other().side(self.hdr.get()).state.load(Ordering::Acquire)
+    }
+
+    /// `Err(Closed)` if the peer has left in order, `Err(PeerGone)` if it
+    /// died; `Ok` while it runs.
+    pub(crate) fn check_peer(&self) -> Result<()> {
+        if self.peer_state() == side::CLOSED {
+            return Err(Error::Closed {
+                target: self.target.clone(),
+                side: self.role.other().name(),
+            });
+        }
+        match &self.peer {
+            Some(peer) if !peer.is_alive() => Err(Error::PeerGone {
+                target: self.target.clone(),
+                side: self.role.other().name(),
+                pid: peer.pid(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// A [`Error::Corrupt`] about this channel.
+    pub(crate) fn corrupt_error(&self, reason: String) -> Error {
+        corrupt(&self.target, reason)
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        if !self.claimed {
+            return;
+        }
+        let hdr = self.hdr.get();
+        self.role.side(hdr).state.store(side::CLOSED, Ordering::Release);
+        // Whoever sleeps waiting for us should notice now.
+        let w = &hdr.wake.0;
+        wait::force_wake(match self.role {
+            Role::Sender => &w.data_seq,
+            Role::Receiver => &w.space_seq,
+        });
+        wait::force_wake(&w.peers_seq);
+        let left = hdr.peers.0.left.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
+        let peer_done = match &self.peer {
+            None => true, // nobody ever joined
+            Some(peer) => left >= 2 || !peer.is_alive(),
+        };
+        if peer_done {
+            remove_if_same(&self.name, &self.shm);
+        }
+    }
+}
+
+/// Removes `name` if it still names the object `shm` holds (and not a new
+/// one made under the same name since).
+fn remove_if_same(name: &ShmName, shm: &PosixShm) {
+    let ours = rustix::fs::fstat(shm);
+    let path = format!("/dev/shm/{}", name.file_name());
+    let theirs = rustix::fs::statat(rustix::fs::CWD, path.as_str(), rustix::fs::AtFlags::SYMLINK_NOFOLLOW);
+    if let (Ok(a), Ok(b)) = (ours, theirs) {
+        if a.st_dev == b.st_dev && a.st_ino == b.st_ino {
+            let _ = posix::remove(name);
+        }
+    }
+}
+
+/// What [`super::info`] reads: the mapping and header of any channel.
+pub(crate) fn open_for_info(name: &ShmName) -> Result<(Mapping, HeaderRef, u64)> {
+    let target = Target::Posix(name.clone());
+    let shm = PosixShm::open(name, &posix::Options::new().read_only(true))?;
+    if shm.size()? < DATA_OFFSET {
+        return Err(corrupt(&target, "not a shmkit channel: too small for a channel header"));
+    }
+    let map = shm.map_range(0, DATA_OFFSET as usize, Access::ReadOnly)?;
+    let hdr = header_ref(&map);
+    let meta = &hdr.get().meta.0;
+    if meta.magic.load(Ordering::Relaxed) != MAGIC || meta.ready.load(Ordering::Acquire) != READY {
+        return Err(corrupt(&target, "not a shmkit channel"));
+    }
+    let capacity = meta.capacity.load(Ordering::Relaxed);
+    if !layout::valid_capacity(capacity) || meta.version.load(Ordering::Relaxed) != VERSION {
+        return Err(corrupt(&target, "channel header with an invalid capacity or version"));
+    }
+    Ok((map, hdr, capacity))
+}

@@ -1,0 +1,167 @@
+//! Channels: fast, crash-aware messages from one process to another.
+//!
+//! A channel is one POSIX shared-memory object holding a header and a ring
+//! of bytes. One process holds its [`Sender`], another its [`Receiver`];
+//! messages are byte strings of 0 bytes up to half the capacity (less 8),
+//! delivered in order, each exactly once.
+//!
+//! - **Either side may start first.** `connect` creates the object
+//!   (exclusively, mode `0600`) or opens it, waits until the creator has
+//!   published the header, claims its side and waits for the other side to
+//!   join, at most [`Options::timeout`]. The creator's capacity wins; an
+//!   opener that asks for another gets [`Error::CapacityMismatch`](crate::Error::CapacityMismatch).
+//! - **One sender, one receiver.** A second sender (or receiver) gets
+//!   [`Error::Busy`](crate::Error::Busy) with the pid that holds the side.
+//! - **Waiting costs no CPU.** A side that must wait spins briefly
+//!   ([`Options::spin`]), then sleeps on a futex; the other side makes the
+//!   wake-up system call only when the sleeper's flag is up, so a busy
+//!   channel costs no system calls at all.
+//! - **Closing.** Dropping the sender lets the receiver drain every
+//!   committed message; then `recv` returns [`Error::Closed`](crate::Error::Closed).
+//!   Dropping the receiver makes `send` fail with `Closed`.
+//! - **Crashes.** If the other process dies, even by `SIGKILL`, a blocked or
+//!   later call returns [`Error::PeerGone`](crate::Error::PeerGone) within a
+//!   tenth of a second (after the receiver has drained what was committed).
+//!   Processes are named by pid *and* start time and watched through a
+//!   pidfd, so a reused pid does not fool it.
+//! - **Cleanup.** The object is removed when both sides are done, or when
+//!   one side is done and the other has died. Only if both die does it stay
+//!   (`shmkit ls --stale` lists it).
+//! - **Untrusted memory.** Each side keeps its own counter privately and
+//!   reads the other's once, validating it; frame lengths and kinds are
+//!   validated too. A peer writing arbitrary bytes anywhere in the object can
+//!   make this side see [`Error::Corrupt`](crate::Error::Corrupt) or receive
+//!   wrong payload bytes in valid frames, never undefined behaviour, a panic,
+//!   an out-of-bounds access, an unbounded allocation or an endless wait.
+//!
+//! # Examples
+//!
+//! ```
+//! use shmkit::channel::{Options, Receiver, Sender};
+//! use shmkit::posix::ShmName;
+//!
+//! let name = ShmName::new(format!("/shmkit-doc-chan-{}", std::process::id()))?;
+//! // usually another process; a thread here
+//! let rx_name = name.clone();
+//! let consumer = std::thread::spawn(move || -> shmkit::Result<usize> {
+//!     let mut rx = Receiver::connect(&rx_name, &Options::new())?;
+//!     let mut n = 0;
+//!     for msg in rx.iter() {
+//!         assert_eq!(msg?, format!("message {n}").as_bytes());
+//!         n += 1;
+//!     }
+//!     Ok(n) // the iterator ends when the sender has closed
+//! });
+//!
+//! let mut tx = Sender::connect(&name, &Options::new().capacity(64 * 1024))?;
+//! for i in 0..1000 {
+//!     tx.send(format!("message {i}").as_bytes())?;
+//! }
+//! drop(tx); // close
+//! assert_eq!(consumer.join().unwrap()?, 1000);
+//! // both sides are done: the object is gone
+//! assert!(shmkit::posix::PosixShm::open(&name, &Default::default()).is_err());
+//! # Ok::<(), shmkit::Error>(())
+//! ```
+
+use std::time::Duration;
+
+// Under `--cfg loom` only the ring and its format are built, for the model
+// checker; everything that needs processes and system calls is left out.
+#[cfg(not(loom))]
+#[allow(unsafe_code)] // the header and buffer pointers into the mapping
+mod endpoint;
+#[cfg(not(loom))]
+mod errors;
+#[cfg(not(loom))]
+mod info;
+pub(crate) mod layout;
+#[cfg(not(loom))]
+mod peer;
+#[cfg(not(loom))]
+mod receiver;
+#[allow(unsafe_code)]
+pub(crate) mod ring;
+#[cfg(not(loom))]
+mod sender;
+pub(crate) mod sync;
+#[cfg(not(loom))]
+mod wait;
+
+#[cfg(not(loom))]
+pub use errors::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
+#[cfg(not(loom))]
+pub use info::{info, ChannelInfo, SideInfo};
+#[cfg(not(loom))]
+pub use receiver::{Iter, Receiver, RecvGuard};
+#[cfg(not(loom))]
+pub use sender::{Grant, Sender};
+
+/// The capacity a new channel gets unless asked otherwise: 1 MiB.
+pub const DEFAULT_CAPACITY: u64 = 1 << 20;
+
+/// How long a waiting side spins before it sleeps, unless asked otherwise.
+pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
+
+/// How to connect: a plain value, reusable for many calls.
+///
+/// ```
+/// use std::time::Duration;
+/// let opts = shmkit::channel::Options::new()
+///     .capacity(4 << 20)
+///     .timeout(Duration::from_secs(5));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    capacity: Option<u64>,
+    timeout: Option<Duration>,
+    spin: Duration,
+    mode: u32,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            capacity: None,
+            timeout: None,
+            spin: DEFAULT_SPIN,
+            mode: 0o600,
+        }
+    }
+}
+
+impl Options {
+    /// The defaults: the creator's capacity is [`DEFAULT_CAPACITY`], no
+    /// timeout, [`DEFAULT_SPIN`], mode `0600`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The ring's size in bytes, a power of two from 64 bytes to 4 GiB. The
+    /// creator makes the channel this big; an opener insists on it (without
+    /// it, an opener takes whatever the creator chose).
+    pub fn capacity(mut self, bytes: u64) -> Self {
+        self.capacity = Some(bytes);
+        self
+    }
+
+    /// How long `connect` waits for the other side (default: for ever).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// How long a waiting side spins before sleeping on a futex.
+    /// `Duration::ZERO` sleeps at once (least CPU); `Duration::MAX` never
+    /// sleeps (least latency, one busy core per waiting side).
+    pub fn spin(mut self, spin: Duration) -> Self {
+        self.spin = spin;
+        self
+    }
+
+    /// The permission bits of a new channel object (default `0600`).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+}

@@ -1,0 +1,279 @@
+//! The receiving end.
+
+use std::ops::Deref;
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::posix::ShmName;
+
+use super::endpoint::{self, Endpoint, Role};
+use super::errors::{RecvTimeoutError, TryRecvError};
+use super::ring::{Consumer, Frame, RingError};
+use super::wait::{self, Stop, Waiter};
+use super::Options;
+
+/// The receiving end of a channel. See the [module docs](super).
+#[derive(Debug)]
+pub struct Receiver {
+    ring: Consumer,
+    end: Endpoint,
+}
+
+impl Receiver {
+    /// Connects to the channel `name` as its receiver, creating it if the
+    /// sender has not yet, and waits for the sender to join (at most
+    /// [`Options::timeout`]).
+    ///
+    /// # Errors
+    /// As [`Sender::connect`](super::Sender::connect), for the receiver's
+    /// side.
+    pub fn connect(name: &ShmName, opts: &Options) -> Result<Receiver> {
+        let end = endpoint::connect(name, opts, Role::Receiver)?;
+        let ring = Consumer::new(end.hdr.clone(), end.buf, end.capacity, 0);
+        Ok(Receiver { ring, end })
+    }
+
+    /// The next message, waiting for one.
+    ///
+    /// Once the sender has left and every message it committed has been
+    /// received, this returns [`Error::Closed`] (or [`Error::PeerGone`] if
+    /// the sender died rather than closing).
+    ///
+    /// # Errors
+    /// [`Error::Closed`], [`Error::PeerGone`], and [`Error::Corrupt`] when
+    /// the sender's state or a frame in shared memory is invalid.
+    pub fn recv(&mut self) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.recv_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`recv`](Receiver::recv), into `buf` (replacing its contents),
+    /// so a loop can reuse one allocation.
+    ///
+    /// # Errors
+    /// As [`recv`](Receiver::recv).
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<()> {
+        let frame = self.wait_frame(None).map_err(|stop| match stop {
+            Stop::Failed(e) => e,
+            Stop::TimedOut => unreachable!("no deadline"),
+        })?;
+        self.take(frame, buf);
+        Ok(())
+    }
+
+    /// The next message if there is one now.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`], or the errors of [`recv`](Receiver::recv).
+    pub fn try_recv(&mut self) -> std::result::Result<Vec<u8>, TryRecvError> {
+        let frame = match self.ring.peek() {
+            Ok(frame) => frame,
+            Err(RingError::Empty) => match self.end.check_peer() {
+                Ok(()) => return Err(TryRecvError::Empty),
+                // The sender commits before it leaves: look once more.
+                Err(gone) => match self.ring.peek() {
+                    Ok(frame) => frame,
+                    Err(RingError::Empty) => return Err(TryRecvError::Failed(gone)),
+                    Err(e) => return Err(TryRecvError::Failed(self.ring_error(e))),
+                },
+            },
+            Err(e) => return Err(TryRecvError::Failed(self.ring_error(e))),
+        };
+        let mut out = Vec::new();
+        self.take(frame, &mut out);
+        Ok(out)
+    }
+
+    /// The next message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`], or the errors of
+    /// [`recv`](Receiver::recv).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> std::result::Result<Vec<u8>, RecvTimeoutError> {
+        match self.wait_frame(wait::deadline(timeout)) {
+            Ok(frame) => {
+                let mut out = Vec::new();
+                self.take(frame, &mut out);
+                Ok(out)
+            }
+            Err(Stop::TimedOut) => Err(RecvTimeoutError::Timeout),
+            Err(Stop::Failed(e)) => Err(RecvTimeoutError::Failed(e)),
+        }
+    }
+
+    /// The next message in place, waiting for one: zero-copy. Its space goes
+    /// back to the sender when the guard is dropped.
+    ///
+    /// The ring's protocol keeps the sender from writing these bytes until
+    /// then, but a hostile or buggy sender could still change them under
+    /// the guard; copy what must not change (and validate what you read).
+    ///
+    /// # Errors
+    /// As [`recv`](Receiver::recv).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::channel::{Options, Receiver, Sender};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-guard-{}", std::process::id()))?;
+    /// # let n2 = name.clone();
+    /// # let t = std::thread::spawn(move || Sender::connect(&n2, &Options::new()).unwrap().send(b"pong").unwrap());
+    /// let mut rx = Receiver::connect(&name, &Options::new())?;
+    /// let msg = rx.recv_ref()?;
+    /// assert_eq!(&*msg, b"pong");
+    /// drop(msg); // gives the space back
+    /// # t.join().unwrap();
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn recv_ref(&mut self) -> Result<RecvGuard<'_>> {
+        let frame = self.wait_frame(None).map_err(|stop| match stop {
+            Stop::Failed(e) => e,
+            Stop::TimedOut => unreachable!("no deadline"),
+        })?;
+        Ok(RecvGuard { receiver: self, frame })
+    }
+
+    /// Like [`recv_ref`](Receiver::recv_ref), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`], or the errors of
+    /// [`recv`](Receiver::recv).
+    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> std::result::Result<RecvGuard<'_>, RecvTimeoutError> {
+        match self.wait_frame(wait::deadline(timeout)) {
+            Ok(frame) => Ok(RecvGuard { receiver: self, frame }),
+            Err(Stop::TimedOut) => Err(RecvTimeoutError::Timeout),
+            Err(Stop::Failed(e)) => Err(RecvTimeoutError::Failed(e)),
+        }
+    }
+
+    /// An iterator over messages, waiting for each; it ends when the sender
+    /// has closed the channel and everything is received, and yields an
+    /// error (then ends) if the channel fails.
+    pub fn iter(&mut self) -> Iter<'_> {
+        Iter {
+            receiver: self,
+            done: false,
+        }
+    }
+
+    fn wait_frame(&mut self, deadline: Option<Instant>) -> std::result::Result<Frame, Stop<Error>> {
+        match self.ring.peek() {
+            Ok(frame) => return Ok(frame),
+            Err(RingError::Empty) => {}
+            Err(e) => return Err(Stop::Failed(self.ring_error(e))),
+        }
+        let hdr = self.end.hdr.clone();
+        let w = &hdr.get().wake.0;
+        let waiter = Waiter {
+            seq: &w.data_seq,
+            flag: &w.rx_waiting,
+            spin: self.end.spin,
+        };
+        let Receiver { ring, end } = self;
+        let end = &*end;
+        wait::wait_for(
+            &waiter,
+            deadline,
+            || match ring.peek() {
+                Ok(frame) => Ok(Some(frame)),
+                Err(RingError::Empty) => Ok(None),
+                Err(e) => Err(ring_error(end, e)),
+            },
+            || end.check_peer(),
+        )
+    }
+
+    fn take(&mut self, frame: Frame, out: &mut Vec<u8>) {
+        out.clear();
+        out.resize(frame.len, 0);
+        self.ring.buf().read(frame.at, out);
+        self.release(frame);
+    }
+
+    fn release(&mut self, frame: Frame) {
+        self.ring.release(frame);
+        let w = &self.end.hdr.get().wake.0;
+        wait::wake(&w.space_seq, &w.tx_waiting);
+    }
+
+    fn ring_error(&self, e: RingError) -> Error {
+        ring_error(&self.end, e)
+    }
+
+    /// Bytes committed by the sender and not yet received (0 if the
+    /// sender's counter is invalid).
+    pub fn bytes_in_flight(&mut self) -> u64 {
+        self.ring.refresh().unwrap_or(0)
+    }
+
+    /// The longest message this channel carries: half its capacity, less 8.
+    pub fn max_message(&self) -> usize {
+        self.ring.max_message() as usize
+    }
+
+    /// The ring's size in bytes.
+    pub fn capacity(&self) -> usize {
+        self.end.capacity as usize
+    }
+
+    /// The sender's pid.
+    pub fn peer_pid(&self) -> Option<u32> {
+        self.end.peer.as_ref().map(|p| p.pid())
+    }
+}
+
+fn ring_error(end: &Endpoint, e: RingError) -> Error {
+    match e {
+        RingError::Corrupt(reason) => end.corrupt_error(reason),
+        RingError::TooLarge { .. } | RingError::Full | RingError::Empty => {
+            end.corrupt_error(format!("unexpected ring state {e:?}"))
+        }
+    }
+}
+
+/// A received message in place; see [`Receiver::recv_ref`].
+#[derive(Debug)]
+pub struct RecvGuard<'a> {
+    receiver: &'a mut Receiver,
+    frame: Frame,
+}
+
+impl Deref for RecvGuard<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.receiver.ring.payload(&self.frame)
+    }
+}
+
+impl Drop for RecvGuard<'_> {
+    fn drop(&mut self) {
+        self.receiver.release(self.frame);
+    }
+}
+
+/// The iterator of [`Receiver::iter`].
+#[derive(Debug)]
+pub struct Iter<'a> {
+    receiver: &'a mut Receiver,
+    done: bool,
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Result<Vec<u8>>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.receiver.recv() {
+            Ok(msg) => Some(Ok(msg)),
+            Err(Error::Closed { .. }) => {
+                self.done = true;
+                None
+            }
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! The sending end.
+
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::posix::ShmName;
+
+use super::endpoint::{self, Endpoint, Role};
+use super::errors::{SendTimeoutError, TrySendError};
+use super::layout::side;
+use super::ring::{Producer, Reservation, RingError};
+use super::wait::{self, Stop, Waiter};
+use super::Options;
+
+/// The sending end of a channel. See the [module docs](super) for the
+/// whole story.
+#[derive(Debug)]
+pub struct Sender {
+    ring: Producer,
+    end: Endpoint,
+}
+
+impl Sender {
+    /// Connects to the channel `name` as its sender, creating it if the
+    /// receiver has not yet, and waits for the receiver to join (at most
+    /// [`Options::timeout`]).
+    ///
+    /// # Errors
+    /// [`Error::Busy`] if another process is the sender;
+    /// [`Error::TimedOut`] if no receiver came in time;
+    /// [`Error::CapacityMismatch`] if the channel exists with another
+    /// capacity than [`Options::capacity`] asked for; [`Error::Corrupt`] if
+    /// `name` is not a channel; the errors of creating a POSIX object.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmkit::channel::{Options, Receiver, Sender};
+    /// use shmkit::posix::ShmName;
+    ///
+    /// let name = ShmName::new(format!("/shmkit-doc-send-{}", std::process::id()))?;
+    /// let rx_name = name.clone();
+    /// let receiver = std::thread::spawn(move || -> shmkit::Result<Vec<u8>> {
+    ///     let mut rx = Receiver::connect(&rx_name, &Options::new())?;
+    ///     rx.recv()
+    /// });
+    /// let mut tx = Sender::connect(&name, &Options::new())?;
+    /// tx.send(b"hello")?;
+    /// assert_eq!(receiver.join().unwrap()?, b"hello");
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn connect(name: &ShmName, opts: &Options) -> Result<Sender> {
+        let end = endpoint::connect(name, opts, Role::Sender)?;
+        let ring = Producer::new(end.hdr.clone(), end.buf, end.capacity, 0);
+        Ok(Sender { ring, end })
+    }
+
+    /// Sends `msg`, waiting while the channel is full.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] if the receiver has left, [`Error::PeerGone`] if it
+    /// died; [`Error::MessageTooLarge`] beyond
+    /// [`max_message`](Sender::max_message); [`Error::Corrupt`] if the
+    /// receiver's state in shared memory is invalid.
+    pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        match self.send_until(msg, None) {
+            Ok(()) => Ok(()),
+            Err(Stop::Failed(e)) => Err(e),
+            Err(Stop::TimedOut) => unreachable!("no deadline"),
+        }
+    }
+
+    /// Sends `msg` if there is room now.
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`], or the errors of [`send`](Sender::send).
+    pub fn try_send(&mut self, msg: &[u8]) -> std::result::Result<(), TrySendError> {
+        self.check_receiver()?;
+        match self.ring.push(msg) {
+            Ok(()) => {
+                self.wake_receiver();
+                Ok(())
+            }
+            Err(RingError::Full) => Err(TrySendError::Full),
+            Err(e) => Err(TrySendError::Failed(self.ring_error(e))),
+        }
+    }
+
+    /// Sends `msg`, waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`SendTimeoutError::Timeout`], or the errors of [`send`](Sender::send).
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> std::result::Result<(), SendTimeoutError> {
+        match self.send_until(msg, wait::deadline(timeout)) {
+            Ok(()) => Ok(()),
+            Err(Stop::TimedOut) => Err(SendTimeoutError::Timeout),
+            Err(Stop::Failed(e)) => Err(SendTimeoutError::Failed(e)),
+        }
+    }
+
+    fn send_until(&mut self, msg: &[u8], deadline: Option<Instant>) -> std::result::Result<(), Stop<Error>> {
+        let r = self.reserve_until(msg.len(), deadline)?;
+        self.ring.buf().write(r.at, msg);
+        self.commit(r);
+        Ok(())
+    }
+
+    /// Reserves room for a message of `len` bytes, waiting while the channel
+    /// is full, and lends it out to be written in place: zero-copy. The
+    /// message is sent when the grant is [committed](Grant::commit);
+    /// dropping the grant sends nothing.
+    ///
+    /// The grant's bytes are zeroed by nobody: they hold whatever an earlier
+    /// message left. A hostile receiver could write into them while the
+    /// grant lives; the ring's protocol gives them to the sender alone.
+    ///
+    /// # Errors
+    /// As [`send`](Sender::send).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::channel::{Options, Receiver, Sender};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-grant-{}", std::process::id()))?;
+    /// # let n2 = name.clone();
+    /// # let t = std::thread::spawn(move || Receiver::connect(&n2, &Options::new()).unwrap().recv().unwrap());
+    /// let mut tx = Sender::connect(&name, &Options::new())?;
+    /// let mut grant = tx.reserve(4)?;
+    /// grant.copy_from_slice(b"ping");
+    /// grant.commit();
+    /// # assert_eq!(t.join().unwrap(), b"ping");
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>> {
+        match self.reserve_until(len, None) {
+            Ok(res) => Ok(Grant { sender: self, res }),
+            Err(Stop::Failed(e)) => Err(e),
+            Err(Stop::TimedOut) => unreachable!("no deadline"),
+        }
+    }
+
+    fn reserve_until(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<Reservation, Stop<Error>> {
+        self.check_receiver()?;
+        // Fast path: room now.
+        match self.ring.reserve(len) {
+            Ok(r) => return Ok(r),
+            Err(RingError::Full) => {}
+            Err(e) => return Err(Stop::Failed(self.ring_error(e))),
+        }
+        let hdr = self.end.hdr.clone();
+        let w = &hdr.get().wake.0;
+        let waiter = Waiter {
+            seq: &w.space_seq,
+            flag: &w.tx_waiting,
+            spin: self.end.spin,
+        };
+        let Sender { ring, end } = self;
+        let end = &*end;
+        wait::wait_for(
+            &waiter,
+            deadline,
+            || match ring.reserve(len) {
+                Ok(r) => Ok(Some(r)),
+                Err(RingError::Full) => Ok(None),
+                Err(e) => Err(ring_error(end, e)),
+            },
+            || end.check_peer(),
+        )
+    }
+
+    fn commit(&mut self, r: Reservation) {
+        self.ring.commit(r);
+        self.wake_receiver();
+    }
+
+    fn wake_receiver(&self) {
+        let w = &self.end.hdr.get().wake.0;
+        wait::wake(&w.data_seq, &w.rx_waiting);
+    }
+
+    /// Fails if the receiver has left (a cheap load, done on every send).
+    fn check_receiver(&self) -> Result<()> {
+        if self.end.peer_state() == side::CLOSED {
+            return self.end.check_peer();
+        }
+        Ok(())
+    }
+
+    fn ring_error(&self, e: RingError) -> Error {
+        ring_error(&self.end, e)
+    }
+
+    /// Waits until the receiver has taken every message sent so far, or
+    /// `timeout` passes; returns whether it has.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] or [`Error::PeerGone`] if the receiver leaves first.
+    pub fn flush(&mut self, timeout: Option<Duration>) -> Result<bool> {
+        let deadline = timeout.and_then(wait::deadline);
+        let hdr = self.end.hdr.clone();
+        let w = &hdr.get().wake.0;
+        let waiter = Waiter {
+            seq: &w.space_seq,
+            flag: &w.tx_waiting,
+            spin: self.end.spin,
+        };
+        let Sender { ring, end } = self;
+        let end = &*end;
+        match wait::wait_for(
+            &waiter,
+            deadline,
+            || match ring.is_drained() {
+                Ok(true) => Ok(Some(())),
+                Ok(false) => Ok(None),
+                Err(e) => Err(ring_error(end, e)),
+            },
+            || end.check_peer(),
+        ) {
+            Ok(()) => Ok(true),
+            Err(Stop::TimedOut) => Ok(false),
+            Err(Stop::Failed(e)) => Err(e),
+        }
+    }
+
+    /// The longest message this channel carries: half its capacity, less 8.
+    pub fn max_message(&self) -> usize {
+        self.ring.max_message() as usize
+    }
+
+    /// The ring's size in bytes.
+    pub fn capacity(&self) -> usize {
+        self.end.capacity as usize
+    }
+
+    /// The receiver's pid.
+    pub fn peer_pid(&self) -> Option<u32> {
+        self.end.peer.as_ref().map(|p| p.pid())
+    }
+}
+
+fn ring_error(end: &Endpoint, e: RingError) -> Error {
+    match e {
+        RingError::TooLarge { len, max } => Error::MessageTooLarge {
+            target: end.target.clone(),
+            len,
+            max,
+        },
+        RingError::Corrupt(reason) => end.corrupt_error(reason),
+        RingError::Full | RingError::Empty => unreachable!("handled by the caller"),
+    }
+}
+
+/// Room for one message in the ring, written in place; see
+/// [`Sender::reserve`].
+#[derive(Debug)]
+pub struct Grant<'a> {
+    sender: &'a mut Sender,
+    res: Reservation,
+}
+
+impl Grant<'_> {
+    /// Sends the message.
+    pub fn commit(self) {
+        self.sender.commit(self.res);
+    }
+
+    /// Shortens the message to its first `len` bytes (for a read that came
+    /// up short); a larger `len` changes nothing.
+    ///
+    /// ```
+    /// # use shmkit::channel::{Options, Receiver, Sender};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-trunc-{}", std::process::id()))?;
+    /// # let n2 = name.clone();
+    /// # let t = std::thread::spawn(move || Receiver::connect(&n2, &Options::new()).unwrap().recv().unwrap());
+    /// # let mut tx = Sender::connect(&name, &Options::new())?;
+    /// let mut grant = tx.reserve(4096)?;
+    /// grant[..2].copy_from_slice(b"hi");
+    /// grant.truncate(2);
+    /// grant.commit(); // sends "hi"
+    /// # assert_eq!(t.join().unwrap(), b"hi");
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn truncate(&mut self, len: usize) {
+        self.res.len = self.res.len.min(len);
+    }
+}
+
+impl Deref for Grant<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.sender.ring.payload(&self.res)
+    }
+}
+
+impl DerefMut for Grant<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.sender.ring.payload_mut(&self.res)
+    }
+}

@@ -1,0 +1,431 @@
+//! Channels between real processes: order, sizes, start-up, crashes, a
+//! hostile peer, and cleanup.
+
+use std::time::{Duration, Instant};
+
+use shmkit::channel::{self, Options, Receiver, Sender};
+use shmkit::posix::{PosixShm, ShmName};
+use shmkit::Error;
+
+use crate::common::{posix_name, LiveChild};
+
+/// Child roles for these tests; `child::main` hands roles starting with
+/// `chan-` here.
+pub fn child_role(role: &str, args: &[String]) {
+    let name = ShmName::new(args[0].as_str()).unwrap();
+    let report = |line: String| println!("@{line}");
+    match role {
+        // chan-send-seq NAME COUNT: send COUNT sequence numbers, then close.
+        "chan-send-seq" => {
+            let count: u64 = args[1].parse().unwrap();
+            let mut tx = Sender::connect(&name, &opts()).unwrap();
+            report(format!("connected {}", std::process::id()));
+            for i in 0..count {
+                tx.send(&i.to_le_bytes()).unwrap();
+            }
+        }
+        // chan-send-forever NAME: send sequence numbers until killed (or
+        // until the channel fails, which it reports).
+        "chan-send-forever" => {
+            let mut tx = Sender::connect(&name, &opts()).unwrap();
+            report("connected".into());
+            let mut i = 0u64;
+            loop {
+                if let Err(e) = tx.send(&i.to_le_bytes()) {
+                    report(format!("error {e}"));
+                    return;
+                }
+                i += 1;
+            }
+        }
+        // chan-send-sizes NAME: one message of every size from 0 to the max.
+        "chan-send-sizes" => {
+            let mut tx = Sender::connect(&name, &opts()).unwrap();
+            for len in 0..=tx.max_message() {
+                let msg: Vec<u8> = (0..len).map(|i| (i + len) as u8).collect();
+                tx.send(&msg).unwrap();
+            }
+        }
+        // chan-recv-count NAME: receive until closed, report the count.
+        "chan-recv-count" => {
+            let mut rx = Receiver::connect(&name, &opts()).unwrap();
+            let mut n = 0u64;
+            let mut buf = Vec::new();
+            loop {
+                match rx.recv_into(&mut buf) {
+                    Ok(()) => {
+                        assert_eq!(buf, n.to_le_bytes());
+                        n += 1;
+                    }
+                    Err(Error::Closed { .. }) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            report(format!("received {n}"));
+        }
+        // chan-recv-hold NAME: connect as receiver, report, then hold until
+        // killed without receiving.
+        "chan-recv-hold" => {
+            let _rx = Receiver::connect(&name, &opts()).unwrap();
+            report("connected".into());
+            std::thread::sleep(Duration::from_secs(60));
+        }
+        // chan-scribble NAME MILLIS: write random bytes at random places in
+        // the object for MILLIS milliseconds.
+        "chan-scribble" => {
+            let millis: u64 = args[1].parse().unwrap();
+            let shm = PosixShm::open(&name, &Default::default()).unwrap();
+            let map = shm.map().unwrap();
+            report("scribbling".into());
+            let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ u64::from(std::process::id());
+            let end = Instant::now() + Duration::from_millis(millis);
+            while Instant::now() < end {
+                for _ in 0..64 {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    // mostly the header, sometimes the ring
+                    let at = if rng % 4 == 0 {
+                        (rng >> 8) as usize % map.len()
+                    } else {
+                        (rng >> 8) as usize % 4096
+                    };
+                    let _ = map.write_at(at & !7, &rng.to_le_bytes());
+                }
+                std::thread::yield_now();
+            }
+        }
+        other => panic!("unknown channel role {other:?}"),
+    }
+}
+
+/// The options every test uses: a small ring (so it wraps often) and a
+/// connect timeout (so a broken test fails instead of hanging).
+fn opts() -> Options {
+    Options::new().capacity(64 * 1024).timeout(Duration::from_secs(20))
+}
+
+/// Whether the channel object is gone.
+fn gone(name: &ShmName) -> bool {
+    matches!(PosixShm::open(name, &Default::default()), Err(Error::NotFound { .. }))
+}
+
+#[test]
+fn ten_million_messages_in_order_none_lost() {
+    let (name, _guard) = posix_name();
+    let count: u64 = 10_000_000;
+    let mut sender = LiveChild::spawn("chan-send-seq", &[name.as_str(), &count.to_string()]);
+    let mut rx = Receiver::connect(&name, &opts()).unwrap();
+    sender.expect_line();
+    let mut buf = Vec::new();
+    for i in 0..count {
+        rx.recv_into(&mut buf).unwrap();
+        assert_eq!(buf, i.to_le_bytes(), "message {i}");
+    }
+    assert!(matches!(rx.recv(), Err(Error::Closed { .. })));
+    let info = channel::info(&name).unwrap();
+    assert_eq!((info.messages_sent, info.messages_received), (count, count));
+    sender.finish();
+    drop(rx);
+    assert!(gone(&name), "both sides done: the object is removed");
+}
+
+#[test]
+fn every_size_from_zero_to_the_maximum() {
+    let (name, _guard) = posix_name();
+    let sender = LiveChild::spawn("chan-send-sizes", &[name.as_str()]);
+    let mut rx = Receiver::connect(&name, &opts()).unwrap();
+    let max = rx.max_message();
+    assert_eq!(max, 32 * 1024 - 8);
+    for len in 0..=max {
+        let msg = rx.recv().unwrap();
+        assert_eq!(msg.len(), len);
+        assert!(
+            msg.iter().enumerate().all(|(i, &b)| b == (i + len) as u8),
+            "message of {len} bytes"
+        );
+    }
+    assert!(matches!(rx.recv(), Err(Error::Closed { .. })));
+    sender.finish();
+}
+
+#[test]
+fn receiver_first_and_sender_first() {
+    for receiver_first in [true, false] {
+        let (name, _guard) = posix_name();
+        let n = "1000";
+        let (mut first, mut second) = if receiver_first {
+            let r = LiveChild::spawn("chan-recv-count", &[name.as_str()]);
+            std::thread::sleep(Duration::from_millis(50));
+            (r, LiveChild::spawn("chan-send-seq", &[name.as_str(), n]))
+        } else {
+            let s = LiveChild::spawn("chan-send-seq", &[name.as_str(), n]);
+            std::thread::sleep(Duration::from_millis(50));
+            (s, LiveChild::spawn("chan-recv-count", &[name.as_str()]))
+        };
+        let (sender, receiver) = if receiver_first {
+            (&mut second, &mut first)
+        } else {
+            (&mut first, &mut second)
+        };
+        assert!(sender.expect_line().starts_with("connected"));
+        assert_eq!(receiver.expect_line(), "received 1000");
+        first.finish();
+        second.finish();
+        assert!(gone(&name), "receiver_first={receiver_first}: object left behind");
+    }
+}
+
+#[test]
+fn sigkill_of_the_sender_drains_then_peer_gone() {
+    let (name, _guard) = posix_name();
+    let mut sender = LiveChild::spawn("chan-send-forever", &[name.as_str()]);
+    let mut rx = Receiver::connect(&name, &opts()).unwrap();
+    assert_eq!(sender.expect_line(), "connected");
+    let mut next = 0u64;
+    let mut buf = Vec::new();
+    // let it stream a while, then kill it mid-stream
+    while next < 100_000 {
+        rx.recv_into(&mut buf).unwrap();
+        assert_eq!(buf, next.to_le_bytes());
+        next += 1;
+    }
+    let killed_at = Instant::now();
+    sender.kill();
+    let err = loop {
+        match rx.recv_into(&mut buf) {
+            Ok(()) => {
+                assert_eq!(buf, next.to_le_bytes(), "no loss, duplicate or reordering");
+                next += 1;
+            }
+            Err(e) => break e,
+        }
+    };
+    let took = killed_at.elapsed();
+    assert!(matches!(err, Error::PeerGone { side: "sender", .. }), "{err}");
+    assert!(took < Duration::from_secs(1), "PeerGone took {took:?}");
+    // everything the sender committed was received
+    let info = channel::info(&name).unwrap();
+    assert_eq!(
+        info.messages_sent, next,
+        "received all {} committed messages",
+        info.messages_sent
+    );
+    assert!(!info.sender.unwrap().alive);
+    drop(rx);
+    assert!(gone(&name), "the survivor removes the object");
+}
+
+#[test]
+fn sigkill_of_the_receiver_makes_send_fail() {
+    let (name, _guard) = posix_name();
+    let mut receiver = LiveChild::spawn("chan-recv-hold", &[name.as_str()]);
+    let mut tx = Sender::connect(&name, &opts()).unwrap();
+    assert_eq!(receiver.expect_line(), "connected");
+    receiver.kill();
+    let started = Instant::now();
+    let err = loop {
+        if let Err(e) = tx.send(&[0; 1000]) {
+            break e;
+        }
+    };
+    assert!(matches!(err, Error::PeerGone { side: "receiver", .. }), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(tx);
+    assert!(gone(&name));
+}
+
+#[test]
+fn a_second_sender_is_busy_and_a_plain_segment_is_not_a_channel() {
+    let (name, _guard) = posix_name();
+    let mut receiver = LiveChild::spawn("chan-recv-count", &[name.as_str()]);
+    let tx = Sender::connect(&name, &opts()).unwrap();
+    match Sender::connect(&name, &opts()) {
+        Err(
+            e @ Error::Busy {
+                side: "sender",
+                alive: true,
+                ..
+            },
+        ) => {
+            assert!(e.to_string().contains(&format!("pid {}", std::process::id())), "{e}");
+        }
+        other => panic!("second sender: {other:?}"),
+    }
+    match Receiver::connect(&name, &opts()) {
+        Err(Error::Busy {
+            side: "receiver", pid, ..
+        }) => assert_eq!(pid, receiver.pid()),
+        other => panic!("second receiver: {other:?}"),
+    }
+    // an opener that insists on another capacity
+    assert!(matches!(
+        Sender::connect(&name, &Options::new().capacity(4096)),
+        Err(Error::CapacityMismatch {
+            actual: 65536,
+            expected: 4096,
+            ..
+        })
+    ));
+    drop(tx);
+    assert_eq!(receiver.expect_line(), "received 0");
+    receiver.finish();
+
+    let (plain, _plain_guard) = posix_name();
+    let _shm = PosixShm::create(&plain, &shmkit::posix::Options::new().size(1 << 20)).unwrap();
+    let started = Instant::now();
+    match Receiver::connect(&plain, &opts()) {
+        Err(e @ Error::Corrupt { .. }) => assert!(e.to_string().contains("not a shmkit channel"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn dropping_the_receiver_closes_for_the_sender() {
+    let (name, _guard) = posix_name();
+    let name2 = name.clone();
+    let t = std::thread::spawn(move || {
+        let mut rx = Receiver::connect(&name2, &opts()).unwrap();
+        rx.recv().unwrap()
+    });
+    let mut tx = Sender::connect(&name, &opts()).unwrap();
+    tx.send(b"one").unwrap();
+    assert_eq!(t.join().unwrap(), b"one");
+    // the receiver is gone in order now
+    let err = loop {
+        if let Err(e) = tx.send(b"more") {
+            break e;
+        }
+    };
+    assert!(matches!(err, Error::Closed { side: "receiver", .. }), "{err}");
+    drop(tx);
+    assert!(gone(&name));
+}
+
+#[test]
+fn connect_times_out_and_leaves_nothing() {
+    let (name, _guard) = posix_name();
+    let started = Instant::now();
+    let err = Sender::connect(&name, &Options::new().timeout(Duration::from_millis(200))).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TimedOut {
+                waiting_for: "a receiver",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(gone(&name));
+}
+
+#[test]
+fn try_and_timeout_variants() {
+    let (name, _guard) = posix_name();
+    let name2 = name.clone();
+    let small = Options::new().capacity(64).timeout(Duration::from_secs(20));
+    let small2 = small.clone();
+    let t = std::thread::spawn(move || Receiver::connect(&name2, &small2).unwrap());
+    let mut tx = Sender::connect(&name, &small).unwrap();
+    let mut rx = t.join().unwrap();
+    assert!(rx.try_recv().unwrap_err().is_empty());
+    assert!(rx.recv_timeout(Duration::from_millis(20)).unwrap_err().is_timeout());
+    tx.try_send(&[1; 24]).unwrap();
+    tx.try_send(&[2; 24]).unwrap();
+    assert!(tx.try_send(&[3; 1]).unwrap_err().is_full());
+    assert!(tx
+        .send_timeout(&[3; 1], Duration::from_millis(20))
+        .unwrap_err()
+        .is_timeout());
+    assert!(matches!(
+        tx.try_send(&[0; 25]),
+        Err(channel::TrySendError::Failed(Error::MessageTooLarge { max: 24, .. }))
+    ));
+    assert_eq!(rx.try_recv().unwrap(), [1; 24]);
+    {
+        let guard = rx.recv_ref().unwrap();
+        assert_eq!(&*guard, &[2; 24]);
+    }
+    let mut grant = tx.reserve(3).unwrap();
+    grant.copy_from_slice(b"abc");
+    grant.commit();
+    {
+        let _unsent = tx.reserve(5).unwrap(); // dropped: nothing sent
+    }
+    assert!(
+        !tx.flush(Some(Duration::from_millis(10))).unwrap(),
+        "abc is not received yet"
+    );
+    assert_eq!(rx.recv().unwrap(), b"abc");
+    assert!(tx.flush(Some(Duration::from_secs(5))).unwrap());
+    drop(tx);
+    assert!(rx.try_recv().unwrap_err().is_disconnected());
+    assert!(rx.iter().next().is_none());
+}
+
+#[test]
+fn a_hostile_scribbler_causes_errors_not_crashes() {
+    for round in 0..3 {
+        let (name, _guard) = posix_name();
+        let mut sender = LiveChild::spawn("chan-send-forever", &[name.as_str()]);
+        let mut rx = Receiver::connect(&name, &opts()).unwrap();
+        assert_eq!(sender.expect_line(), "connected");
+        let mut scribbler = LiveChild::spawn("chan-scribble", &[name.as_str(), "500"]);
+        assert_eq!(scribbler.expect_line(), "scribbling");
+        let end = Instant::now() + Duration::from_secs(2);
+        let mut outcomes = [0u32; 4]; // ok, corrupt, disconnected, timeout
+        while Instant::now() < end {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(msg) => {
+                    assert!(msg.len() <= rx.max_message());
+                    outcomes[0] += 1;
+                }
+                Err(channel::RecvTimeoutError::Failed(Error::Corrupt { .. })) => {
+                    outcomes[1] += 1;
+                    break; // a corrupt channel stays corrupt: stop, as a user would
+                }
+                Err(e) if e.is_disconnected() => {
+                    outcomes[2] += 1;
+                    break;
+                }
+                Err(e) if e.is_timeout() => outcomes[3] += 1,
+                Err(e) => panic!("round {round}: unexpected {e}"),
+            }
+        }
+        eprintln!(
+            "round {round}: ok {} corrupt {} disconnected {} timeout {}",
+            outcomes[0], outcomes[1], outcomes[2], outcomes[3]
+        );
+        scribbler.finish();
+        sender.kill();
+    }
+}
+
+#[test]
+fn info_describes_a_live_channel() {
+    let (name, _guard) = posix_name();
+    let mut sender = LiveChild::spawn("chan-send-seq", &[name.as_str(), "10"]);
+    let mut rx = Receiver::connect(&name, &opts()).unwrap();
+    assert!(sender.expect_line().starts_with("connected"));
+    rx.recv().unwrap();
+    sender.finish(); // sent 10 and closed
+    let info = channel::info(&name).unwrap();
+    assert_eq!(info.capacity, 65536);
+    assert_eq!(info.messages_sent, 10);
+    assert_eq!(info.bytes_sent, 80);
+    assert_eq!(info.messages_received, 1);
+    assert_eq!(info.bytes_in_flight, Some(9 * 16));
+    let s = info.sender.unwrap();
+    assert!(s.closed && !s.alive);
+    let r = info.receiver.unwrap();
+    assert!(!r.closed && r.alive && r.pid == std::process::id());
+    drop(rx);
+    assert!(gone(&name));
+}
