@@ -52,6 +52,9 @@ use crate::error::{Error, Limit, Result, Target};
 use crate::guard::{Removable, RemoveOnDrop};
 use crate::map::out_of_range;
 
+/// Where Linux keeps POSIX shared-memory objects (as `shm_open` does).
+const SHM_DIR: &str = "/dev/shm";
+
 /// The mode objects are created with unless asked otherwise: owner read/write.
 pub const DEFAULT_MODE: u32 = 0o600;
 
@@ -206,10 +209,7 @@ impl PosixShm {
     pub fn create(name: &ShmName, opts: &Options) -> Result<PosixShm> {
         let target = Target::Posix(name.clone());
         if !opts.access.is_writable() {
-            return Err(Error::InvalidArgument {
-                target,
-                reason: "cannot create an object read-only: create it read-write, then open it read-only".into(),
-            });
+            return Err(read_only_create(target));
         }
         check_mode(&target, opts.mode)?;
         let fd = shm::open(
@@ -231,6 +231,91 @@ impl PosixShm {
             .map_err(|e| Error::from_errno("fchmod", &target, e))?;
         shm.grow(0, opts.size)?;
         Ok(shm.keep())
+    }
+
+    /// Creates `name` fully made before anyone can open it: the object is
+    /// created unnamed (`O_TMPFILE` in `/dev/shm`), given its mode and size,
+    /// mapped and handed to `init`, and only then linked under its name
+    /// (`linkat`), which fails if the name exists. So no other process ever
+    /// sees it half-initialised, and if this process dies before the link,
+    /// nothing is left behind. Returns the handle and the mapping `init`
+    /// wrote through.
+    ///
+    /// Where `O_TMPFILE` is not supported, it falls back to
+    /// [`create`](PosixShm::create) then `init`: the name then exists
+    /// while `init` runs.
+    ///
+    /// # Errors
+    /// As [`create`](PosixShm::create), and whatever `init` returns (then
+    /// nothing is created).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmkit::posix::{Options, PosixShm, ShmName};
+    /// let name = ShmName::new(format!("/shmkit-doc-with-{}", std::process::id()))?;
+    /// let (shm, map) = PosixShm::create_with(&name, &Options::new().size(4096), |map| {
+    ///     map.write_at(0, b"ready\0") // before anyone can see the name
+    /// })?;
+    /// let shm = shm.remove_on_drop();
+    /// let other = PosixShm::open(&name, &Options::new().read_only(true))?;
+    /// assert_eq!(other.map()?.read_cstr(0)?, b"ready");
+    /// # drop(map);
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn create_with(
+        name: &ShmName,
+        opts: &Options,
+        init: impl FnOnce(&Mapping) -> Result<()>,
+    ) -> Result<(PosixShm, Mapping)> {
+        let target = Target::Posix(name.clone());
+        if !opts.access.is_writable() {
+            return Err(read_only_create(target));
+        }
+        check_mode(&target, opts.mode)?;
+        let tmp = rustix::fs::open(
+            SHM_DIR,
+            rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+            Mode::from_raw_mode(opts.mode),
+        );
+        let fd = match tmp {
+            Ok(fd) => {
+                fault_point("opened");
+                fd
+            }
+            // No O_TMPFILE here: create under the name, then initialise.
+            Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {
+                let shm = Self::create(name, opts)?.remove_on_drop();
+                let map = shm.map()?;
+                init(&map)?;
+                return Ok((shm.keep(), map));
+            }
+            Err(e) => return Err(Error::from_errno("open(O_TMPFILE)", &target, e)),
+        };
+        let shm = PosixShm {
+            fd,
+            name: name.clone(),
+            access: Access::ReadWrite,
+            sparse: opts.sparse,
+        };
+        rustix::fs::fchmod(&shm.fd, Mode::from_raw_mode(opts.mode))
+            .map_err(|e| Error::from_errno("fchmod", &target, e))?;
+        shm.grow(0, opts.size)?;
+        fault_point("sized");
+        let map = shm.map()?;
+        init(&map)?;
+        fault_point("initialised");
+        // Publish: the name appears, fully made, or not at all.
+        let proc_path = format!("/proc/self/fd/{}", shm.fd.as_raw_fd());
+        let path = format!("{SHM_DIR}/{}", name.file_name());
+        rustix::fs::linkat(
+            rustix::fs::CWD,
+            proc_path.as_str(),
+            rustix::fs::CWD,
+            path.as_str(),
+            rustix::fs::AtFlags::SYMLINK_FOLLOW,
+        )
+        .map_err(|e| Error::from_errno("linkat", &target, e))?;
+        Ok((shm, map))
     }
 
     /// `shm_open(name, O_RDONLY or O_RDWR)`—opens an existing object.
@@ -563,6 +648,44 @@ impl From<PosixShm> for OwnedFd {
 #[doc(alias = "shm_unlink")]
 pub fn remove(name: &ShmName) -> Result<()> {
     shm::unlink(name.as_str()).map_err(|e| Error::from_errno("shm_unlink", &Target::Posix(name.clone()), e))
+}
+
+/// Test hook (feature `fault-injection`): when `SHMKIT_FAULT` names `step`,
+/// says so on standard output (`@shmkit-fault <step>`) and stops there, so a
+/// test can kill the process at that step of creation.
+#[cfg(feature = "fault-injection")]
+fn fault_point(step: &str) {
+    if std::env::var("SHMKIT_FAULT").as_deref() == Ok(step) {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), "@shmkit-fault {step}");
+        let _ = std::io::stdout().flush();
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+fn fault_point(_step: &str) {}
+
+fn read_only_create(target: Target) -> Error {
+    Error::InvalidArgument {
+        target,
+        reason: "cannot create an object read-only: create it read-write, then open it read-only".into(),
+    }
+}
+
+/// Whether [`PosixShm::create_with`] can publish objects atomically here
+/// (`O_TMPFILE` works in `/dev/shm`). Asked of the kernel once.
+pub(crate) fn atomic_create_supported() -> bool {
+    static SUPPORTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        rustix::fs::open(
+            SHM_DIR,
+            rustix::fs::OFlags::TMPFILE | rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )
+        .is_ok()
+    })
 }
 
 fn check_mode(target: &Target, mode: u32) -> Result<()> {

@@ -1,4 +1,5 @@
-//! `shmkit demo`: the classic shared-memory demos, each side a real process.
+//! `shmkit demo`: the classic shared-memory demos, each side a real process,
+//! and a channel streaming a million messages between two processes.
 //!
 //! For each kind a writer process creates a 4096-byte object and writes
 //! `This is writer!!!`, then a reader process maps it, prints
@@ -9,6 +10,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use shmkit::channel;
 use shmkit::posix::{self, PosixShm, ShmName};
 use shmkit::sysv::{Key, SysvShm};
 
@@ -40,6 +42,8 @@ enum Step {
     PosixRead,
     SysvWrite,
     SysvRead,
+    ChanSend,
+    ChanRecv,
 }
 
 impl Step {
@@ -49,6 +53,8 @@ impl Step {
             Step::PosixRead => "posix-read",
             Step::SysvWrite => "sysv-write",
             Step::SysvRead => "sysv-read",
+            Step::ChanSend => "chan-send",
+            Step::ChanRecv => "chan-recv",
         }
     }
 }
@@ -64,6 +70,8 @@ pub fn run(_args: Args) -> Result {
     posix_demo(&exe, pid)?;
     say(format_args!(""))?;
     sysv_demo(&exe, pid)?;
+    say(format_args!(""))?;
+    channel_demo(&exe, pid)?;
     say(format_args!(""))?;
     say(format_args!(
         "Done: each reader removed its object, nothing is left behind."
@@ -100,6 +108,41 @@ fn sysv_demo(exe: &Path, pid: u32) -> Result {
     match SysvShm::open(key, &Default::default()) {
         Err(shmkit::Error::NotFound { .. }) => {}
         _ => return Err(Failure::Message(format!("key:{key}: the reader did not remove it"), 1)),
+    }
+    guard.disarm();
+    Ok(())
+}
+
+/// How many messages the channel demo streams, and how big each is.
+const CHANNEL_MESSAGES: u64 = 1_000_000;
+const CHANNEL_MESSAGE_SIZE: usize = 64;
+
+fn channel_demo(exe: &Path, pid: u32) -> Result {
+    let name = ShmName::new(format!("/shmkit-demo-{pid}-chan"))?;
+    say(format_args!(
+        "== Channel: {name}, {CHANNEL_MESSAGES} messages of {CHANNEL_MESSAGE_SIZE} bytes =="
+    ))?;
+    let mut guard = Leftover::Posix(name.clone());
+    // Both at once: either may start first.
+    let spawn = |step: Step| {
+        Command::new(exe)
+            .args(["demo-step", step.name(), name.as_str()])
+            .spawn()
+    };
+    let mut receiver = spawn(Step::ChanRecv)?;
+    let mut sender = spawn(Step::ChanSend)?;
+    let (sent, received) = (sender.wait()?, receiver.wait()?);
+    for (step, status) in [(Step::ChanSend, sent), (Step::ChanRecv, received)] {
+        if !status.success() {
+            return Err(Failure::Message(
+                format!("the {} step failed ({status})", step.name()),
+                1,
+            ));
+        }
+    }
+    match PosixShm::open(&name, &Default::default()) {
+        Err(shmkit::Error::NotFound { .. }) => {}
+        _ => return Err(Failure::Message(format!("{name}: the channel was not removed"), 1)),
     }
     guard.disarm();
     Ok(())
@@ -173,6 +216,56 @@ pub fn run_step(args: StepArgs) -> Result {
                 "  writer (pid {me}): attached it, wrote \"{MESSAGE}\" and detached; the segment stays"
             ));
         }
+        Step::ChanSend => {
+            let name = ShmName::new(args.object)?;
+            let mut tx = channel::Sender::connect(&name, &channel_options())?;
+            note(format_args!(
+                "  sender (pid {me}): connected to receiver pid {}, sending",
+                tx.peer_pid().unwrap_or(0)
+            ));
+            let mut msg = [0u8; CHANNEL_MESSAGE_SIZE];
+            for seq in 0..CHANNEL_MESSAGES {
+                msg[..8].copy_from_slice(&seq.to_le_bytes());
+                tx.send(&msg)?;
+            }
+            note(format_args!("  sender (pid {me}): sent all, closing"));
+        }
+        Step::ChanRecv => {
+            let name = ShmName::new(args.object)?;
+            let mut rx = channel::Receiver::connect(&name, &channel_options())?;
+            note(format_args!(
+                "  receiver (pid {me}): connected to sender pid {}, receiving",
+                rx.peer_pid().unwrap_or(0)
+            ));
+            let mut buf = Vec::new();
+            let mut count = 0u64;
+            let mut started = None;
+            loop {
+                match rx.recv_into(&mut buf) {
+                    Ok(()) => {
+                        started.get_or_insert_with(std::time::Instant::now);
+                        let seq = buf.get(..8).map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+                        if seq != Some(count) {
+                            return Err(Failure::Message(
+                                format!("{name}: message {count} arrived out of order"),
+                                1,
+                            ));
+                        }
+                        count += 1;
+                    }
+                    Err(shmkit::Error::Closed { .. }) => break,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let secs = started.map_or(0.0, |t| t.elapsed().as_secs_f64()).max(1e-9);
+            let bytes = count * CHANNEL_MESSAGE_SIZE as u64;
+            note(format_args!(
+                "  receiver (pid {me}): {count} messages in order, {bytes} bytes in {:.3} s: {:.2} million messages/s, {:.0} MB/s",
+                secs,
+                count as f64 / secs / 1e6,
+                bytes as f64 / secs / 1e6
+            ));
+        }
         Step::SysvRead => {
             let key = parse_ftok(&args.object)?;
             let shm = SysvShm::open(key, &shmkit::sysv::Options::new().read_only(true))?;
@@ -189,6 +282,12 @@ pub fn run_step(args: StepArgs) -> Result {
         }
     }
     Ok(())
+}
+
+/// The demo's channel options: a short connect timeout, so a lost peer
+/// does not hang the demo.
+fn channel_options() -> channel::Options {
+    channel::Options::new().timeout(std::time::Duration::from_secs(10))
 }
 
 /// Prints one line; a closed standard output ends the demo quietly.

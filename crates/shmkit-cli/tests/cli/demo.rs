@@ -7,7 +7,7 @@ fn demo_leftovers(pid: u32) -> Vec<String> {
     let mut left: Vec<String> = std::fs::read_dir("/dev/shm")
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n == &format!("shmkit-demo-{pid}"))
+        .filter(|n| n == &format!("shmkit-demo-{pid}") || n == &format!("shmkit-demo-{pid}-chan"))
         .collect();
     let key_file = std::env::temp_dir().join(format!("shmkit-demo-{pid}.key"));
     if key_file.exists() {
@@ -59,6 +59,7 @@ fn demo_runs_both_pairs_and_leaves_nothing() {
     assert_eq!(readers.len(), 2, "one line per kind:\n{text}");
     assert!(text.contains("== POSIX shared memory"), "{text}");
     assert!(text.contains("== System V shared memory"), "{text}");
+    assert!(text.contains("1000000 messages in order"), "{text}");
     assert!(demo_leftovers(pid).is_empty(), "{:?}", demo_leftovers(pid));
     // the System V segment is gone too: its id was printed by the writer
     let id: i32 = text

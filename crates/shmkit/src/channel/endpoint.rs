@@ -15,9 +15,21 @@ use super::ring::{Buf, HeaderRef};
 use super::wait;
 use super::Options;
 
-/// How long an opener gives a creator to size the object and publish its
-/// header, which takes it microseconds, before calling the object broken.
+/// Where creation is not atomic (no `O_TMPFILE`), how long an opener gives a
+/// creator to size the object and publish its header before calling the
+/// object broken.
 const CREATOR_GRACE: Duration = Duration::from_secs(2);
+
+/// How long an opener waits for a creator to finish: not at all where
+/// creation is atomic (a channel's name appears with its header published),
+/// else [`CREATOR_GRACE`].
+fn creator_grace() -> Duration {
+    if posix::atomic_create_supported() {
+        Duration::ZERO
+    } else {
+        CREATOR_GRACE
+    }
+}
 
 /// Which end of the channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,26 +83,67 @@ pub(crate) struct Endpoint {
 /// Connects as `role` to the channel `name`, creating it if it does not
 /// exist, and waits for the other side to join.
 pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endpoint> {
-    let target = Target::Posix(name.clone());
     let deadline = opts.timeout.and_then(wait::deadline);
+    // An abandoned channel (every process that joined it has died) is
+    // removed and made anew; a second round is enough unless another
+    // process keeps abandoning channels under this name.
+    for _ in 0..3 {
+        match connect_once(name, opts, role, deadline) {
+            Err(Abandoned) => {}
+            Ok(end) => return Ok(end),
+            Err(Failed(e)) => return Err(e),
+        }
+    }
+    connect_once(name, opts, role, deadline).map_err(|e| match e {
+        Failed(e) => e,
+        Abandoned => Error::Busy {
+            target: Target::Posix(name.clone()),
+            side: role.name(),
+            pid: 0,
+            alive: false,
+        },
+    })
+}
+
+/// Why one attempt to connect did not.
+enum Attempt {
+    /// Every process that joined the channel has died: it was removed, try
+    /// again.
+    Abandoned,
+    /// Anything else.
+    Failed(Error),
+}
+use Attempt::{Abandoned, Failed};
+
+impl From<Error> for Attempt {
+    fn from(e: Error) -> Self {
+        Failed(e)
+    }
+}
+
+fn connect_once(
+    name: &ShmName,
+    opts: &Options,
+    role: Role,
+    deadline: Option<Instant>,
+) -> std::result::Result<Endpoint, Attempt> {
+    let target = Target::Posix(name.clone());
     let want = opts.capacity;
     if let Some(cap) = want {
         if !layout::valid_capacity(cap) {
-            return Err(Error::InvalidArgument {
+            return Err(Failed(Error::InvalidArgument {
                 target,
                 reason: format!(
                     "capacity {cap} is not a power of two from {} to {} bytes",
                     layout::MIN_CAPACITY,
                     layout::MAX_CAPACITY
                 ),
-            });
+            }));
         }
     }
     let (shm, map, created) = create_or_open(name, opts, deadline)?;
-    // The mapping starts on a page boundary and holds at least the header.
     let hdr = header_ref(&map);
     let capacity = if created {
-        publish(hdr.get(), want.unwrap_or(super::DEFAULT_CAPACITY));
         want.unwrap_or(super::DEFAULT_CAPACITY)
     } else {
         validate(hdr.get(), &target, &shm, want)?
@@ -103,7 +156,7 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
     };
     let hdr = header_ref(&map);
     if (map.len() as u64) < DATA_OFFSET + capacity {
-        return Err(corrupt(&target, "the object is smaller than its header says"));
+        return Err(Failed(corrupt(&target, "the object is smaller than its header says")));
     }
     // SAFETY: the mapping holds `DATA_OFFSET + capacity` bytes (checked
     // above), page-aligned, and the endpoint keeps it alive as long as the
@@ -127,7 +180,14 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
         claimed: false,
         _map: map,
     };
-    end.claim()?;
+    match end.claim() {
+        Ok(()) => {}
+        Err(Error::Busy { alive: false, .. }) if end.other_side_gone() => {
+            remove_if_same(name, &end.shm);
+            return Err(Abandoned);
+        }
+        Err(e) => return Err(Failed(e)),
+    }
     end.wait_for_peer(deadline)?;
     Ok(end)
 }
@@ -135,13 +195,17 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
 /// Creates the object (exclusively) or opens the existing one; an opener
 /// waits until the creator has sized it.
 fn create_or_open(name: &ShmName, opts: &Options, deadline: Option<Instant>) -> Result<(PosixShm, Mapping, bool)> {
-    let size = DATA_OFFSET + opts.capacity.unwrap_or(super::DEFAULT_CAPACITY);
+    let capacity = opts.capacity.unwrap_or(super::DEFAULT_CAPACITY);
+    let size = DATA_OFFSET + capacity;
     for _ in 0..100 {
-        match PosixShm::create(name, &posix::Options::new().size(size).mode(opts.mode)) {
-            Ok(shm) => {
-                let map = shm.map()?;
-                return Ok((shm, map, true));
-            }
+        // The name appears with the header already published (or, where
+        // the kernel cannot do that, just before).
+        let created = PosixShm::create_with(name, &posix::Options::new().size(size).mode(opts.mode), |map| {
+            publish(header_ref(map).get(), capacity);
+            Ok(())
+        });
+        match created {
+            Ok((shm, map)) => return Ok((shm, map, true)),
             Err(Error::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
         }
@@ -150,8 +214,8 @@ fn create_or_open(name: &ShmName, opts: &Options, deadline: Option<Instant>) -> 
             Err(Error::NotFound { .. }) => continue,
             Err(e) => return Err(e),
         };
-        // The creator sizes it right after creating it.
-        let grace = Instant::now() + CREATOR_GRACE;
+        // Where creation is not atomic, the creator sizes it right after.
+        let grace = Instant::now() + creator_grace();
         while shm.size()? < DATA_OFFSET {
             if Instant::now() >= grace || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(corrupt(
@@ -199,7 +263,7 @@ fn publish(hdr: &Header, capacity: u64) {
 /// An opener waits for the header to be published, then checks every field.
 fn validate(hdr: &Header, target: &Target, shm: &PosixShm, want: Option<u64>) -> Result<u64> {
     let meta = &hdr.meta.0;
-    let grace = Instant::now() + CREATOR_GRACE;
+    let grace = Instant::now() + creator_grace();
     loop {
         let magic = meta.magic.load(Ordering::Relaxed);
         if magic != 0 && magic != MAGIC {
@@ -285,12 +349,17 @@ impl Endpoint {
                     });
                 }
                 let holder_start = me.start.load(Ordering::Relaxed);
+                let alive = if holder_start == 0 {
+                    // claiming right now, or died while claiming
+                    peer::start_time(holder).is_some()
+                } else {
+                    peer::is_running(holder, holder_start)
+                };
                 Err(Error::Busy {
                     target: self.target.clone(),
                     side: self.role.name(),
                     pid: holder,
-                    // start 0: it is claiming right now
-                    alive: holder_start == 0 || peer::is_running(holder, holder_start),
+                    alive,
                 })
             }
         }
@@ -324,6 +393,21 @@ impl Endpoint {
                 slice = slice.min(d - now);
             }
             wait::sleep_on(seq, seen, slice);
+        }
+    }
+
+    /// Whether the other side never joined, has left, or died: with our
+    /// side held by a dead process too, nobody can use the channel again.
+    fn other_side_gone(&self) -> bool {
+        let other = self.role.other().side(self.hdr.get());
+        match other.state.load(Ordering::Acquire) {
+            side::CONNECTED => {
+                let pid = other.pid.load(Ordering::Relaxed);
+                !peer::is_running(pid, other.start.load(Ordering::Relaxed))
+            }
+            // EMPTY: nobody else joined; CLOSED: it left; anything else is
+            // not a state a live process writes.
+            _ => true,
         }
     }
 

@@ -149,7 +149,7 @@ const _: () = {
 
 impl Header {
     /// A zeroed header in ordinary memory, for tests of the ring.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fuzz"))]
     pub(crate) fn new_boxed(capacity: u64) -> Box<Header> {
         let counter = || Counter {
             pos: AtomicU64::new(0),

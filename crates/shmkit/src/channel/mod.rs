@@ -23,7 +23,10 @@
 //!   later call returns [`Error::PeerGone`](crate::Error::PeerGone) within a
 //!   tenth of a second (after the receiver has drained what was committed).
 //!   Processes are named by pid *and* start time and watched through a
-//!   pidfd, so a reused pid does not fool it.
+//!   pidfd, so a reused pid does not fool it. A sender notices a dead
+//!   receiver when it has to wait (the ring is full), in `try_send` when the
+//!   ring is full, and in [`Sender::flush`]: until then its messages simply
+//!   queue in the ring.
 //! - **Cleanup.** The object is removed when both sides are done, or when
 //!   one side is done and the other has died. Only if both die does it stay
 //!   (`shmkit ls --stale` lists it).
@@ -53,7 +56,7 @@
 //!     Ok(n) // the iterator ends when the sender has closed
 //! });
 //!
-//! let mut tx = Sender::connect(&name, &Options::new().capacity(64 * 1024))?;
+//! let mut tx = Sender::connect(&name, &Options::new())?;
 //! for i in 0..1000 {
 //!     tx.send(format!("message {i}").as_bytes())?;
 //! }
@@ -96,6 +99,18 @@ pub use info::{info, ChannelInfo, SideInfo};
 pub use receiver::{Iter, Receiver, RecvGuard};
 #[cfg(not(loom))]
 pub use sender::{Grant, Sender};
+
+/// The fuzz harness, for the targets in `fuzz/` (feature `fuzz`).
+#[cfg(all(feature = "fuzz", not(loom)))]
+#[doc(hidden)]
+pub mod fuzz {
+    /// Runs the ring's fuzz harness on `data`: arbitrary bytes as the
+    /// channel's memory, rewritten between operations. It must end without
+    /// a panic, whatever the bytes.
+    pub fn ring(data: &[u8]) {
+        super::ring::fuzz::run(data);
+    }
+}
 
 /// The capacity a new channel gets unless asked otherwise: 1 MiB.
 pub const DEFAULT_CAPACITY: u64 = 1 << 20;

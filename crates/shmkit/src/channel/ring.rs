@@ -550,26 +550,43 @@ mod buf {
 }
 
 /// Builds a producer and consumer over heap memory (tests, Miri, fuzzing).
-#[cfg(all(test, not(loom)))]
+#[cfg(all(any(test, feature = "fuzz"), not(loom)))]
 pub(crate) mod heap {
     use super::*;
 
-    /// The memory both halves point into; keep it alive while they are used.
+    /// The memory both halves point into; keep it alive while they are
+    /// used. The header is a raw allocation (not a `Box` moved around), so
+    /// the pointers the halves hold stay valid under Miri's aliasing rules.
     pub(crate) struct HeapRing {
-        pub hdr: Box<Header>,
-        pub _data: Vec<u64>,
+        hdr: std::ptr::NonNull<Header>,
+        _data: Vec<u64>,
+    }
+
+    impl HeapRing {
+        /// The header, as a test or "peer" sees it.
+        pub(crate) fn header(&self) -> &Header {
+            // SAFETY: allocated in `ring` and freed only in `drop`.
+            unsafe { self.hdr.as_ref() }
+        }
+    }
+
+    impl Drop for HeapRing {
+        fn drop(&mut self) {
+            // SAFETY: made by `Box::into_raw` in `ring`, freed once, here.
+            drop(unsafe { Box::from_raw(self.hdr.as_ptr()) });
+        }
     }
 
     /// A ring of `capacity` bytes in ordinary memory.
     pub(crate) fn ring(capacity: u64) -> (HeapRing, Producer, Consumer) {
-        let hdr = Header::new_boxed(capacity);
+        let hdr = std::ptr::NonNull::new(Box::into_raw(Header::new_boxed(capacity))).expect("not null");
         let mut data = vec![0u64; capacity as usize / 8];
-        // SAFETY: the box and the vector live in `HeapRing`, returned to the
-        // caller, who keeps it alive while the halves are used (tests do);
-        // moving a Box or Vec does not move their heap contents.
+        // SAFETY: the header allocation and the vector's buffer live in
+        // `HeapRing`, which the caller keeps alive while the halves are used
+        // (moving a Vec does not move its buffer).
         let (h, b) = unsafe {
             (
-                HeaderRef::new(std::ptr::NonNull::from(&*hdr)),
+                HeaderRef::new(hdr),
                 Buf::new(
                     std::ptr::NonNull::new(data.as_mut_ptr().cast()).unwrap(),
                     capacity as usize,
@@ -579,6 +596,105 @@ pub(crate) mod heap {
         let p = Producer::new(h.clone(), b, capacity, 0);
         let c = Consumer::new(h, b, capacity, 0);
         (HeapRing { hdr, _data: data }, p, c)
+    }
+}
+
+/// The fuzz harness: arbitrary bytes as the ring's memory, rewritten by a
+/// "peer" between operations, while both halves keep working. It must end,
+/// without a panic or an out-of-bounds access, whatever the bytes.
+#[cfg(all(any(test, feature = "fuzz"), not(loom)))]
+pub(crate) mod fuzz {
+    use super::heap::ring;
+    use super::*;
+
+    /// Writes `value` into one of the header's fields, chosen by `which`.
+    fn scribble_field(h: &Header, which: usize, value: u64) {
+        let o = Ordering::Relaxed;
+        let v32 = value as u32;
+        match which % 20 {
+            0 => h.meta.0.magic.store(value, o),
+            1 => h.meta.0.version.store(v32, o),
+            2 => h.meta.0.ready.store(v32, o),
+            3 => h.meta.0.capacity.store(value, o),
+            4 => h.meta.0.data_offset.store(value, o),
+            5 => h.tail.0.pos.store(value, o),
+            6 => h.tail.0.pos.store(h.tail.0.pos.load(o).wrapping_add(value % 64), o),
+            7 => h.tail.0.messages.store(value, o),
+            8 => h.head.0.pos.store(value, o),
+            9 => h.head.0.pos.store(h.head.0.pos.load(o).wrapping_add(value % 64), o),
+            10 => h.head.0.bytes.store(value, o),
+            11 => h.wake.0.data_seq.store(v32, o),
+            12 => h.wake.0.rx_waiting.store(v32, o),
+            13 => h.wake.0.space_seq.store(v32, o),
+            14 => h.wake.0.tx_waiting.store(v32, o),
+            15 => h.peers.0.sender.state.store(v32, o),
+            16 => h.peers.0.sender.pid.store(v32, o),
+            17 => h.peers.0.receiver.state.store(v32, o),
+            18 => h.peers.0.receiver.start.store(value, o),
+            _ => h.peers.0.left.store(v32, o),
+        }
+    }
+
+    /// Runs the harness on `data`.
+    pub(crate) fn run(data: &[u8]) {
+        let mut input = data.iter().copied();
+        let mut next = move || input.next();
+        let cap = 64u64 << (next().unwrap_or(0) % 6); // 64 .. 2048
+        let (mem, mut p, mut c) = ring(cap);
+        let hdr_len = std::mem::size_of::<Header>();
+        let hdr = mem.header();
+        let buf = *p.buf();
+        // The "peer" writes whole header fields through their atomics (the
+        // ring reads them only so), and any byte of the ring.
+        let scribble = |at: usize, byte: u8| {
+            let at = at % (hdr_len + cap as usize);
+            if at < hdr_len {
+                scribble_field(hdr, at, u64::from_le_bytes([byte; 8]) ^ at as u64);
+            } else {
+                buf.write(at - hdr_len, &[byte]);
+            }
+        };
+        // Half the runs start from arbitrary memory; the others from a clean
+        // ring, so that the peer's scribbles hit a working channel.
+        let fill = if next().unwrap_or(0) % 2 == 0 {
+            0
+        } else {
+            hdr_len + cap as usize
+        };
+        for i in 0..fill {
+            match next() {
+                Some(b) => scribble(i, b),
+                None => break,
+            }
+        }
+        let mut out = Vec::new();
+        for _ in 0..256 {
+            let Some(op) = next() else { break };
+            match op % 4 {
+                0 => {
+                    let len = usize::from(next().unwrap_or(0)) * 4;
+                    match p.push(&vec![op; len]) {
+                        Ok(()) | Err(RingError::Full | RingError::TooLarge { .. } | RingError::Corrupt(_)) => {}
+                        Err(RingError::Empty) => unreachable!("a producer is never empty"),
+                    }
+                }
+                1 | 2 => match c.peek() {
+                    Ok(frame) => {
+                        assert!(frame.at + frame.len <= cap as usize && frame.len as u64 <= p.max_message());
+                        out.resize(frame.len, 0);
+                        c.buf().read(frame.at, &mut out);
+                        c.release(frame);
+                    }
+                    Err(RingError::Empty | RingError::Corrupt(_)) => {}
+                    Err(e) => unreachable!("{e:?}"),
+                },
+                _ => {
+                    // the peer writes a byte somewhere
+                    let at = usize::from(next().unwrap_or(0)) << 4 | usize::from(next().unwrap_or(0));
+                    scribble(at, next().unwrap_or(0xff));
+                }
+            }
+        }
     }
 }
 
@@ -666,11 +782,11 @@ mod tests {
         p.push(b"fine").unwrap();
         // a tail beyond the ring, a tail behind the head, a misaligned tail
         for bad in [1000u64, u64::MAX - 7, 3] {
-            mem.hdr.tail.0.pos.store(bad, Ordering::Relaxed);
+            mem.header().tail.0.pos.store(bad, Ordering::Relaxed);
             c.cached_tail = c.head;
             assert!(matches!(c.pop_into(&mut out), Err(RingError::Corrupt(_))), "tail {bad}");
         }
-        mem.hdr.head.0.pos.store(u64::MAX - 7, Ordering::Relaxed);
+        mem.header().head.0.pos.store(u64::MAX - 7, Ordering::Relaxed);
         for _ in 0..20 {
             match p.push(&[0; 40]) {
                 Ok(()) => {}
@@ -679,6 +795,52 @@ mod tests {
             }
         }
         panic!("a head ahead of the tail was accepted");
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(if cfg!(miri) { 8 } else { 256 }))]
+
+        /// Random sizes, pushed and popped in random bursts, wrapping a
+        /// small ring many times: what comes out is what went in.
+        #[test]
+        fn random_sizes_wrap_and_arrive_intact(
+            sizes in proptest::collection::vec(0usize..=120, 1..400),
+            bursts in proptest::collection::vec(1usize..8, 1..50),
+        ) {
+            let (_mem, mut p, mut c) = ring(256);
+            let mut sent = std::collections::VecDeque::new();
+            let mut out = Vec::new();
+            let (mut i, mut b) = (0, 0);
+            while i < sizes.len() || !sent.is_empty() {
+                for _ in 0..bursts[b % bursts.len()] {
+                    let Some(&len) = sizes.get(i) else { break };
+                    let msg: Vec<u8> = (0..len).map(|k| (i * 31 + k) as u8).collect();
+                    match p.push(&msg) {
+                        Ok(()) => { sent.push_back(msg); i += 1; }
+                        Err(RingError::Full) => break,
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                for _ in 0..bursts[(b + 1) % bursts.len()] {
+                    match c.pop_into(&mut out) {
+                        Ok(()) => {
+                            let want = sent.pop_front();
+                            proptest::prop_assert_eq!(Some(&out), want.as_ref());
+                        }
+                        Err(RingError::Empty) => break,
+                        Err(e) => panic!("{e:?}"),
+                    }
+                }
+                b += 1;
+            }
+        }
+
+        /// Arbitrary memory and a scribbling peer: the ring ends in errors,
+        /// never a panic or an out-of-bounds access.
+        #[test]
+        fn arbitrary_memory_never_crashes(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..3000)) {
+            super::fuzz::run(&data);
+        }
     }
 
     #[test]

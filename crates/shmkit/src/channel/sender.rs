@@ -81,7 +81,11 @@ impl Sender {
                 self.wake_receiver();
                 Ok(())
             }
-            Err(RingError::Full) => Err(TrySendError::Full),
+            // Full: is the receiver still there to make room?
+            Err(RingError::Full) => match self.end.check_peer() {
+                Ok(()) => Err(TrySendError::Full),
+                Err(e) => Err(TrySendError::Failed(e)),
+            },
             Err(e) => Err(TrySendError::Failed(self.ring_error(e))),
         }
     }

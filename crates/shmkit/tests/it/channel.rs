@@ -95,6 +95,13 @@ pub fn child_role(role: &str, args: &[String]) {
                 std::thread::yield_now();
             }
         }
+        // chan-create-fault NAME STEP: connect as sender, stopping (for the
+        // test to kill us) at STEP of creating the channel.
+        "chan-create-fault" => {
+            std::env::set_var("SHMKIT_FAULT", &args[1]);
+            let _tx = Sender::connect(&name, &opts()).unwrap();
+            report("connected: the fault was not reached".into());
+        }
         other => panic!("unknown channel role {other:?}"),
     }
 }
@@ -428,4 +435,67 @@ fn info_describes_a_live_channel() {
     assert!(!r.closed && r.alive && r.pid == std::process::id());
     drop(rx);
     assert!(gone(&name));
+}
+
+/// Runs a sender child and a receiver child over `name` to the end.
+fn run_pair(name: &ShmName) {
+    let mut receiver = LiveChild::spawn("chan-recv-count", &[name.as_str()]);
+    let mut sender = LiveChild::spawn("chan-send-seq", &[name.as_str(), "100"]);
+    assert!(sender.expect_line().starts_with("connected"));
+    assert_eq!(receiver.expect_line(), "received 100");
+    sender.finish();
+    receiver.finish();
+    assert!(gone(name));
+}
+
+#[test]
+fn a_creator_killed_at_any_step_leaves_nothing() {
+    for step in ["opened", "sized", "initialised"] {
+        let (name, _guard) = posix_name();
+        let mut creator = LiveChild::spawn("chan-create-fault", &[name.as_str(), step]);
+        assert_eq!(creator.expect_line(), format!("shmkit-fault {step}"));
+        // the name appears only fully made: not yet
+        assert!(gone(&name), "{step}: the half-made channel is visible");
+        creator.kill();
+        assert!(gone(&name), "{step}: left behind");
+        // and the name works at once for a new pair
+        let started = Instant::now();
+        run_pair(&name);
+        assert!(started.elapsed() < Duration::from_secs(10), "{step}");
+    }
+}
+
+#[test]
+fn a_channel_whose_processes_all_died_is_taken_over() {
+    let (name, _guard) = posix_name();
+    let mut receiver = LiveChild::spawn("chan-recv-hold", &[name.as_str()]);
+    let mut sender = LiveChild::spawn("chan-send-forever", &[name.as_str()]);
+    assert_eq!(receiver.expect_line(), "connected");
+    assert_eq!(sender.expect_line(), "connected");
+    sender.kill();
+    receiver.kill();
+    assert!(!gone(&name), "both died: the object stays");
+    run_pair(&name); // a new pair takes it over
+}
+
+#[test]
+fn a_dead_sender_with_a_live_receiver_is_reported_not_taken_over() {
+    let (name, _guard) = posix_name();
+    let mut receiver = LiveChild::spawn("chan-recv-hold", &[name.as_str()]);
+    let mut sender = LiveChild::spawn("chan-send-forever", &[name.as_str()]);
+    assert_eq!(receiver.expect_line(), "connected");
+    assert_eq!(sender.expect_line(), "connected");
+    let dead = sender.pid();
+    sender.kill();
+    match Sender::connect(&name, &opts()) {
+        Err(e @ Error::Busy { alive: false, .. }) => {
+            assert!(
+                e.to_string()
+                    .contains(&format!("pid {dead}, which is no longer running")),
+                "{e}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    receiver.kill();
 }
