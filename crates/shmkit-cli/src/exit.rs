@@ -32,7 +32,7 @@ pub fn code(e: &shmkit::Error) -> u8 {
     match e {
         NotFound { .. } => 3,
         AlreadyExists { .. } => 4,
-        PermissionDenied { .. } => 5,
+        PermissionDenied { .. } | Untrusted { .. } => 5,
         NoSpace { .. } | TooLarge { .. } | OutOfRange { .. } => 6,
         KeyPath { source, .. } if *source == shmkit::error::Errno::NOENT => 3,
         KeyPath { source, .. } if *source == shmkit::error::Errno::ACCESS => 5,

@@ -208,6 +208,23 @@ pub enum Error {
         reason: String,
     },
 
+    /// An existing object that another user owns, or whose permissions are
+    /// wider than asked: someone may have created it first to read or
+    /// change the traffic. Refused unless the caller allows it explicitly.
+    #[error(
+        "{target}: refused: {reason} (owner uid {uid}, mode {mode:04o}); if this is expected, allow it explicitly"
+    )]
+    Untrusted {
+        /// The object.
+        target: Target,
+        /// Its owner's user id.
+        uid: u32,
+        /// Its permission bits.
+        mode: u32,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
     /// The channel side asked for is taken by another process.
     #[error("{target}: already has a {side} (pid {pid}{})", if *.alive { "" } else { ", which is no longer running: remove the channel to start over" })]
     Busy {
@@ -351,6 +368,7 @@ impl Error {
             | Error::Misaligned { target, .. }
             | Error::Corrupt { target, .. }
             | Error::Busy { target, .. }
+            | Error::Untrusted { target, .. }
             | Error::Closed { target, .. }
             | Error::PeerGone { target, .. }
             | Error::TimedOut { target, .. }

@@ -10,6 +10,11 @@
 //!   published the header, claims its side and waits for the other side to
 //!   join, at most [`Options::timeout`]. The creator's capacity wins; an
 //!   opener that asks for another gets [`Error::CapacityMismatch`](crate::Error::CapacityMismatch).
+//! - **Nobody else's object.** An existing channel object owned by another
+//!   user, or with wider permissions than [`Options::mode`] (someone may have
+//!   made it first to read the traffic), is refused with
+//!   [`Error::Untrusted`](crate::Error::Untrusted) unless
+//!   [`Options::allow_foreign`] says otherwise.
 //! - **One sender, one receiver.** A second sender (or receiver) gets
 //!   [`Error::Busy`](crate::Error::Busy) with the pid that holds the side.
 //! - **Waiting costs no CPU.** A side that must wait spins briefly
@@ -132,6 +137,7 @@ pub struct Options {
     timeout: Option<Duration>,
     spin: Duration,
     mode: u32,
+    allow_foreign: bool,
 }
 
 impl Default for Options {
@@ -141,6 +147,7 @@ impl Default for Options {
             timeout: None,
             spin: DEFAULT_SPIN,
             mode: 0o600,
+            allow_foreign: false,
         }
     }
 }
@@ -174,9 +181,20 @@ impl Options {
         self
     }
 
-    /// The permission bits of a new channel object (default `0600`).
+    /// The permission bits of a new channel object (default `0600`). An
+    /// existing channel whose permissions are wider is refused, unless
+    /// [`allow_foreign`](Options::allow_foreign).
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// Accepts an existing channel object owned by another user or with
+    /// wider permissions than [`mode`](Options::mode). By default such an
+    /// object is refused with [`Error::Untrusted`](crate::Error::Untrusted):
+    /// whoever made it can read and change the traffic.
+    pub fn allow_foreign(mut self, yes: bool) -> Self {
+        self.allow_foreign = yes;
         self
     }
 }

@@ -709,7 +709,8 @@ mod tests {
         let mut out = Vec::new();
         let mut next_in = 0u32;
         let mut next_out = 0u32;
-        for round in 0..2000u32 {
+        let rounds: u32 = if cfg!(miri) { 200 } else { 2000 };
+        for round in 0..rounds {
             // a few messages of varying size, then drain some
             for _ in 0..(round % 4) {
                 let len = ((next_in * 37) % 100) as usize;
@@ -737,7 +738,7 @@ mod tests {
             next_out += 1;
         }
         assert_eq!(next_in, next_out);
-        assert!(next_in > 1000);
+        assert!(next_in > rounds / 2);
     }
 
     #[test]
@@ -746,7 +747,7 @@ mod tests {
             let max = super::super::layout::max_message(cap) as usize;
             let (_mem, mut p, mut c) = ring(cap);
             let mut out = Vec::new();
-            for shift in 0..(cap / 8) {
+            for shift in 0..(cap / 8).min(if cfg!(miri) { 24 } else { u64::MAX }) {
                 // move the positions by `shift` frames of 0 bytes
                 for _ in 0..shift % 3 {
                     p.push(&[]).unwrap();

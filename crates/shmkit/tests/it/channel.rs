@@ -102,6 +102,20 @@ pub fn child_role(role: &str, args: &[String]) {
             let _tx = Sender::connect(&name, &opts()).unwrap();
             report("connected: the fault was not reached".into());
         }
+        // chan-recv-as-nobody NAME: as uid 65534, create the channel as its
+        // receiver and receive until closed.
+        "chan-recv-as-nobody" => {
+            crate::child::become_nobody();
+            let opts = opts().timeout(Duration::from_secs(5));
+            let mut rx = match Receiver::connect(&name, &opts) {
+                Ok(rx) => rx,
+                Err(e) => return report(format!("error {e}")),
+            };
+            report(format!(
+                "received {:?}",
+                rx.recv().map(|m| m.len()).map_err(|e| e.to_string())
+            ));
+        }
         other => panic!("unknown channel role {other:?}"),
     }
 }
@@ -498,4 +512,55 @@ fn a_dead_sender_with_a_live_receiver_is_reported_not_taken_over() {
         other => panic!("{other:?}"),
     }
     receiver.kill();
+}
+
+#[test]
+fn a_channel_made_by_another_user_is_refused_unless_allowed() {
+    if !crate::common::is_root() {
+        eprintln!("skipped: needs root to drop a child to uid 65534");
+        return;
+    }
+    let (name, _guard) = posix_name();
+    let mut squatter = LiveChild::spawn("chan-recv-as-nobody", &[name.as_str()]);
+    // wait until the squatter's channel exists
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gone(&name) {
+        assert!(Instant::now() < deadline, "the squatter never created it");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    match Sender::connect(&name, &opts()) {
+        Err(e @ Error::Untrusted { uid: 65534, .. }) => {
+            assert!(e.to_string().contains("belongs to another user"), "{e}");
+            assert!(e.to_string().contains("owner uid 65534, mode 0600"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // explicitly allowed: it works
+    let mut tx = Sender::connect(&name, &opts().allow_foreign(true)).unwrap();
+    tx.send(b"hello").unwrap();
+    drop(tx);
+    assert_eq!(squatter.expect_line(), "received Ok(5)");
+    squatter.finish();
+}
+
+#[test]
+fn a_channel_with_wider_permissions_is_refused() {
+    let (name, _guard) = posix_name();
+    let name2 = name.clone();
+    let wide =
+        std::thread::spawn(move || Receiver::connect(&name2, &opts().mode(0o666).timeout(Duration::from_secs(5))));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gone(&name) {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    match Sender::connect(&name, &opts()) {
+        Err(e @ Error::Untrusted { mode: 0o666, .. }) => assert!(e.to_string().contains("wider than asked"), "{e}"),
+        other => panic!("{other:?}"),
+    }
+    // asking for that mode accepts it
+    let tx = Sender::connect(&name, &opts().mode(0o666)).unwrap();
+    let rx = wide.join().unwrap().unwrap();
+    drop((tx, rx));
+    assert!(gone(&name));
 }

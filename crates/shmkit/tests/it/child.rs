@@ -21,7 +21,7 @@ fn wait_for_parent() {
 }
 
 /// Drops to uid/gid 65534 ("nobody") for the whole process.
-fn become_nobody() {
+pub(crate) fn become_nobody() {
     // SAFETY: these calls take no pointers (setgroups gets a null list of
     // length 0); glibc applies setgid/setuid to every thread of the process.
     unsafe {
