@@ -3,4 +3,5 @@
 mod channel;
 mod common;
 mod demo;
+mod full;
 mod segments;

@@ -477,14 +477,12 @@ impl Drop for Endpoint {
             Role::Receiver => &w.space_seq,
         });
         wait::force_wake(&w.peers_seq);
-        let left = hdr.peers.0.left.fetch_add(1, Ordering::AcqRel).wrapping_add(1);
-        let peer_done = match &self.peer {
-            None => true, // nobody ever joined
-            Some(peer) => left >= 2 || !peer.is_alive(),
-        };
-        if peer_done {
-            remove_if_same(&self.name, &self.shm);
-        }
+        hdr.peers.0.left.fetch_add(1, Ordering::AcqRel);
+        // A side that has left is never claimed again, so nobody can join
+        // this channel any more: its name has no use. The first side to
+        // leave removes it; the other keeps its mapping until it leaves too.
+        // Only if both sides die without leaving does the object stay.
+        remove_if_same(&self.name, &self.shm);
     }
 }
 

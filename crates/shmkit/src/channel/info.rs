@@ -61,11 +61,15 @@ pub struct ChannelInfo {
 /// ```
 pub fn info(name: &ShmName) -> Result<ChannelInfo> {
     let (_map, hdr, capacity) = endpoint::open_for_info(name)?;
-    let h: &Header = hdr.get();
+    Ok(read(hdr.get(), capacity))
+}
+
+/// Reads a header whose capacity has been validated.
+pub(crate) fn read(h: &Header, capacity: u64) -> ChannelInfo {
     let tail = h.tail.0.pos.load(Ordering::Acquire);
     let head = h.head.0.pos.load(Ordering::Acquire);
     let in_flight = tail.wrapping_sub(head);
-    Ok(ChannelInfo {
+    ChannelInfo {
         capacity,
         max_message: layout::max_message(capacity),
         bytes_in_flight: (in_flight <= capacity).then_some(in_flight),
@@ -75,7 +79,7 @@ pub fn info(name: &ShmName) -> Result<ChannelInfo> {
         bytes_sent: h.tail.0.bytes.load(Ordering::Relaxed),
         messages_received: h.head.0.messages.load(Ordering::Relaxed),
         bytes_received: h.head.0.bytes.load(Ordering::Relaxed),
-    })
+    }
 }
 
 fn side_info(s: &Side) -> Option<SideInfo> {

@@ -32,9 +32,11 @@
 //!   receiver when it has to wait (the ring is full), in `try_send` when the
 //!   ring is full, and in [`Sender::flush`]: until then its messages simply
 //!   queue in the ring.
-//! - **Cleanup.** The object is removed when both sides are done, or when
-//!   one side is done and the other has died. Only if both die does it stay
-//!   (`shmkit ls --stale` lists it).
+//! - **Cleanup.** A side that has left is never taken again, so the first
+//!   side to leave removes the object's name (the other keeps its mapping and
+//!   finishes); a survivor removes it when the other side died. Only if both
+//!   die without leaving does the object stay (`shmkit ls --stale` shows it),
+//!   and the next `connect` to that name takes it over.
 //! - **Untrusted memory.** Each side keeps its own counter privately and
 //!   reads the other's once, validating it; frame lengths and kinds are
 //!   validated too. A peer writing arbitrary bytes anywhere in the object can

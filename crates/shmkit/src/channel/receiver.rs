@@ -211,6 +211,13 @@ impl Receiver {
         self.ring.max_message() as usize
     }
 
+    /// A snapshot of the channel's header, as [`super::info`] gives for a
+    /// name, read through this side's own mapping (so it works after the
+    /// name is gone).
+    pub fn info(&self) -> super::ChannelInfo {
+        super::info::read(self.end.hdr.get(), self.end.capacity)
+    }
+
     /// The ring's size in bytes.
     pub fn capacity(&self) -> usize {
         self.end.capacity as usize

@@ -116,6 +116,44 @@ pub fn child_role(role: &str, args: &[String]) {
                 rx.recv().map(|m| m.len()).map_err(|e| e.to_string())
             ));
         }
+        // chan-stress-send NAME MILLIS: send sequence numbers for MILLIS ms,
+        // then close; report how it ended.
+        "chan-stress-send" => {
+            let millis: u64 = args[1].parse().unwrap();
+            let mut tx = Sender::connect(&name, &opts()).unwrap();
+            report("connected".into());
+            let end = Instant::now() + Duration::from_millis(millis);
+            let mut i = 0u64;
+            while Instant::now() < end {
+                if let Err(e) = tx.send(&i.to_le_bytes()) {
+                    return report(format!("sender-error {}", kind(&e)));
+                }
+                i += 1;
+            }
+            report(format!("sent {i}"));
+        }
+        // chan-stress-recv NAME: receive in order until the end; report how
+        // it ended and whether everything committed arrived.
+        "chan-stress-recv" => {
+            let mut rx = Receiver::connect(&name, &opts()).unwrap();
+            report("connected".into());
+            let mut n = 0u64;
+            let mut buf = Vec::new();
+            let end = loop {
+                match rx.recv_into(&mut buf) {
+                    Ok(()) => {
+                        assert_eq!(buf, n.to_le_bytes(), "message {n} out of order");
+                        n += 1;
+                    }
+                    Err(e) => break e,
+                }
+            };
+            let committed = rx.info().messages_sent;
+            report(format!(
+                "receiver-end {} received {n} committed {committed}",
+                kind(&end)
+            ));
+        }
         other => panic!("unknown channel role {other:?}"),
     }
 }
@@ -144,7 +182,7 @@ fn ten_million_messages_in_order_none_lost() {
         assert_eq!(buf, i.to_le_bytes(), "message {i}");
     }
     assert!(matches!(rx.recv(), Err(Error::Closed { .. })));
-    let info = channel::info(&name).unwrap();
+    let info = rx.info();
     assert_eq!((info.messages_sent, info.messages_received), (count, count));
     sender.finish();
     drop(rx);
@@ -226,7 +264,7 @@ fn sigkill_of_the_sender_drains_then_peer_gone() {
     assert!(matches!(err, Error::PeerGone { side: "sender", .. }), "{err}");
     assert!(took < Duration::from_secs(1), "PeerGone took {took:?}");
     // everything the sender committed was received
-    let info = channel::info(&name).unwrap();
+    let info = rx.info();
     assert_eq!(
         info.messages_sent, next,
         "received all {} committed messages",
@@ -436,8 +474,14 @@ fn info_describes_a_live_channel() {
     let mut rx = Receiver::connect(&name, &opts()).unwrap();
     assert!(sender.expect_line().starts_with("connected"));
     rx.recv().unwrap();
-    sender.finish(); // sent 10 and closed
-    let info = channel::info(&name).unwrap();
+    // while both are connected, the name shows the channel
+    let by_name = channel::info(&name);
+    sender.finish(); // sent 10 and closed: the name is gone, the mapping stays
+    if let Ok(info) = by_name {
+        assert_eq!((info.capacity, info.messages_received), (65536, 1));
+    }
+    assert!(gone(&name), "the first side to leave removes the name");
+    let info = rx.info();
     assert_eq!(info.capacity, 65536);
     assert_eq!(info.messages_sent, 10);
     assert_eq!(info.bytes_sent, 80);
@@ -447,8 +491,8 @@ fn info_describes_a_live_channel() {
     assert!(s.closed && !s.alive);
     let r = info.receiver.unwrap();
     assert!(!r.closed && r.alive && r.pid == std::process::id());
-    drop(rx);
-    assert!(gone(&name));
+    // the rest still arrives
+    assert_eq!(rx.iter().count(), 9);
 }
 
 /// Runs a sender child and a receiver child over `name` to the end.
@@ -563,4 +607,110 @@ fn a_channel_with_wider_permissions_is_refused() {
     let rx = wide.join().unwrap().unwrap();
     drop((tx, rx));
     assert!(gone(&name));
+}
+
+/// A short name for how a channel call ended.
+fn kind(e: &Error) -> &'static str {
+    match e {
+        Error::Closed { .. } => "closed",
+        Error::PeerGone { .. } => "peer-gone",
+        Error::Corrupt { .. } => "corrupt",
+        _ => "other",
+    }
+}
+
+#[test]
+fn stress_64_pairs_with_random_kills() {
+    const PAIRS: usize = 64;
+    let mut rng = 0x2545_f491_4f6c_dd1du64 ^ u64::from(std::process::id());
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let names: Vec<_> = (0..PAIRS).map(|_| posix_name()).collect();
+    let mut pairs: Vec<(LiveChild, LiveChild)> = names
+        .iter()
+        .map(|(name, _)| {
+            let millis = (1500 + next() % 1000).to_string();
+            let r = LiveChild::spawn("chan-stress-recv", &[name.as_str()]);
+            let s = LiveChild::spawn("chan-stress-send", &[name.as_str(), &millis]);
+            (s, r)
+        })
+        .collect();
+    for (s, r) in &mut pairs {
+        assert_eq!(s.expect_line(), "connected");
+        assert_eq!(r.expect_line(), "connected");
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // 0: leave alone, 1: kill the sender, 2: kill the receiver, 3: kill both
+    let fates: Vec<u64> = (0..PAIRS).map(|_| next() % 4).collect();
+    // SIGKILL every victim first, then reap: "both killed" means together
+    for ((s, r), fate) in pairs.iter().zip(&fates) {
+        for (child, bit) in [(s, 1), (r, 2)] {
+            if fate & bit != 0 {
+                // SAFETY: kill(2) takes no pointers; the pid is our unreaped child.
+                unsafe { libc::kill(child.pid() as i32, libc::SIGKILL) };
+            }
+        }
+    }
+    for ((s, r), fate) in pairs.iter_mut().zip(&fates) {
+        if fate & 1 != 0 {
+            s.kill();
+        }
+        if fate & 2 != 0 {
+            r.kill();
+        }
+    }
+    let mut left_behind = 0;
+    for (((mut s, mut r), fate), (name, _)) in pairs.into_iter().zip(&fates).zip(&names) {
+        match fate {
+            0 => {
+                assert!(s.expect_line().starts_with("sent "));
+                let end = r.expect_line();
+                assert!(end.starts_with("receiver-end closed"), "{end}");
+                let words: Vec<&str> = end.split(' ').collect();
+                assert_eq!(words[3], words[5], "received all that was committed: {end}");
+            }
+            1 => {
+                // the sender may have finished before the kill reached it
+                let end = r.expect_line();
+                assert!(
+                    end.starts_with("receiver-end peer-gone") || end.starts_with("receiver-end closed"),
+                    "{end}"
+                );
+                let words: Vec<&str> = end.split(' ').collect();
+                assert_eq!(words[3], words[5], "nothing committed before the kill was lost: {end}");
+            }
+            2 => {
+                let end = s.expect_line();
+                assert!(end == "sender-error peer-gone" || end.starts_with("sent "), "{end}");
+            }
+            _ => {}
+        }
+        if fate & 1 == 0 {
+            s.finish();
+        }
+        if fate & 2 == 0 {
+            r.finish();
+        }
+        if *fate == 3 {
+            // both killed: the object stays (unless a side saw the other die
+            // first and finished), and nobody uses it
+            let scan = shmkit::inspect::ProcessScan::new().unwrap();
+            match shmkit::inspect::posix_object(name, &scan) {
+                Ok(obj) => {
+                    assert!(obj.users.is_empty(), "{:?}", obj.users);
+                    assert_ne!(obj.stale, Some(false));
+                    left_behind += 1;
+                }
+                Err(Error::NotFound { .. }) => {}
+                Err(e) => panic!("{e}"),
+            }
+        } else {
+            assert!(gone(name), "fate {fate}: {name} left behind");
+        }
+    }
+    eprintln!("fates (0 none, 1 sender, 2 receiver, 3 both killed): {fates:?}; {left_behind} stale objects");
 }
