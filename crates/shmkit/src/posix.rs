@@ -75,6 +75,7 @@ pub struct Options {
     mode: u32,
     access: Access,
     sparse: bool,
+    allow_foreign: bool,
 }
 
 impl Default for Options {
@@ -84,6 +85,7 @@ impl Default for Options {
             mode: DEFAULT_MODE,
             access: Access::ReadWrite,
             sparse: false,
+            allow_foreign: false,
         }
     }
 }
@@ -123,6 +125,15 @@ impl Options {
     /// backed then gets `SIGBUS`.
     pub fn sparse(mut self, yes: bool) -> Self {
         self.sparse = yes;
+        self
+    }
+
+    /// Lets [`PosixShm::open_or_create`] use an existing object owned by
+    /// another user or with wider permissions than [`mode`](Options::mode).
+    /// By default that is [`Error::Untrusted`]: whoever made the object
+    /// first can read and change what you put in it.
+    pub fn allow_foreign(mut self, yes: bool) -> Self {
+        self.allow_foreign = yes;
         self
     }
 
@@ -350,10 +361,14 @@ impl PosixShm {
     /// initialise its contents).
     ///
     /// An opener that finds an empty object while `opts.size` asks for more
-    /// waits up to a second for the creator to size it.
+    /// waits up to a second for the creator to size it. An existing object
+    /// that another user owns, or whose permissions are wider than
+    /// `opts.mode`, is refused unless [`Options::allow_foreign`]: someone may
+    /// have created the name first to read what you write.
     ///
     /// # Errors
-    /// As [`create`](PosixShm::create) and [`open`](PosixShm::open).
+    /// As [`create`](PosixShm::create) and [`open`](PosixShm::open), and
+    /// [`Error::Untrusted`].
     ///
     /// # Examples
     /// ```
@@ -378,6 +393,9 @@ impl PosixShm {
             }
             match Self::open_existing(name, opts) {
                 Ok(shm) => {
+                    if !opts.allow_foreign {
+                        shm.check_trusted(opts.mode)?;
+                    }
                     shm.wait_for_size(opts.size)?;
                     return Ok((shm, false));
                 }
@@ -416,6 +434,25 @@ impl PosixShm {
             access: opts.access,
             sparse: opts.sparse,
         })
+    }
+
+    /// Fails with [`Error::Untrusted`] if another user owns the object or its
+    /// permissions are wider than `mode`.
+    pub(crate) fn check_trusted(&self, mode: u32) -> Result<()> {
+        let meta = self.metadata()?;
+        let untrusted = |reason| Error::Untrusted {
+            target: self.target(),
+            uid: meta.uid,
+            mode: meta.mode,
+            reason,
+        };
+        if meta.uid != rustix::process::geteuid().as_raw() {
+            return Err(untrusted("it belongs to another user"));
+        }
+        if meta.mode & 0o777 & !mode != 0 {
+            return Err(untrusted("its permissions are wider than asked"));
+        }
+        Ok(())
     }
 
     /// Fails with [`Error::SizeMismatch`] if the object is smaller than

@@ -147,7 +147,7 @@ fn connect_once(
         want.unwrap_or(super::DEFAULT_CAPACITY)
     } else {
         if !opts.allow_foreign {
-            check_trusted(&target, &shm, opts.mode)?;
+            shm.check_trusted(opts.mode)?;
         }
         validate(hdr.get(), &target, &shm, want)?
     };
@@ -261,25 +261,6 @@ fn publish(hdr: &Header, capacity: u64) {
     meta.creator_start.store(start, Ordering::Relaxed);
     // Release: everything above is visible to whoever Acquire-loads `ready`.
     meta.ready.store(READY, Ordering::Release);
-}
-
-/// Refuses an object that another user owns or whose mode is wider than
-/// `mode`.
-fn check_trusted(target: &Target, shm: &PosixShm, mode: u32) -> Result<()> {
-    let meta = shm.metadata()?;
-    let untrusted = |reason| Error::Untrusted {
-        target: target.clone(),
-        uid: meta.uid,
-        mode: meta.mode,
-        reason,
-    };
-    if meta.uid != rustix::process::geteuid().as_raw() {
-        return Err(untrusted("the channel belongs to another user"));
-    }
-    if meta.mode & 0o777 & !mode != 0 {
-        return Err(untrusted("the channel's permissions are wider than asked"));
-    }
-    Ok(())
 }
 
 /// An opener waits for the header to be published, then checks every field.

@@ -55,6 +55,7 @@ pub struct Options {
     size: u64,
     mode: u32,
     access: Access,
+    allow_foreign: bool,
 }
 
 impl Default for Options {
@@ -63,6 +64,7 @@ impl Default for Options {
             size: 0,
             mode: DEFAULT_MODE,
             access: Access::ReadWrite,
+            allow_foreign: false,
         }
     }
 }
@@ -90,6 +92,15 @@ impl Options {
     /// [`SysvShm::attach`] attaches with `SHM_RDONLY`.
     pub fn read_only(mut self, yes: bool) -> Self {
         self.access = if yes { Access::ReadOnly } else { Access::ReadWrite };
+        self
+    }
+
+    /// Lets [`SysvShm::open_or_create`] use an existing segment owned by
+    /// another user or with wider permissions than [`mode`](Options::mode);
+    /// by default that is [`Error::Untrusted`]. Keys are one namespace for
+    /// the whole machine: anyone can create a segment under yours first.
+    pub fn allow_foreign(mut self, yes: bool) -> Self {
+        self.allow_foreign = yes;
         self
     }
 
@@ -261,10 +272,13 @@ impl SysvShm {
 
     /// Opens the segment with `key` if there is one, or else creates it,
     /// without a race: when several processes call this at once, exactly one
-    /// creates. Returns the handle and whether this call created it.
+    /// creates. Returns the handle and whether this call created it. An
+    /// existing segment owned by another user, or with wider permissions than
+    /// `opts.mode`, is refused unless [`Options::allow_foreign`].
     ///
     /// # Errors
-    /// As [`create`](SysvShm::create) and [`open`](SysvShm::open).
+    /// As [`create`](SysvShm::create) and [`open`](SysvShm::open), and
+    /// [`Error::Untrusted`].
     pub fn open_or_create(key: Key, opts: &Options) -> Result<(SysvShm, bool)> {
         for _ in 0..100 {
             match SysvShm::create(key, opts) {
@@ -273,7 +287,12 @@ impl SysvShm {
                 Err(e) => return Err(e),
             }
             match SysvShm::open(key, opts) {
-                Ok(shm) => return Ok((shm, false)),
+                Ok(shm) => {
+                    if !opts.allow_foreign {
+                        shm.check_trusted(opts.mode)?;
+                    }
+                    return Ok((shm, false));
+                }
                 Err(Error::NotFound { .. }) => continue,
                 Err(e) => return Err(e),
             }
@@ -319,6 +338,25 @@ impl SysvShm {
             access,
             target,
         }
+    }
+
+    /// Fails with [`Error::Untrusted`] if another user owns the segment or
+    /// its permissions are wider than `mode`.
+    fn check_trusted(&self, mode: u32) -> Result<()> {
+        let st = self.stat()?;
+        let untrusted = |reason| Error::Untrusted {
+            target: self.target.clone(),
+            uid: st.uid,
+            mode: st.mode,
+            reason,
+        };
+        if st.uid != rustix::process::geteuid().as_raw() {
+            return Err(untrusted("it belongs to another user"));
+        }
+        if st.mode & !mode != 0 {
+            return Err(untrusted("its permissions are wider than asked"));
+        }
+        Ok(())
     }
 
     /// The segment id.

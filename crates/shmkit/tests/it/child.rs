@@ -108,6 +108,16 @@ fn main() {
                 Err(e) => report!("error {e:?} | {e}"),
             }
         }
+        // squat-as-nobody NAME KEY: as uid 65534, pre-create a POSIX object
+        // and a System V segment with mode 0666; report the segment's id.
+        "squat-as-nobody" => {
+            become_nobody();
+            let name = ShmName::new(arg(0)).unwrap();
+            let key: sysv::Key = arg(1).parse().unwrap();
+            PosixShm::create(&name, &Options::new().size(4096).mode(0o666)).unwrap();
+            let seg = SysvShm::create(key, &sysv::Options::new().size(4096).mode(0o666)).unwrap();
+            report!("sysv {}", seg.id());
+        }
         // create-under-umask NAME KEY MODE: set a strict umask, create one
         // object of each kind with MODE, and report the modes they got.
         "create-under-umask" => {

@@ -273,3 +273,64 @@ fn permission_denied_for_another_user() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn squatted_names_are_refused_by_open_or_create() {
+    if !is_root() {
+        eprintln!("skipped: needs root to drop a child to uid 65534");
+        return;
+    }
+    let (name, _guard) = posix_name();
+    let key = crate::common::unique_key();
+    let lines = run_child("squat-as-nobody", &[name.as_str(), &key.to_string()]);
+    let id: i32 = lines[0].strip_prefix("sysv ").unwrap().parse().unwrap();
+    let _sysv_guard = crate::common::SysvGuard(id);
+
+    match PosixShm::open_or_create(&name, &Options::new().size(4096)) {
+        Err(
+            e @ Error::Untrusted {
+                uid: 65534,
+                mode: 0o666,
+                ..
+            },
+        ) => {
+            assert_eq!(
+                e.to_string(),
+                format!("{name}: refused: it belongs to another user (owner uid 65534, mode 0666); if this is expected, allow it explicitly")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    let (_shm, created) = PosixShm::open_or_create(&name, &Options::new().size(4096).allow_foreign(true)).unwrap();
+    assert!(!created);
+
+    let opts = shmkit::sysv::Options::new().size(4096);
+    assert!(matches!(
+        shmkit::sysv::SysvShm::open_or_create(key, &opts),
+        Err(Error::Untrusted {
+            uid: 65534,
+            mode: 0o666,
+            ..
+        })
+    ));
+    let (seg, created) = shmkit::sysv::SysvShm::open_or_create(key, &opts.allow_foreign(true)).unwrap();
+    assert_eq!((seg.id(), created), (id, false));
+}
+
+#[test]
+fn wider_permissions_are_refused_by_open_or_create() {
+    let (name, _guard) = posix_name();
+    PosixShm::create(&name, &Options::new().size(64).mode(0o644)).unwrap();
+    assert!(matches!(
+        PosixShm::open_or_create(&name, &Options::new()),
+        Err(Error::Untrusted {
+            mode: 0o644,
+            reason: "its permissions are wider than asked",
+            ..
+        })
+    ));
+    // asking for those permissions (or fewer bits than the object has) is fine
+    assert!(PosixShm::open_or_create(&name, &Options::new().mode(0o644)).is_ok());
+    // plain open does not judge: the caller chose this object by name
+    assert!(PosixShm::open(&name, &Options::new()).is_ok());
+}
