@@ -12,6 +12,9 @@ pub enum Failure {
     Io(std::io::Error),
     /// A failure the command describes itself, with its exit code.
     Message(String, u8),
+    /// Failures already printed one by one (`rm a b c` goes on after a
+    /// failed target); only the exit code is left to give.
+    Reported(u8),
 }
 
 impl From<shmkit::Error> for Failure {
@@ -61,6 +64,7 @@ impl Failure {
                 warn(&msg);
                 ExitCode::from(code)
             }
+            Failure::Reported(code) => ExitCode::from(code),
         }
     }
 }

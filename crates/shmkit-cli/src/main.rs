@@ -6,9 +6,13 @@
 mod cmd;
 mod exit;
 mod progress;
+mod reported;
 mod segment;
+mod table;
 mod target;
+mod time;
 mod units;
+mod view;
 
 use std::process::ExitCode;
 
@@ -25,6 +29,10 @@ Examples:
   shmkit write /shared --create --size 4K \"hello\"   create and write a C string
   shmkit read /shared --unlink                      print it, then remove it
   shmkit create --sysv --key 0x1234 --size 1M       a System V segment
+  shmkit ls                                         both kinds, with the processes using them
+  shmkit stat /shared --json                        everything known about one segment
+  shmkit rm --stale --dry-run                       what no process uses any more
+  shmkit limits; shmkit doctor                      the kernel's limits; what breaks shared memory
   tar c dir | shmkit send /x    and elsewhere    shmkit recv /x | tar x
 
 Exit status:
@@ -52,8 +60,18 @@ enum Command {
     Send(cmd::send::Args),
     /// Receive a channel's stream to standard output (or a file).
     Recv(cmd::recv::Args),
+    /// Show everything known about one segment, and who uses it.
+    Stat(cmd::stat::Args),
+    /// List the segments of both kinds, with the processes that use them.
+    Ls(cmd::ls::Args),
+    /// Remove segments, or every one that no process uses (--stale).
+    Rm(cmd::rm::Args),
     /// Print the System V key that ftok(PATH, ID) gives.
     Ftok(cmd::ftok::Args),
+    /// Show the kernel's limits on shared memory and how much is used.
+    Limits(cmd::limits::Args),
+    /// Check this machine for what breaks shared memory, and say what to do.
+    Doctor(cmd::doctor::Args),
     /// Run the classic demos: a writer process and a reader process, for
     /// POSIX and for System V shared memory.
     Demo(cmd::demo::Args),
@@ -68,7 +86,12 @@ fn main() -> ExitCode {
         Command::Create(args) => cmd::create::run(args),
         Command::Write(args) => cmd::write::run(args),
         Command::Read(args) => cmd::read::run(args),
+        Command::Stat(args) => cmd::stat::run(args),
+        Command::Ls(args) => cmd::ls::run(args),
+        Command::Rm(args) => cmd::rm::run(args),
         Command::Ftok(args) => cmd::ftok::run(args),
+        Command::Limits(args) => cmd::limits::run(args),
+        Command::Doctor(args) => cmd::doctor::run(args),
         Command::Send(args) => cmd::send::run(args),
         Command::Recv(args) => cmd::recv::run(args),
         Command::Demo(args) => cmd::demo::run(args),

@@ -2,8 +2,13 @@
 
 pub mod create;
 pub mod demo;
+pub mod doctor;
 pub mod ftok;
+pub mod limits;
+pub mod ls;
 pub mod read;
 pub mod recv;
+pub mod rm;
 pub mod send;
+pub mod stat;
 pub mod write;

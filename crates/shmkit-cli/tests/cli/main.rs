@@ -4,4 +4,5 @@ mod channel;
 mod common;
 mod demo;
 mod full;
+mod inspect;
 mod segments;

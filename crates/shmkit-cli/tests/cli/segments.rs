@@ -386,7 +386,9 @@ fn ftok_matches_c_and_refuses_id_0() {
 
 #[test]
 fn every_subcommand_help_has_examples() {
-    for sub in ["create", "write", "read", "ftok", "send", "recv"] {
+    for sub in [
+        "create", "write", "read", "ftok", "send", "recv", "stat", "ls", "rm", "limits", "doctor",
+    ] {
         let out = run(&[sub, "--help"]);
         assert_code(&out, 0);
         let text = stdout(&out);

@@ -1,0 +1,280 @@
+//! `shmkit rm`: removes segments by name, key or id, or every stale one.
+
+use std::io::Write;
+use std::time::{Duration, SystemTime};
+
+use shmkit::inspect::{self, PosixObject, ProcessScan, SysvSegment};
+use shmkit::posix::{self, ShmName};
+use shmkit::sysv;
+
+use crate::exit::{code, warn, Failure, Result};
+use crate::reported::reword;
+use crate::target::Target;
+use crate::time::{age, short_age};
+use crate::units::parse_duration;
+use crate::view::{latest, pid_list, plural, sysv_users_complete, why_incomplete, Object, UserView};
+
+const EXAMPLES: &str = "\
+Examples:
+  shmkit rm /jobs key:0x1234 id:7    every argument is checked before anything is removed
+  shmkit rm --stale --dry-run        what no process uses, and would be removed
+  shmkit rm --stale --older-than 7d  stale objects unchanged for a week
+
+POSIX objects are unlinked, System V segments marked for removal (IPC_RMID): processes
+that still use one keep it, and its memory is freed when the last of them lets go; each
+line says which. --stale removes System V segments with no attachment and POSIX objects
+that no process maps or holds open; a POSIX object whose users cannot all be read is left
+alone. All targets are tried; the exit status is that of the first failure.";
+
+/// Arguments of `shmkit rm`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+#[command(group = clap::ArgGroup::new("what").args(["targets", "stale"]).required(true))]
+pub struct Args {
+    /// `/name`, `key:KEY` or `id:N`, as many as needed.
+    #[arg(conflicts_with = "stale")]
+    targets: Vec<Target>,
+    /// Remove every object that no process uses (see `shmkit ls --stale`).
+    #[arg(long)]
+    stale: bool,
+    /// With --stale: only objects unchanged for this long (500ms, 90s, 30m,
+    /// 2h, 7d): System V by `shm_ctime`, POSIX by the later of mtime and
+    /// ctime.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "stale", conflicts_with = "targets")]
+    older_than: Option<Duration>,
+    /// Say what would be removed, and remove nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// What one removal is about: a POSIX object or a System V segment as the
+/// scan saw it.
+enum Found {
+    Posix(ShmName, PosixObject),
+    Sysv(SysvSegment),
+}
+
+/// Runs `shmkit rm`.
+pub fn run(args: Args) -> Result {
+    let scan = ProcessScan::new()?;
+    let mut out = std::io::stdout().lock();
+    let mut first_failure = None;
+    let mut fail = |shown: &str, e: &shmkit::Error| {
+        warn(reword(shown, e));
+        first_failure.get_or_insert(code(e));
+    };
+    if args.stale {
+        for (shown, found) in stale(&scan, args.older_than, &mut fail)? {
+            match remove(found, &scan, args.dry_run, true, &mut out) {
+                Ok(()) => {}
+                Err(Failure::Shm(e)) => fail(&shown, &e),
+                Err(other) => return Err(other),
+            }
+        }
+    } else {
+        for target in &args.targets {
+            let shown = target.to_string();
+            match look_up(target, &scan) {
+                Ok(found) => match remove(found, &scan, args.dry_run, false, &mut out) {
+                    Ok(()) => {}
+                    Err(Failure::Shm(e)) => fail(&shown, &e),
+                    Err(other) => return Err(other),
+                },
+                Err(e) => fail(&shown, &e),
+            }
+        }
+    }
+    out.flush()?;
+    if let Some(code) = first_failure {
+        return Err(Failure::Reported(code));
+    }
+    Ok(())
+}
+
+/// The object `target` names.
+fn look_up(target: &Target, scan: &ProcessScan) -> shmkit::Result<Found> {
+    Ok(match target {
+        Target::Posix(name) => Found::Posix(name.clone(), inspect::posix_object(name, scan)?),
+        Target::SysvKey(key) => Found::Sysv(inspect::sysv_segment_by_key(*key, scan)?),
+        Target::SysvId(id) => Found::Sysv(inspect::sysv_segment(*id, scan)?),
+    })
+}
+
+/// The stale objects, unchanged for `older_than` if given, with the names
+/// to show them by. Says on standard error how many POSIX objects are left
+/// alone because their users are unknown.
+fn stale(
+    scan: &ProcessScan,
+    older_than: Option<Duration>,
+    fail: &mut impl FnMut(&str, &shmkit::Error),
+) -> Result<Vec<(String, Found)>> {
+    let now = SystemTime::now();
+    let old_enough = |t: Option<SystemTime>| match (older_than, t) {
+        (None, _) => true,
+        (Some(min), Some(t)) => age(now, t) >= min,
+        (Some(_), None) => false,
+    };
+    let mut found = Vec::new();
+    let mut unknown = 0;
+    match inspect::posix_objects(scan) {
+        Ok(all) => {
+            for o in all {
+                if !old_enough(latest(o.modified, o.changed)) {
+                    continue;
+                }
+                match (o.stale, o.shm_name()) {
+                    (Some(true), Some(name)) => found.push((o.name.clone(), Found::Posix(name, o))),
+                    (Some(true), None) => warn(format!(
+                        "{}: left alone: its name is not UTF-8, which shm_unlink cannot be given here",
+                        o.name
+                    )),
+                    (None, _) => unknown += 1,
+                    (Some(false), _) => {}
+                }
+            }
+        }
+        Err(e) => fail("/dev/shm", &e),
+    }
+    match inspect::sysv_segments(scan) {
+        Ok(all) => {
+            for s in all {
+                if s.stale && !s.marked_for_removal && old_enough(s.ctime) {
+                    let shown = Object::sysv(&s, now).target();
+                    found.push((shown, Found::Sysv(s)));
+                }
+            }
+        }
+        Err(e) => fail("/proc/sysvipc/shm", &e),
+    }
+    if unknown > 0 {
+        let why = why_incomplete(scan).unwrap_or_else(|| "the scan was incomplete".into());
+        warn(format!(
+            "note: {} left alone: whether a process uses {} is unknown, because {why}",
+            plural(unknown as u64, "POSIX object", "POSIX objects"),
+            if unknown == 1 { "it" } else { "them" },
+        ));
+    }
+    if found.is_empty() {
+        let mut out = std::io::stdout().lock();
+        match older_than {
+            Some(d) => writeln!(out, "no stale objects older than {}", short_age(d))?,
+            None => writeln!(out, "no stale objects")?,
+        }
+    }
+    Ok(found)
+}
+
+/// Removes one object (or, with `dry_run`, says it would) and says
+/// whether its memory is freed now or when its last user lets go. With
+/// `only_if_stale`, a segment that changed since the scan is left alone.
+fn remove(found: Found, scan: &ProcessScan, dry_run: bool, only_if_stale: bool, out: &mut impl Write) -> Result {
+    let now = SystemTime::now();
+    match found {
+        Found::Posix(name, obj) => {
+            let view = Object::posix(&obj, now);
+            let what = format!("{name} ({} bytes)", obj.size);
+            if only_if_stale {
+                // the name may have been removed and made again since the scan
+                match inspect::posix_object(&name, scan) {
+                    Ok(again) if (again.dev, again.inode) == (obj.dev, obj.inode) => {}
+                    Ok(_) => {
+                        writeln!(out, "left {what} alone: it was replaced since it was found unused")?;
+                        return Ok(());
+                    }
+                    Err(shmkit::Error::NotFound { .. }) => {
+                        writeln!(out, "{what} is gone already")?;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let (users, freed) = match (view.user_count, view.users_complete) {
+                (0, true) => ("no process uses it".to_owned(), "now"),
+                (0, false) => (
+                    format!(
+                        "no process was seen using it, but {}",
+                        why_incomplete(scan).unwrap_or_default()
+                    ),
+                    "now, or when the last user unmaps and closes it",
+                ),
+                _ => (
+                    format!("still used by {}", used_by(&view.users)),
+                    "when the last user unmaps and closes it",
+                ),
+            };
+            if dry_run {
+                writeln!(out, "would remove {what}; {users}")?;
+                return Ok(());
+            }
+            posix::remove(&name)?;
+            writeln!(out, "removed {what}; {users}: its memory is freed {freed}")?;
+        }
+        Found::Sysv(seg) => {
+            let view = Object::sysv(&seg, now);
+            let what = match view.target() {
+                t if t.starts_with("key:") => format!("{t} (id {}, {} bytes)", seg.id, seg.size),
+                t => format!("{t} ({} bytes)", seg.size),
+            };
+            if only_if_stale {
+                match inspect::sysv_segment(seg.id, scan) {
+                    Ok(again) if (again.nattch, again.ctime, again.key) == (0, seg.ctime, seg.key) => {}
+                    Ok(_) => {
+                        writeln!(out, "left {what} alone: it changed since it was found unused")?;
+                        return Ok(());
+                    }
+                    Err(shmkit::Error::NotFound { .. }) => {
+                        writeln!(out, "{what} is gone already")?;
+                        return Ok(());
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            let attached = attached_clause(&seg, &view.users);
+            if dry_run {
+                writeln!(out, "would remove {what}; {attached}")?;
+                return Ok(());
+            }
+            sysv::remove_id(seg.id)?;
+            // the kernel's own word on it: gone at once, or waiting for detaches
+            let line = match inspect::sysv_segment(seg.id, scan) {
+                Err(shmkit::Error::NotFound { .. }) => {
+                    format!("removed {what}; nothing was attached: its memory is freed now")
+                }
+                Ok(after) if after.nattch > 0 => format!(
+                    "removed {what}; {}: its memory is freed when the last user detaches",
+                    attached_clause(&after, &view.users)
+                ),
+                _ => format!("removed {what}: marked for removal"),
+            };
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
+}
+
+/// `nothing is attached`, `still attached 2 times (pid 12 (cat))`.
+fn attached_clause(seg: &SysvSegment, users: &[UserView]) -> String {
+    if seg.nattch == 0 {
+        return "nothing is attached".to_owned();
+    }
+    let times = plural(seg.nattch, "time", "times");
+    if users.is_empty() {
+        format!("still attached {times}")
+    } else if sysv_users_complete(seg) {
+        format!("still attached {times} ({})", pid_list(users, 5))
+    } else {
+        format!(
+            "still attached {times} ({}, and processes that could not be read)",
+            pid_list(users, 5)
+        )
+    }
+}
+
+/// `1 process (pid 12 (cat))`, `3 processes (pid 1 (a), …)`.
+fn used_by(users: &[UserView]) -> String {
+    format!(
+        "{} ({})",
+        plural(users.len() as u64, "process", "processes"),
+        pid_list(users, 5)
+    )
+}
