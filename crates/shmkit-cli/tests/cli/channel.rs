@@ -182,17 +182,20 @@ fn a_plain_segment_is_corrupt_7_and_a_second_receiver_is_busy() {
     let (name, _guard2) = posix_name();
     let mut first = shmkit().args(["recv", &name]).stdout(Stdio::null()).spawn().unwrap();
     let mut send = shmkit().args(["send", &name]).stdin(Stdio::piped()).spawn().unwrap();
-    // once both are connected, a second receiver is refused
-    let mut second;
-    let mut tries = 0;
+    // once both are connected (as the channel's header says), a second
+    // receiver is refused
+    let chan = ShmName::new(name.as_str()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
-        second = run(&["recv", &name, "--timeout", "2s"]);
-        if second.status.code() == Some(1) || tries > 50 {
-            break;
+        if let Ok(info) = shmkit::channel::info(&chan) {
+            if info.sender.is_some() && info.receiver.is_some() {
+                break;
+            }
         }
-        tries += 1;
-        std::thread::sleep(Duration::from_millis(20));
+        assert!(std::time::Instant::now() < deadline, "the pair never connected");
+        std::thread::sleep(Duration::from_millis(10));
     }
+    let second = run(&["recv", &name, "--timeout", "2s"]);
     assert_code(&second, 1);
     assert!(
         stderr(&second).contains(&format!("already has a receiver (pid {})", first.id())),
