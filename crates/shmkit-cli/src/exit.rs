@@ -23,6 +23,16 @@ impl From<shmkit::Error> for Failure {
     }
 }
 
+impl From<shmkit_bench::Error> for Failure {
+    fn from(e: shmkit_bench::Error) -> Self {
+        match (&e, e.as_shmkit()) {
+            (shmkit_bench::Error::Usage(msg), _) => Failure::Message(msg.clone(), 2),
+            (_, Some(inner)) => Failure::Message(e.to_string(), code(inner)),
+            _ => Failure::Message(e.to_string(), 1),
+        }
+    }
+}
+
 impl From<std::io::Error> for Failure {
     fn from(e: std::io::Error) -> Self {
         Failure::Io(e)

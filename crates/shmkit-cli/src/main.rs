@@ -33,6 +33,7 @@ Examples:
   shmkit stat /shared --json                        everything known about one segment
   shmkit rm --stale --dry-run                       what no process uses any more
   shmkit limits; shmkit doctor                      the kernel's limits; what breaks shared memory
+  shmkit bench --quick                              shmkit vs pipes, sockets, eventfd, raw bounds
   tar c dir | shmkit send /x    and elsewhere    shmkit recv /x | tar x
 
 Exit status:
@@ -72,6 +73,11 @@ enum Command {
     Limits(cmd::limits::Args),
     /// Check this machine for what breaks shared memory, and say what to do.
     Doctor(cmd::doctor::Args),
+    /// Measure shmkit against pipes, sockets, eventfd and the hardware bounds.
+    Bench(shmkit_bench::Args),
+    /// The second process of `shmkit bench`.
+    #[command(name = shmkit_bench::PEER_SUBCOMMAND, hide = true)]
+    BenchPeer(shmkit_bench::PeerArgs),
     /// Run the classic demos: a writer process and a reader process, for
     /// POSIX and for System V shared memory.
     Demo(cmd::demo::Args),
@@ -94,6 +100,8 @@ fn main() -> ExitCode {
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Send(args) => cmd::send::run(args),
         Command::Recv(args) => cmd::recv::run(args),
+        Command::Bench(args) => shmkit_bench::run(args).map_err(exit::Failure::from),
+        Command::BenchPeer(args) => shmkit_bench::run_peer(args).map_err(exit::Failure::from),
         Command::Demo(args) => cmd::demo::run(args),
         Command::DemoStep(args) => cmd::demo::run_step(args),
     };

@@ -185,8 +185,7 @@ impl Receiver {
 
     fn take(&mut self, frame: Frame, out: &mut Vec<u8>) {
         out.clear();
-        out.resize(frame.len, 0);
-        self.ring.buf().read(frame.at, out);
+        self.ring.buf().append_to(frame.at, frame.len, out);
         self.release(frame);
     }
 

@@ -446,10 +446,24 @@ mod buf {
         }
 
         /// Copies `out.len()` bytes at `at` into `out`.
+        #[cfg(any(test, feature = "fuzz"))]
         pub(crate) fn read(&self, at: usize, out: &mut [u8]) {
             self.check(at, out.len());
             // SAFETY: in bounds (checked); `out` is private memory.
             unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(at), out.as_mut_ptr(), out.len()) };
+        }
+
+        /// Appends `len` bytes at `at` to `out`, copying once (no zero-fill
+        /// first).
+        pub(crate) fn append_to(&self, at: usize, len: usize, out: &mut Vec<u8>) {
+            self.check(at, len);
+            out.reserve(len);
+            let spare = out.spare_capacity_mut();
+            // SAFETY: the source is in bounds (checked); `spare` has room for
+            // `len` bytes (reserved) and is private memory, so no overlap.
+            unsafe { std::ptr::copy_nonoverlapping(self.ptr.as_ptr().add(at), spare.as_mut_ptr().cast::<u8>(), len) };
+            // SAFETY: the `len` bytes after the old length were just written.
+            unsafe { out.set_len(out.len() + len) };
         }
 
         /// Writes a frame header (length, kind) at the 8-aligned `at`.
