@@ -438,6 +438,21 @@ impl Endpoint {
         }
     }
 
+    /// How this side waits on `hdr`: the sender for space, the receiver for
+    /// data.
+    pub(crate) fn waiter<'a>(&self, hdr: &'a Header) -> wait::Waiter<'a> {
+        let w = &hdr.wake.0;
+        let (seq, flag) = match self.role {
+            Role::Sender => (&w.space_seq, &w.tx_waiting),
+            Role::Receiver => (&w.data_seq, &w.rx_waiting),
+        };
+        wait::Waiter {
+            seq,
+            flag,
+            spin: self.spin,
+        }
+    }
+
     /// A [`Error::Corrupt`] about this channel.
     pub(crate) fn corrupt_error(&self, reason: String) -> Error {
         corrupt(&self.target, reason)

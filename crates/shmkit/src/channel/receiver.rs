@@ -9,7 +9,7 @@ use crate::posix::ShmName;
 use super::endpoint::{self, Endpoint, Role};
 use super::errors::{RecvTimeoutError, TryRecvError};
 use super::ring::{Consumer, Frame, RingError};
-use super::wait::{self, Stop, Waiter};
+use super::wait::{self, Stop};
 use super::Options;
 
 /// The receiving end of a channel. See the [module docs](super).
@@ -163,12 +163,7 @@ impl Receiver {
             Err(e) => return Err(Stop::Failed(self.ring_error(e))),
         }
         let hdr = self.end.hdr.clone();
-        let w = &hdr.get().wake.0;
-        let waiter = Waiter {
-            seq: &w.data_seq,
-            flag: &w.rx_waiting,
-            spin: self.end.spin,
-        };
+        let waiter = self.end.waiter(hdr.get());
         let Receiver { ring, end } = self;
         let end = &*end;
         wait::wait_for(

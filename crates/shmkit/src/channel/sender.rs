@@ -10,7 +10,7 @@ use super::endpoint::{self, Endpoint, Role};
 use super::errors::{SendTimeoutError, TrySendError};
 use super::layout::side;
 use super::ring::{Producer, Reservation, RingError};
-use super::wait::{self, Stop, Waiter};
+use super::wait::{self, Stop};
 use super::Options;
 
 /// The sending end of a channel. See the [module docs](super) for the
@@ -155,12 +155,7 @@ impl Sender {
             Err(e) => return Err(Stop::Failed(self.ring_error(e))),
         }
         let hdr = self.end.hdr.clone();
-        let w = &hdr.get().wake.0;
-        let waiter = Waiter {
-            seq: &w.space_seq,
-            flag: &w.tx_waiting,
-            spin: self.end.spin,
-        };
+        let waiter = self.end.waiter(hdr.get());
         let Sender { ring, end } = self;
         let end = &*end;
         wait::wait_for(
@@ -205,12 +200,7 @@ impl Sender {
     pub fn flush(&mut self, timeout: Option<Duration>) -> Result<bool> {
         let deadline = timeout.and_then(wait::deadline);
         let hdr = self.end.hdr.clone();
-        let w = &hdr.get().wake.0;
-        let waiter = Waiter {
-            seq: &w.space_seq,
-            flag: &w.tx_waiting,
-            spin: self.end.spin,
-        };
+        let waiter = self.end.waiter(hdr.get());
         let Sender { ring, end } = self;
         let end = &*end;
         match wait::wait_for(
