@@ -61,6 +61,11 @@ impl Failure {
     /// Prints the error as one line and returns its exit code.
     pub fn report(self) -> ExitCode {
         match self {
+            Failure::Shm(e @ shmkit::Error::Untrusted { .. }) => {
+                // the library says "allow it explicitly"; here that is a flag
+                warn(format!("{e} with --allow-foreign"));
+                ExitCode::from(code(&e))
+            }
             Failure::Shm(e) => {
                 warn(&e);
                 ExitCode::from(code(&e))

@@ -46,6 +46,11 @@ pub struct Args {
     /// is accepted).
     #[arg(long)]
     exclusive: bool,
+    /// Accept an existing object owned by another user or with wider
+    /// permissions than --mode (refused by default: whoever made
+    /// it first can read and change what goes through it).
+    #[arg(long)]
+    allow_foreign: bool,
 }
 
 /// `PATH:ID` as `ftok` wants it; `ID` 1 to 255.
@@ -67,7 +72,10 @@ pub fn run(args: Args) -> Result {
         (None, Some((path, id))) => Key::ftok(path, *id)?,
         (None, None) => Key::PRIVATE,
     };
-    let opts = sysv::Options::new().size(args.size).mode(args.mode);
+    let opts = sysv::Options::new()
+        .size(args.size)
+        .mode(args.mode)
+        .allow_foreign(args.allow_foreign);
     let shm = if args.exclusive || key.is_private() {
         SysvShm::create(key, &opts)?
     } else {
@@ -80,7 +88,10 @@ pub fn run(args: Args) -> Result {
 }
 
 fn create_posix(name: &ShmName, args: &Args, out: &mut impl Write) -> Result {
-    let opts = posix::Options::new().size(args.size).mode(args.mode);
+    let opts = posix::Options::new()
+        .size(args.size)
+        .mode(args.mode)
+        .allow_foreign(args.allow_foreign);
     if args.exclusive {
         PosixShm::create(name, &opts)?;
         writeln!(out, "created {name} ({} bytes, mode {:04o})", args.size, args.mode)?;

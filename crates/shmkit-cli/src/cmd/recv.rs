@@ -38,6 +38,11 @@ pub struct Args {
     /// of data (default: for ever).
     #[arg(long, value_parser = parse_duration)]
     timeout: Option<Duration>,
+    /// Accept an existing object owned by another user or with wider
+    /// permissions than the mode asked for (refused by default: whoever made
+    /// it first can read and change what goes through it).
+    #[arg(long)]
+    allow_foreign: bool,
     #[command(flatten)]
     progress: ProgressArgs,
 }
@@ -57,6 +62,7 @@ pub fn run(args: Args) -> Result {
     if let Some(t) = args.timeout {
         opts = opts.timeout(t);
     }
+    opts = opts.allow_foreign(args.allow_foreign);
     let mut rx = Receiver::connect(&args.name, &opts)?;
     let bar = args.progress.bar(None, "recv");
     let mut ended = false;

@@ -38,6 +38,11 @@ pub struct Args {
     /// take the last bytes (default: for ever).
     #[arg(long, value_parser = parse_duration)]
     timeout: Option<Duration>,
+    /// Accept an existing object owned by another user or with wider
+    /// permissions than the mode asked for (refused by default: whoever made
+    /// it first can read and change what goes through it).
+    #[arg(long)]
+    allow_foreign: bool,
     #[command(flatten)]
     progress: ProgressArgs,
 }
@@ -60,6 +65,7 @@ pub fn run(args: Args) -> Result {
     if let Some(t) = args.timeout {
         opts = opts.timeout(t);
     }
+    opts = opts.allow_foreign(args.allow_foreign);
     let mut tx = Sender::connect(&args.name, &opts)?;
     // A quarter of the ring: several chunks in flight at once.
     let chunk = (tx.capacity() / 4).min(tx.max_message()).max(1);

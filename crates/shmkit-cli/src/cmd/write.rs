@@ -40,6 +40,10 @@ pub struct Args {
     /// The size to create it with.
     #[arg(long, value_parser = parse_size, requires = "create")]
     size: Option<u64>,
+    /// With --create: accept an existing object owned by another user or with
+    /// permissions wider than 0600 (refused by default).
+    #[arg(long, requires = "create")]
+    allow_foreign: bool,
 }
 
 /// Runs `shmkit write`.
@@ -60,7 +64,7 @@ pub fn run(args: Args) -> Result {
         }
     };
     let segment = match args.size.filter(|_| args.create) {
-        Some(size) => open_or_create(&args.target, size)?,
+        Some(size) => open_or_create(&args.target, size, args.allow_foreign)?,
         None => Segment::open(&args.target, Access::ReadWrite)?,
     };
     // Check the whole range first: nothing is written unless all of it fits.
@@ -76,10 +80,14 @@ pub fn run(args: Args) -> Result {
     Ok(())
 }
 
-fn open_or_create(target: &Target, size: u64) -> Result<Segment> {
+fn open_or_create(target: &Target, size: u64, allow_foreign: bool) -> Result<Segment> {
     Ok(match target {
-        Target::Posix(name) => Segment::Posix(PosixShm::open_or_create(name, &posix::Options::new().size(size))?.0),
-        Target::SysvKey(key) => Segment::Sysv(SysvShm::open_or_create(*key, &sysv::Options::new().size(size))?.0),
+        Target::Posix(name) => Segment::Posix(
+            PosixShm::open_or_create(name, &posix::Options::new().size(size).allow_foreign(allow_foreign))?.0,
+        ),
+        Target::SysvKey(key) => Segment::Sysv(
+            SysvShm::open_or_create(*key, &sysv::Options::new().size(size).allow_foreign(allow_foreign))?.0,
+        ),
         Target::SysvId(_) => {
             return Err(Failure::Message(
                 format!("{target}: --create needs a /name or key:KEY; an id names an existing segment"),

@@ -396,3 +396,26 @@ fn every_subcommand_help_has_examples() {
         assert!(examples.contains(&format!("shmkit {sub} ")), "{sub} --help:\n{text}");
     }
 }
+
+#[test]
+fn create_refuses_a_wider_object_unless_allowed() {
+    let (name, _guard) = posix_name();
+    assert_code(&run(&["create", &name, "--size", "4K", "--mode", "0644"]), 0);
+    let out = run(&["create", &name, "--size", "4K"]);
+    assert_code(&out, 5);
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "shmkit: {name}: refused: its permissions are wider than asked (owner uid {}, mode 0644); \
+             if this is expected, allow it explicitly with --allow-foreign\n",
+            rustix::process::geteuid().as_raw()
+        )
+    );
+    assert_code(&run(&["write", &name, "--create", "--size", "4K", "x"]), 5);
+    assert_code(&run(&["create", &name, "--size", "4K", "--allow-foreign"]), 0);
+    assert_code(
+        &run(&["write", &name, "--create", "--size", "4K", "--allow-foreign", "x"]),
+        0,
+    );
+    assert_code(&run(&["create", &name, "--size", "4K", "--mode", "0644"]), 0);
+}
