@@ -212,6 +212,33 @@ impl Receiver {
         super::info::read(self.end.hdr.get(), self.end.capacity)
     }
 
+    /// How many messages are in the channel now: sent and not yet received.
+    /// A snapshot; the sender changes it at any time (and a hostile one could
+    /// make it wrong, never negative).
+    ///
+    /// ```
+    /// # use shmkit::channel::{Options, Receiver, Sender};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-len-receiver-{}", std::process::id()))?;
+    /// # let n2 = name.clone();
+    /// # let t = std::thread::spawn(move || Receiver::connect(&n2, &Options::new()).unwrap());
+    /// # let mut tx = Sender::connect(&name, &Options::new())?;
+    /// # let mut rx = t.join().unwrap();
+    /// tx.send(b"a")?;
+    /// tx.send(b"b")?;
+    /// assert_eq!((tx.len(), rx.len()), (2, 2));
+    /// rx.recv()?;
+    /// assert_eq!(rx.len(), 1);
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        self.ring.in_flight() as usize
+    }
+
+    /// Whether no message is in the channel now (see [`len`](Self::len)).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// The ring's size in bytes.
     pub fn capacity(&self) -> usize {
         self.end.capacity as usize

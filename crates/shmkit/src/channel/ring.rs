@@ -107,6 +107,13 @@ pub(crate) struct Consumer {
 }
 
 impl Producer {
+    /// Messages committed and not yet released by the consumer: this side's
+    /// own count less the consumer's published one (0 if that is ahead).
+    pub(crate) fn in_flight(&self) -> u64 {
+        let released = self.hdr.get().head.0.messages.load(Ordering::Relaxed);
+        self.messages.saturating_sub(released)
+    }
+
     /// The producer for `hdr` and `buf`, resuming at `tail`.
     pub(crate) fn new(hdr: HeaderRef, buf: Buf, capacity: u64, tail: u64) -> Producer {
         Producer {
@@ -238,6 +245,13 @@ impl Producer {
 }
 
 impl Consumer {
+    /// Messages committed by the producer and not yet released here: the
+    /// producer's published count less this side's own (0 if it is behind).
+    pub(crate) fn in_flight(&self) -> u64 {
+        let committed = self.hdr.get().tail.0.messages.load(Ordering::Relaxed);
+        committed.saturating_sub(self.messages)
+    }
+
     /// The consumer for `hdr` and `buf`, resuming at `head`.
     pub(crate) fn new(hdr: HeaderRef, buf: Buf, capacity: u64, head: u64) -> Consumer {
         Consumer {
