@@ -3,6 +3,7 @@
 //! This file parses the command line, dispatches to `cmd/<subcommand>.rs`
 //! and turns errors into one line on standard error and an exit code.
 
+mod channel_args;
 mod cmd;
 mod exit;
 mod progress;

@@ -2,14 +2,12 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use shmkit::channel::{Options, Receiver, RecvTimeoutError};
-use shmkit::posix::ShmName;
+use shmkit::channel::{Receiver, RecvTimeoutError};
 
+use crate::channel_args::ChannelArgs;
 use crate::exit::{Failure, Result};
 use crate::progress::ProgressArgs;
-use crate::units::{parse_capacity, parse_duration};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -24,25 +22,11 @@ Exits 0 once the sender has sent everything and closed; 8 if the sender died,
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// The channel, `/name`.
-    #[arg(value_parser = |s: &str| ShmName::new(s).map_err(|e| e.to_string()))]
-    name: ShmName,
-    /// The ring's size if this side creates the channel (default 1M); if the
-    /// channel exists, it must have this capacity.
-    #[arg(long, value_parser = parse_capacity)]
-    capacity: Option<u64>,
+    #[command(flatten)]
+    chan: ChannelArgs,
     /// Write to this file (created or truncated) instead of standard output.
     #[arg(long, short)]
     output: Option<PathBuf>,
-    /// How long to wait for the sender to connect, and then for each piece
-    /// of data (default: for ever).
-    #[arg(long, value_parser = parse_duration)]
-    timeout: Option<Duration>,
-    /// Accept an existing object owned by another user or with wider
-    /// permissions than the mode asked for (refused by default: whoever made
-    /// it first can read and change what goes through it).
-    #[arg(long)]
-    allow_foreign: bool,
     #[command(flatten)]
     progress: ProgressArgs,
 }
@@ -55,19 +39,12 @@ pub fn run(args: Args) -> Result {
         }
         None => Box::new(std::io::stdout().lock()),
     };
-    let mut opts = Options::new();
-    if let Some(cap) = args.capacity {
-        opts = opts.capacity(cap);
-    }
-    if let Some(t) = args.timeout {
-        opts = opts.timeout(t);
-    }
-    opts = opts.allow_foreign(args.allow_foreign);
-    let mut rx = Receiver::connect(&args.name, &opts)?;
+    let opts = args.chan.options();
+    let mut rx = Receiver::connect(&args.chan.name, &opts)?;
     let bar = args.progress.bar(None, "recv");
     let mut ended = false;
     loop {
-        let next = match args.timeout {
+        let next = match args.chan.timeout {
             Some(t) => rx.recv_ref_timeout(t),
             None => rx.recv_ref().map_err(RecvTimeoutError::Failed),
         };
@@ -78,7 +55,7 @@ pub fn run(args: Args) -> Result {
                 return Err(Failure::Message(
                     format!(
                         "{}: the sender closed the channel before the end of its stream",
-                        args.name
+                        args.chan.name
                     ),
                     1,
                 ))
@@ -86,7 +63,7 @@ pub fn run(args: Args) -> Result {
             Err(RecvTimeoutError::Failed(e)) => return Err(e.into()),
             Err(RecvTimeoutError::Timeout) => {
                 return Err(Failure::Shm(shmkit::Error::TimedOut {
-                    target: shmkit::Target::Posix(args.name.clone()),
+                    target: shmkit::Target::Posix(args.chan.name.clone()),
                     waiting_for: "data from the sender",
                 }))
             }

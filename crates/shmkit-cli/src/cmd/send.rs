@@ -2,14 +2,12 @@
 
 use std::io::Read;
 use std::path::PathBuf;
-use std::time::Duration;
 
-use shmkit::channel::{Options, Sender};
-use shmkit::posix::ShmName;
+use shmkit::channel::Sender;
 
+use crate::channel_args::ChannelArgs;
 use crate::exit::{Failure, Result};
 use crate::progress::ProgressArgs;
-use crate::units::{parse_capacity, parse_duration};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -24,25 +22,11 @@ The stream ends with an empty message: `recv` exits 0 only when it has seen it."
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
-    /// The channel, `/name`.
-    #[arg(value_parser = |s: &str| ShmName::new(s).map_err(|e| e.to_string()))]
-    name: ShmName,
-    /// The ring's size if this side creates the channel (default 1M); if the
-    /// channel exists, it must have this capacity.
-    #[arg(long, value_parser = parse_capacity)]
-    capacity: Option<u64>,
+    #[command(flatten)]
+    chan: ChannelArgs,
     /// Send this file instead of standard input.
     #[arg(long, short)]
     file: Option<PathBuf>,
-    /// How long to wait for the receiver to connect, and then for it to
-    /// take the last bytes (default: for ever).
-    #[arg(long, value_parser = parse_duration)]
-    timeout: Option<Duration>,
-    /// Accept an existing object owned by another user or with wider
-    /// permissions than the mode asked for (refused by default: whoever made
-    /// it first can read and change what goes through it).
-    #[arg(long)]
-    allow_foreign: bool,
     #[command(flatten)]
     progress: ProgressArgs,
 }
@@ -58,15 +42,8 @@ pub fn run(args: Args) -> Result {
         }
         None => (Box::new(std::io::stdin().lock()), None),
     };
-    let mut opts = Options::new();
-    if let Some(cap) = args.capacity {
-        opts = opts.capacity(cap);
-    }
-    if let Some(t) = args.timeout {
-        opts = opts.timeout(t);
-    }
-    opts = opts.allow_foreign(args.allow_foreign);
-    let mut tx = Sender::connect(&args.name, &opts)?;
+    let opts = args.chan.options();
+    let mut tx = Sender::connect(&args.chan.name, &opts)?;
     // A quarter of the ring: several chunks in flight at once.
     let chunk = (tx.capacity() / 4).min(tx.max_message()).max(1);
     let bar = args.progress.bar(total, "send");
@@ -90,9 +67,9 @@ pub fn run(args: Args) -> Result {
     }
     tx.send(&[])?; // end of stream
                    // Exit only once the receiver has everything (or is gone).
-    if !tx.flush(args.timeout)? {
+    if !tx.flush(args.chan.timeout)? {
         return Err(Failure::Shm(shmkit::Error::TimedOut {
-            target: shmkit::Target::Posix(args.name.clone()),
+            target: shmkit::Target::Posix(args.chan.name.clone()),
             waiting_for: "the receiver to take the last bytes",
         }));
     }
