@@ -89,17 +89,17 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
     // process keeps abandoning channels under this name.
     for _ in 0..3 {
         match connect_once(name, opts, role, deadline) {
-            Err(Abandoned) => {}
+            Err(Abandoned(_)) => {}
             Ok(end) => return Ok(end),
             Err(Failed(e)) => return Err(e),
         }
     }
     connect_once(name, opts, role, deadline).map_err(|e| match e {
         Failed(e) => e,
-        Abandoned => Error::Busy {
+        Abandoned(pid) => Error::Busy {
             target: Target::Posix(name.clone()),
             side: role.name(),
-            pid: 0,
+            pid,
             alive: false,
         },
     })
@@ -107,9 +107,9 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
 
 /// Why one attempt to connect did not.
 enum Attempt {
-    /// Every process that joined the channel has died: it was removed, try
-    /// again.
-    Abandoned,
+    /// Every process that joined the channel has died (the pid held this
+    /// side): it was removed, try again.
+    Abandoned(u32),
     /// Anything else.
     Failed(Error),
 }
@@ -185,9 +185,9 @@ fn connect_once(
     };
     match end.claim() {
         Ok(()) => {}
-        Err(Error::Busy { alive: false, .. }) if end.other_side_gone() => {
+        Err(Error::Busy { alive: false, pid, .. }) if end.other_side_gone() => {
             remove_if_same(name, &end.shm);
-            return Err(Abandoned);
+            return Err(Abandoned(pid));
         }
         Err(e) => return Err(Failed(e)),
     }

@@ -18,19 +18,17 @@ pub(crate) fn me() -> (u32, u64) {
     (pid, start_time(pid).unwrap_or(0))
 }
 
-/// The start time of `pid`, or `None` if it does not run (or is a zombie).
+/// The start time of `pid` (field 22 of `/proc/PID/stat`), or `None` if it
+/// does not run (or is a zombie).
 pub(crate) fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "pid (comm) state ppid ... starttime ...": comm may hold spaces and
-    // parentheses, so split after the last ')'. Fields from there: state is
-    // field 3, starttime field 22.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?;
-    if state == "Z" || state == "X" {
+    let stat = procfs::process::Process::new(i32::try_from(pid).ok()?)
+        .ok()?
+        .stat()
+        .ok()?;
+    if matches!(stat.state, 'Z' | 'X') {
         return None;
     }
-    fields.nth(18)?.parse().ok()
+    Some(stat.starttime)
 }
 
 /// A process on the other side of a channel.
@@ -120,9 +118,9 @@ mod tests {
     }
 
     #[test]
-    fn comm_with_parentheses_and_spaces_parses() {
-        // our own stat line is real; the parser must skip to the last ')'
+    fn impossible_pids_have_no_start_time() {
         assert!(start_time(std::process::id()).is_some());
         assert_eq!(start_time(0), None);
+        assert_eq!(start_time(u32::MAX), None); // not a pid_t
     }
 }

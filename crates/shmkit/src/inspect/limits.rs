@@ -103,7 +103,7 @@ impl DevShmSpace {
 /// ```
 pub fn limits() -> Limits {
     let page_size = rustix::param::page_size() as u64;
-    let kernel = |name: &str| super::read_number(Path::new("/proc/sys/kernel").join(name));
+    let kernel = crate::sysv::kernel_limit;
     let sysv = super::sysv::usage(page_size).ok();
     Limits {
         shmmax: kernel("shmmax"),

@@ -24,6 +24,18 @@ pub fn child_role(role: &str, args: &[String]) {
                 tx.send(&i.to_le_bytes()).unwrap();
             }
         }
+        // chan-send-hold NAME COUNT: send COUNT sequence numbers, report,
+        // and close only when the parent closes our stdin.
+        "chan-send-hold" => {
+            let count: u64 = args[1].parse().unwrap();
+            let mut tx = Sender::connect(&name, &opts()).unwrap();
+            for i in 0..count {
+                tx.send(&i.to_le_bytes()).unwrap();
+            }
+            report(format!("sent {count}"));
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
+        }
         // chan-send-forever NAME: send sequence numbers until killed (or
         // until the channel fails, which it reports).
         "chan-send-forever" => {
@@ -470,16 +482,19 @@ fn a_hostile_scribbler_causes_errors_not_crashes() {
 #[test]
 fn info_describes_a_live_channel() {
     let (name, _guard) = posix_name();
-    let mut sender = LiveChild::spawn("chan-send-seq", &[name.as_str(), "10"]);
+    let mut sender = LiveChild::spawn("chan-send-hold", &[name.as_str(), "10"]);
     let mut rx = Receiver::connect(&name, &opts()).unwrap();
-    assert!(sender.expect_line().starts_with("connected"));
+    assert_eq!(sender.expect_line(), "sent 10");
     rx.recv().unwrap();
     // while both are connected, the name shows the channel
-    let by_name = channel::info(&name);
-    sender.finish(); // sent 10 and closed: the name is gone, the mapping stays
-    if let Ok(info) = by_name {
-        assert_eq!((info.capacity, info.messages_received), (65536, 1));
-    }
+    let by_name = channel::info(&name).unwrap();
+    assert_eq!(
+        (by_name.capacity, by_name.messages_sent, by_name.messages_received),
+        (65536, 10, 1)
+    );
+    let s = by_name.sender.unwrap();
+    assert!(s.alive && !s.closed && s.pid == sender.pid());
+    sender.finish(); // the sender closes: the name is gone, the mapping stays
     assert!(gone(&name), "the first side to leave removes the name");
     let info = rx.info();
     assert_eq!(info.capacity, 65536);
