@@ -49,7 +49,7 @@ pub fn code(e: &shmkit::Error) -> u8 {
         NoSpace { .. } | TooLarge { .. } | OutOfRange { .. } => 6,
         KeyPath { source, .. } if *source == shmkit::error::Errno::NOENT => 3,
         KeyPath { source, .. } if *source == shmkit::error::Errno::ACCESS => 5,
-        Corrupt { .. } => 7,
+        Corrupt { .. } | Truncated { .. } => 7,
         PeerGone { .. } => 8,
         TimedOut { .. } => 9,
         MessageTooLarge { .. } => 6,

@@ -39,7 +39,7 @@ Examples:
 
 Exit status:
   0 success, 1 other error, 2 usage, 3 not found, 4 already exists,
-  5 permission denied, 6 no space or too large, 7 corrupt or unreadable data,
+  5 permission denied, 6 no space or too large, 7 corrupt, unreadable or shrunk data,
   8 the other side of a channel died, 9 timed out";
 
 /// Shared memory for people: POSIX and System V, in one tool.

@@ -208,6 +208,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The object shrank while mapped here: another process truncated it
+    /// (or, for a sparse object, `/dev/shm` had no page left to give). The
+    /// mapping now shows private zero pages instead of the object, so what
+    /// was read or written through it since is not the object's.
+    #[error(
+        "{target}: the object shrank while mapped here (another process truncated it, or /dev/shm ran out of space); data read or written since is lost"
+    )]
+    Truncated {
+        /// The object.
+        target: Target,
+    },
+
     /// An existing object that another user owns, or whose permissions are
     /// wider than asked: someone may have created it first to read or
     /// change the traffic. Refused unless the caller allows it explicitly.
@@ -367,6 +379,7 @@ impl Error {
             | Error::ReadOnly { target }
             | Error::Misaligned { target, .. }
             | Error::Corrupt { target, .. }
+            | Error::Truncated { target }
             | Error::Busy { target, .. }
             | Error::Untrusted { target, .. }
             | Error::Closed { target, .. }

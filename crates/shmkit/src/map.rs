@@ -12,10 +12,26 @@
 //! One type serves both kinds: a POSIX object's mapping (`mmap`, released
 //! with `munmap`) and a System V attachment (`shmat`, released with `shmdt`).
 //!
-//! # What a mapping cannot protect against
-//! If another process shrinks a POSIX object (`ftruncate`) while it is
-//! mapped here, touching the pages past the new end raises `SIGBUS`. The
-//! checks here are against the size the mapping was made with.
+//! # When the object shrinks under the mapping
+//! Another process that can write a POSIX object can shrink it
+//! (`ftruncate`) while it is mapped here; touching the pages past the new
+//! end would raise `SIGBUS` and kill this process. shmkit catches that
+//! `SIGBUS` for its own mappings of POSIX objects (a process-wide handler,
+//! see below): the whole mapping is replaced with private zero pages, and
+//! from then on every accessor returns [`Error::Truncated`] and
+//! [`Mapping::is_intact`] is false. What was read before the shrink was
+//! real; what is read or written afterwards is not the object's. The same
+//! holds when a sparse object's page cannot be allocated because `/dev/shm`
+//! is full.
+//!
+//! The handler is installed the first time a POSIX object is mapped, and
+//! passes every other `SIGBUS` on to the handler that was there before (or
+//! to the default action, which ends the process). A program that installs
+//! its own `SIGBUS` handler *afterwards* replaces it, and is then killed by
+//! a shrink as it would be without shmkit. System V segments cannot be
+//! resized, so they need no handler. An atomic got from
+//! [`Mapping::atomic_u32`] keeps working after a shrink, on the zero page:
+//! check [`Mapping::is_intact`] where that matters.
 //!
 //! # Examples
 //!
@@ -52,6 +68,8 @@ use rustix::mm::{MapFlags, ProtFlags};
 
 use crate::error::{Error, Result, Target};
 
+mod sigbus;
+
 /// Whether a mapping may be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Access {
@@ -72,8 +90,13 @@ impl Access {
 
 /// How the memory is given back when the mapping is dropped.
 enum Release {
-    /// `munmap(base, len)`.
-    Munmap { base: NonNull<c_void>, len: usize },
+    /// `munmap(base, len)`, after taking the mapping out of the `SIGBUS`
+    /// handler's registry.
+    Munmap {
+        base: NonNull<c_void>,
+        len: usize,
+        guard: Option<sigbus::Registration>,
+    },
     /// `shmdt(base)`.
     Shmdt { base: NonNull<c_void> },
     /// Nothing to give back (an empty mapping).
@@ -148,12 +171,17 @@ impl Mapping {
         // SAFETY: `delta < page <= map_len`, so the offset stays inside the
         // mapping just made.
         let ptr = unsafe { base.cast::<u8>().add(delta as usize) };
+        let guard = Some(sigbus::register(base.as_ptr(), map_len, access.is_writable()));
         Ok(Mapping {
             ptr,
             len,
             access,
             target,
-            release: Release::Munmap { base, len: map_len },
+            release: Release::Munmap {
+                base,
+                len: map_len,
+                guard,
+            },
         })
     }
 
@@ -209,6 +237,41 @@ impl Mapping {
         &self.target
     }
 
+    /// Whether the mapping still shows the object's memory: false once the
+    /// object has shrunk under it (see the [module docs](self)), after
+    /// which reads return zeros and writes go nowhere.
+    ///
+    /// The accessors check this themselves; it matters for atomics got from
+    /// [`atomic_u32`](Mapping::atomic_u32) or
+    /// [`atomic_u64`](Mapping::atomic_u64), and for raw access.
+    ///
+    /// ```
+    /// # use shmkit::posix::{Options, PosixShm, ShmName};
+    /// # let name = ShmName::new(format!("/shmkit-doc-intact-{}", std::process::id()))?;
+    /// let shm = PosixShm::create(&name, &Options::new().size(8192))?.remove_on_drop();
+    /// let map = shm.map()?;
+    /// assert!(map.is_intact());
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn is_intact(&self) -> bool {
+        match &self.release {
+            Release::Munmap { guard: Some(g), .. } => !g.is_lost(),
+            _ => true,
+        }
+    }
+
+    /// `Err(Truncated)` unless [`is_intact`](Mapping::is_intact): called
+    /// after every access.
+    pub(crate) fn check_intact(&self) -> Result<()> {
+        if self.is_intact() {
+            Ok(())
+        } else {
+            Err(Error::Truncated {
+                target: self.target.clone(),
+            })
+        }
+    }
+
     /// Checks that `len` bytes at `offset` lie inside the mapping and returns
     /// a pointer to the first.
     fn range(&self, offset: usize, len: usize) -> Result<*mut u8> {
@@ -236,19 +299,21 @@ impl Mapping {
     /// Copies `buf.len()` bytes at `offset` into `buf`.
     ///
     /// # Errors
-    /// [`Error::OutOfRange`] if the range does not fit; `buf` is untouched.
+    /// [`Error::OutOfRange`] if the range does not fit (`buf` is untouched);
+    /// [`Error::Truncated`] if the object shrank under the mapping (`buf`
+    /// holds no data of the object's then).
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         let src = self.range(offset, buf.len())?;
         // SAFETY: `src..src + buf.len()` is inside the mapping (checked
         // above) and `buf` is private memory, so the two cannot overlap.
         unsafe { std::ptr::copy_nonoverlapping(src, buf.as_mut_ptr(), buf.len()) };
-        Ok(())
+        self.check_intact()
     }
 
     /// Copies `len` bytes at `offset` into a new vector.
     ///
     /// # Errors
-    /// [`Error::OutOfRange`] if the range does not fit.
+    /// [`Error::OutOfRange`] if the range does not fit; [`Error::Truncated`].
     pub fn read_vec(&self, offset: usize, len: usize) -> Result<Vec<u8>> {
         self.range(offset, len)?;
         let mut buf = vec![0; len];
@@ -261,7 +326,8 @@ impl Mapping {
     /// demo writes.
     ///
     /// # Errors
-    /// [`Error::OutOfRange`] if `offset` is past the end.
+    /// [`Error::OutOfRange`] if `offset` is past the end;
+    /// [`Error::Truncated`].
     pub fn read_cstr(&self, offset: usize) -> Result<Vec<u8>> {
         self.range(offset, 0)?;
         let mut out = Vec::new();
@@ -285,6 +351,8 @@ impl Mapping {
     /// # Errors
     /// [`Error::ReadOnly`] for a read-only mapping; [`Error::OutOfRange`] if
     /// `data` does not fit. Either way nothing is written.
+    /// [`Error::Truncated`] if the object shrank under the mapping: the
+    /// write may be lost, in part or whole.
     pub fn write_at(&self, offset: usize, data: &[u8]) -> Result<()> {
         self.check_writable()?;
         let dst = self.range(offset, data.len())?;
@@ -293,7 +361,7 @@ impl Mapping {
         // cannot be part of this mapping because the safe API never lends the
         // mapping out as a slice.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
-        Ok(())
+        self.check_intact()
     }
 
     /// Sets `len` bytes at `offset` to `byte`.
@@ -305,7 +373,7 @@ impl Mapping {
         let dst = self.range(offset, len)?;
         // SAFETY: the range is inside a writable mapping (checked above).
         unsafe { std::ptr::write_bytes(dst, byte, len) };
-        Ok(())
+        self.check_intact()
     }
 
     /// Checks an aligned word of `size` bytes at `offset`.
@@ -327,9 +395,13 @@ impl Mapping {
     /// # Errors
     /// [`Error::ReadOnly`] for a read-only mapping (an atomic store there
     /// would fault: use [`load_u32`](Mapping::load_u32));
-    /// [`Error::OutOfRange`]; [`Error::Misaligned`] unless 4-byte aligned.
+    /// [`Error::OutOfRange`]; [`Error::Misaligned`] unless 4-byte aligned;
+    /// [`Error::Truncated`] if the object has already shrunk under the
+    /// mapping (a later shrink leaves the atomic working on a zero page:
+    /// see [`is_intact`](Mapping::is_intact)).
     pub fn atomic_u32(&self, offset: usize) -> Result<&AtomicU32> {
         self.check_writable()?;
+        self.check_intact()?;
         let ptr = self.word(offset, 4)?;
         // SAFETY: `ptr` is 4-aligned, inside the mapping and valid for as
         // long as `&self`; shared memory may be written by others only
@@ -344,6 +416,7 @@ impl Mapping {
     /// As [`atomic_u32`](Mapping::atomic_u32), with 8-byte alignment.
     pub fn atomic_u64(&self, offset: usize) -> Result<&AtomicU64> {
         self.check_writable()?;
+        self.check_intact()?;
         let ptr = self.word(offset, 8)?;
         // SAFETY: as in `atomic_u32`, for an 8-aligned 8-byte word.
         Ok(unsafe { AtomicU64::from_ptr(ptr.cast()) })
@@ -353,12 +426,15 @@ impl Mapping {
     /// mappings too.
     ///
     /// # Errors
-    /// [`Error::OutOfRange`]; [`Error::Misaligned`] unless 4-byte aligned.
+    /// [`Error::OutOfRange`]; [`Error::Misaligned`] unless 4-byte aligned;
+    /// [`Error::Truncated`].
     pub fn load_u32(&self, offset: usize, order: Ordering) -> Result<u32> {
         let ptr = self.word(offset, 4)?;
         // SAFETY: as in `atomic_u32`; a load of a naturally aligned word no
         // wider than a pointer is allowed on read-only memory.
-        Ok(unsafe { AtomicU32::from_ptr(ptr.cast()) }.load(order))
+        let value = unsafe { AtomicU32::from_ptr(ptr.cast()) }.load(order);
+        self.check_intact()?;
+        Ok(value)
     }
 
     /// Atomically loads the 64-bit word at `offset`; works on read-only
@@ -369,7 +445,9 @@ impl Mapping {
     pub fn load_u64(&self, offset: usize, order: Ordering) -> Result<u64> {
         let ptr = self.word(offset, 8)?;
         // SAFETY: as in `load_u32`, for an 8-aligned word on a 64-bit target.
-        Ok(unsafe { AtomicU64::from_ptr(ptr.cast()) }.load(order))
+        let value = unsafe { AtomicU64::from_ptr(ptr.cast()) }.load(order);
+        self.check_intact()?;
+        Ok(value)
     }
 
     /// The address of the first mapped byte. Getting it is safe; using it is
@@ -411,11 +489,18 @@ impl Mapping {
 
 impl Drop for Mapping {
     fn drop(&mut self) {
-        match self.release {
-            Release::Munmap { base, len } => {
-                // SAFETY: `base` and `len` are exactly what `mmap` returned,
-                // and nothing borrowed from the mapping outlives `self`.
-                let _ = unsafe { rustix::mm::munmap(base.as_ptr(), len) };
+        match std::mem::replace(&mut self.release, Release::Nothing) {
+            Release::Munmap { base, len, guard } => {
+                let unmap = || {
+                    // SAFETY: `base` and `len` are exactly what `mmap`
+                    // returned, and nothing borrowed from the mapping
+                    // outlives `self`.
+                    let _ = unsafe { rustix::mm::munmap(base.as_ptr(), len) };
+                };
+                match guard {
+                    Some(g) => g.release(unmap),
+                    None => unmap(),
+                }
             }
             Release::Shmdt { base } => {
                 // SAFETY: `base` is the address `shmat` returned (contract of
@@ -498,6 +583,36 @@ mod tests {
         assert!(matches!(m.atomic_u64(60), Err(Error::OutOfRange { .. })));
         m.atomic_u32(4).unwrap().store(7, Ordering::Release);
         assert_eq!(m.load_u32(4, Ordering::Acquire).unwrap(), 7);
+    }
+
+    #[test]
+    fn the_sigbus_registry_grows_and_slots_are_reused() {
+        use std::os::fd::AsFd;
+        let page = rustix::param::page_size();
+        let fd = rustix::fs::memfd_create("shmkit-map-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 2 * page as u64).unwrap();
+        let map = || Mapping::map_fd(fd.as_fd(), 0, 2 * page, Access::ReadWrite, Target::Memory).unwrap();
+        // more mappings than one chunk of slots holds
+        let maps: Vec<Mapping> = (0..150).map(|_| map()).collect();
+        maps[0].write_at(page, b"x").unwrap();
+        rustix::fs::ftruncate(&fd, page as u64).unwrap();
+        for (i, m) in maps.iter().enumerate() {
+            assert!(m.is_intact(), "mapping {i} lost before it was touched");
+            assert!(
+                matches!(m.read_vec(page, 1), Err(Error::Truncated { .. })),
+                "mapping {i}"
+            );
+            assert!(!m.is_intact(), "mapping {i}");
+        }
+        drop(maps);
+        // the slots are free again, under a new generation: new mappings are
+        // intact and work as usual
+        rustix::fs::ftruncate(&fd, 2 * page as u64).unwrap();
+        let again: Vec<Mapping> = (0..150).map(|_| map()).collect();
+        for m in &again {
+            assert_eq!(m.read_vec(page, 1).unwrap(), [0]);
+            assert!(m.is_intact());
+        }
     }
 
     #[test]

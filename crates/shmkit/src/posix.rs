@@ -121,8 +121,9 @@ impl Options {
 
     /// Leaves a new object sparse (`ftruncate` only) instead of reserving
     /// its memory (`fallocate`). A sparse object can be larger than the free
-    /// space of `/dev/shm`, and a process that touches a page that cannot be
-    /// backed then gets `SIGBUS`.
+    /// space of `/dev/shm`, and touching a page that cannot be backed then
+    /// raises `SIGBUS`: through a shmkit [`Mapping`] that is
+    /// [`Error::Truncated`] (the mapping is lost), elsewhere a crash.
     pub fn sparse(mut self, yes: bool) -> Self {
         self.sparse = yes;
         self
@@ -520,8 +521,10 @@ impl PosixShm {
     ///
     /// Growing reserves the new memory (unless the handle was opened with
     /// [`Options::sparse`]). Mappings made before keep their length: a
-    /// process that shrinks an object under another's mapping makes the other
-    /// fault on the lost pages, so shrink only when nobody maps the tail.
+    /// process that shrinks an object under another's mapping makes the
+    /// other's next access to the lost pages fail (with [`Error::Truncated`]
+    /// through shmkit, with `SIGBUS` elsewhere), so shrink only when nobody
+    /// maps the tail.
     ///
     /// # Errors
     /// [`Error::ReadOnly`] for a read-only handle; [`Error::NoSpace`] when

@@ -2,8 +2,9 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use shmkit::channel::{Receiver, RecvTimeoutError};
+use shmkit::channel::{Receiver, RecvGuard, RecvTimeoutError};
 
 use crate::channel_args::ChannelArgs;
 use crate::exit::{Failure, Result};
@@ -44,11 +45,10 @@ pub fn run(args: Args) -> Result {
     let bar = args.progress.bar(None, "recv");
     let mut ended = false;
     loop {
-        let next = match args.chan.timeout {
-            Some(t) => rx.recv_ref_timeout(t),
-            None => rx.recv_ref().map_err(RecvTimeoutError::Failed),
-        };
-        let msg = match next {
+        // Received in the scrutinee: a local would keep the guard's borrow
+        // of `rx` alive to the end of the loop body, where an error below
+        // needs `rx` again.
+        let msg = match receive(&mut rx, args.chan.timeout) {
             Ok(msg) => msg,
             Err(RecvTimeoutError::Failed(shmkit::Error::Closed { .. })) if ended => break,
             Err(RecvTimeoutError::Failed(shmkit::Error::Closed { .. })) => {
@@ -72,10 +72,26 @@ pub fn run(args: Args) -> Result {
             ended = true; // the end-of-stream mark; the sender closes next
             continue;
         }
-        out.write_all(&msg)?;
-        bar.inc(msg.len() as u64);
+        let len = msg.len() as u64;
+        let written = out.write_all(&msg);
+        if let Err(e) = written {
+            drop(msg);
+            // The write reads straight from the channel's memory: if another
+            // process shrank the object, the kernel says EFAULT.
+            rx.check_intact()?;
+            return Err(e.into());
+        }
+        bar.inc(len);
     }
     out.flush()?;
     bar.finish();
     Ok(())
+}
+
+/// The next message in place, waiting at most `timeout` when there is one.
+fn receive(rx: &mut Receiver, timeout: Option<Duration>) -> std::result::Result<RecvGuard<'_>, RecvTimeoutError> {
+    match timeout {
+        Some(t) => rx.recv_ref_timeout(t),
+        None => rx.recv_ref().map_err(RecvTimeoutError::Failed),
+    }
 }

@@ -49,15 +49,21 @@ pub fn run(args: Args) -> Result {
     let bar = args.progress.bar(total, "send");
     loop {
         let mut grant = tx.reserve(chunk)?;
-        let n = read_some(&mut input, &mut grant).map_err(|e| {
-            Failure::Message(
-                format!(
-                    "{}: reading the input: {e}",
-                    args.file.as_ref().map_or("stdin".into(), |p| p.display().to_string())
-                ),
-                1,
-            )
-        })?;
+        let n = match read_some(&mut input, &mut grant) {
+            Ok(n) => n,
+            Err(e) => {
+                // The read goes straight into the channel's memory: if
+                // another process shrank the object, the kernel says EFAULT.
+                tx.check_intact()?;
+                return Err(Failure::Message(
+                    format!(
+                        "{}: reading the input: {e}",
+                        args.file.as_ref().map_or("stdin".into(), |p| p.display().to_string())
+                    ),
+                    1,
+                ));
+            }
+        };
         if n == 0 {
             break; // the grant is dropped: nothing sent
         }

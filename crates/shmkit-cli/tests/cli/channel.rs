@@ -147,6 +147,47 @@ fn recv_exits_8_when_the_sender_is_killed() {
 }
 
 #[test]
+fn send_and_recv_exit_7_when_a_third_process_shrinks_the_channel() {
+    let (name, _guard) = posix_name();
+    let mut send = shmkit()
+        .args(["send", &name])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut recv = shmkit()
+        .args(["recv", &name])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = send.stdin.take().unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&[7u8; 1 << 20]);
+        let _ = done_rx.recv_timeout(Duration::from_secs(20)); // keep stdin open
+    });
+    let mut got = [0u8; 1000];
+    recv.stdout.as_mut().unwrap().read_exact(&mut got).unwrap();
+    assert_eq!(got, [7u8; 1000]);
+    // The attack: anyone who can write the object can ftruncate it.
+    let shm = PosixShm::open(&ShmName::new(name.as_str()).unwrap(), &Options::new()).unwrap();
+    shm.resize(0).unwrap();
+    let out = recv.wait_with_output().unwrap();
+    assert_code(&out, 7);
+    assert!(
+        stderr(&out).starts_with(&format!("shmkit: {name}: the object shrank while mapped here")),
+        "{}",
+        stderr(&out)
+    );
+    done_tx.send(()).unwrap();
+    writer.join().unwrap();
+    let out = send.wait_with_output().unwrap();
+    assert_code(&out, 7);
+    assert!(stderr(&out).contains("the object shrank"), "{}", stderr(&out));
+}
+
+#[test]
 fn recv_exits_1_when_the_stream_stops_early() {
     let (name, _guard) = posix_name();
     let recv = shmkit()

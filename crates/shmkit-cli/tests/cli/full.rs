@@ -1,6 +1,7 @@
 //! Full memory and exhausted limits, in private namespaces so the machine's
 //! own /dev/shm and System V limits are untouched: creation fails at once
-//! with exit code 6 and a message naming the limit, never with SIGBUS later.
+//! with exit code 6 and a message naming the limit, never with SIGBUS later;
+//! a sparse object that cannot be backed is exit code 7, not SIGBUS.
 
 use std::process::Command;
 
@@ -38,13 +39,20 @@ fn a_full_dev_shm_fails_at_creation_with_6() {
          $S write /big2 --create --size 2M x; echo \"write=$?\"
          $S send /chan --capacity 4M --timeout 1s </dev/null; echo \"send=$?\"
          $S create /fits --size 512K >/dev/null; echo \"fits=$?\"
+         truncate -s 2M /dev/shm/sparse
+         for i in 0 1 2 3 4 5 6 7 8 9; do
+           $S write /sparse --offset ${i}00000 \"$(head -c 100000 /dev/zero | tr '\\0' x)\" >/dev/null \
+             || { echo \"sparse=$?\"; break; }
+         done; rm /dev/shm/sparse
          ls -A /dev/shm",
     ) else {
         return;
     };
     let text = stdout(&out);
     assert!(!text.contains("99"), "mount failed: {}", stderr(&out));
-    for line in ["create=6", "write=6", "send=6", "fits=0"] {
+    // A sparse object made by another program (no space reserved) fills
+    // the tmpfs on a write: exit 7 ("ran out of space"), not SIGBUS.
+    for line in ["create=6", "write=6", "send=6", "fits=0", "sparse=7"] {
         assert!(
             text.lines().any(|l| l == line),
             "{line} missing:\n{text}\n{}",
@@ -62,6 +70,7 @@ fn a_full_dev_shm_fails_at_creation_with_6() {
         "{err}"
     );
     assert!(err.contains("shmkit: /chan: not enough space"), "{err}");
+    assert!(err.contains("shmkit: /sparse: the object shrank while mapped here (another process truncated it, or /dev/shm ran out of space)"), "{err}");
 }
 
 #[test]

@@ -77,7 +77,7 @@ pub(crate) struct Endpoint {
     /// Whether this side has claimed its slot (and so must leave).
     claimed: bool,
     /// Keeps `hdr` and `buf` valid; dropped last.
-    _map: Mapping,
+    map: Mapping,
 }
 
 /// Connects as `role` to the channel `name`, creating it if it does not
@@ -149,7 +149,8 @@ fn connect_once(
         if !opts.allow_foreign {
             shm.check_trusted(opts.mode)?;
         }
-        validate(hdr.get(), &target, &shm, want)?
+        // What a shrink mid-way made look corrupt is reported as the shrink.
+        validate(hdr.get(), &target, &shm, want).map_err(|e| map.check_intact().err().unwrap_or(e))?
     };
     // The data may not be mapped yet when we opened early: map it all now.
     let map = if map.len() as u64 >= DATA_OFFSET + capacity {
@@ -181,7 +182,7 @@ fn connect_once(
         peer: None,
         spin: opts.spin,
         claimed: false,
-        _map: map,
+        map,
     };
     match end.claim() {
         Ok(()) => {}
@@ -374,6 +375,7 @@ impl Endpoint {
         let other = self.role.other().side(hdr);
         let seq = &hdr.wake.0.peers_seq;
         loop {
+            self.check_intact()?;
             let seen = seq.load(Ordering::Acquire);
             if other.state.load(Ordering::Acquire) != side::EMPTY {
                 let pid = other.pid.load(Ordering::Relaxed);
@@ -419,9 +421,30 @@ impl Endpoint {
         self.role.other().side(self.hdr.get()).state.load(Ordering::Acquire)
     }
 
-    /// `Err(Closed)` if the peer has left in order, `Err(PeerGone)` if it
-    /// died; `Ok` while it runs.
+    /// `Err(Truncated)` if the object shrank under the mapping (see
+    /// [`Mapping::is_intact`]): the ring then reads as zeros, so every
+    /// operation checks this after touching it, before trusting the result.
+    pub(crate) fn check_intact(&self) -> Result<()> {
+        self.map.check_intact()
+    }
+
+    /// [`Endpoint::check_intact`], and also `Err(Truncated)` if the object is
+    /// smaller now than the channel needs (by `fstat`, so without touching
+    /// the memory).
+    pub(crate) fn check_size(&self) -> Result<()> {
+        self.check_intact()?;
+        if self.shm.size()? < DATA_OFFSET + self.capacity {
+            return Err(Error::Truncated {
+                target: self.target.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// `Err(Truncated)` if the object shrank, `Err(Closed)` if the peer has
+    /// left in order, `Err(PeerGone)` if it died; `Ok` while it runs.
     pub(crate) fn check_peer(&self) -> Result<()> {
+        self.check_intact()?;
         if self.peer_state() == side::CLOSED {
             return Err(Error::Closed {
                 target: self.target.clone(),
@@ -453,9 +476,13 @@ impl Endpoint {
         }
     }
 
-    /// A [`Error::Corrupt`] about this channel.
+    /// A [`Error::Corrupt`] about this channel, or [`Error::Truncated`] if
+    /// what looked corrupt is the zero pages of a shrunk object.
     pub(crate) fn corrupt_error(&self, reason: String) -> Error {
-        corrupt(&self.target, reason)
+        match self.check_intact() {
+            Err(lost) => lost,
+            Ok(()) => corrupt(&self.target, reason),
+        }
     }
 }
 
@@ -506,6 +533,7 @@ pub(crate) fn open_for_info(name: &ShmName) -> Result<(Mapping, HeaderRef, u64)>
     let hdr = header_ref(&map);
     let meta = &hdr.get().meta.0;
     if meta.magic.load(Ordering::Relaxed) != MAGIC || meta.ready.load(Ordering::Acquire) != READY {
+        map.check_intact()?;
         return Err(corrupt(&target, "not a shmkit channel"));
     }
     let capacity = meta.capacity.load(Ordering::Relaxed);

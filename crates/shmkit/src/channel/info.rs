@@ -60,8 +60,10 @@ pub struct ChannelInfo {
 /// # Ok::<(), shmkit::Error>(())
 /// ```
 pub fn info(name: &ShmName) -> Result<ChannelInfo> {
-    let (_map, hdr, capacity) = endpoint::open_for_info(name)?;
-    Ok(read(hdr.get(), capacity))
+    let (map, hdr, capacity) = endpoint::open_for_info(name)?;
+    let info = read(hdr.get(), capacity);
+    map.check_intact()?;
+    Ok(info)
 }
 
 /// Reads a header whose capacity has been validated.

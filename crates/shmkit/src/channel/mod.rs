@@ -43,6 +43,12 @@
 //!   make this side see [`Error::Corrupt`](crate::Error::Corrupt) or receive
 //!   wrong payload bytes in valid frames, never undefined behaviour, a panic,
 //!   an out-of-bounds access, an unbounded allocation or an endless wait.
+//! - **Shrinking.** A process that truncates the channel's object while it
+//!   is in use makes both sides' next operations (and a blocked wait, within
+//!   a tenth of a second) return [`Error::Truncated`](crate::Error::Truncated)
+//!   instead of `SIGBUS`: see [`Mapping`](crate::map::Mapping#when-the-object-shrinks-under-the-mapping).
+//!   After an I/O error on a grant or guard (`EFAULT`), ask
+//!   [`Sender::check_intact`] or [`Receiver::check_intact`].
 //!
 //! # Examples
 //!

@@ -58,8 +58,7 @@ impl Receiver {
             Stop::Failed(e) => e,
             Stop::TimedOut => unreachable!("no deadline"),
         })?;
-        self.take(frame, buf);
-        Ok(())
+        self.take(frame, buf)
     }
 
     /// The next message if there is one now.
@@ -81,7 +80,7 @@ impl Receiver {
             Err(e) => return Err(TryRecvError::Failed(self.ring_error(e))),
         };
         let mut out = Vec::new();
-        self.take(frame, &mut out);
+        self.take(frame, &mut out).map_err(TryRecvError::Failed)?;
         Ok(out)
     }
 
@@ -94,7 +93,7 @@ impl Receiver {
         match self.wait_frame(wait::deadline(timeout)) {
             Ok(frame) => {
                 let mut out = Vec::new();
-                self.take(frame, &mut out);
+                self.take(frame, &mut out).map_err(RecvTimeoutError::Failed)?;
                 Ok(out)
             }
             Err(Stop::TimedOut) => Err(RecvTimeoutError::Timeout),
@@ -107,7 +106,9 @@ impl Receiver {
     ///
     /// The ring's protocol keeps the sender from writing these bytes until
     /// then, but a hostile or buggy sender could still change them under
-    /// the guard; copy what must not change (and validate what you read).
+    /// the guard (or shrink the object, after which they read as zeros and
+    /// the next call returns [`Error::Truncated`]); copy what must not
+    /// change (and validate what you read).
     ///
     /// # Errors
     /// As [`recv`](Receiver::recv).
@@ -156,7 +157,15 @@ impl Receiver {
         }
     }
 
+    /// The next frame, waiting for one until `deadline`; checked against a
+    /// shrink of the object, which would make the frame's header zeros.
     fn wait_frame(&mut self, deadline: Option<Instant>) -> std::result::Result<Frame, Stop<Error>> {
+        let frame = self.find_frame(deadline)?;
+        self.end.check_intact()?;
+        Ok(frame)
+    }
+
+    fn find_frame(&mut self, deadline: Option<Instant>) -> std::result::Result<Frame, Stop<Error>> {
         match self.ring.peek() {
             Ok(frame) => return Ok(frame),
             Err(RingError::Empty) => {}
@@ -178,10 +187,14 @@ impl Receiver {
         )
     }
 
-    fn take(&mut self, frame: Frame, out: &mut Vec<u8>) {
+    /// Copies the frame's payload into `out` and releases the frame; fails
+    /// if the object shrank under the copy (then `out` holds zeros).
+    fn take(&mut self, frame: Frame, out: &mut Vec<u8>) -> Result<()> {
         out.clear();
         self.ring.buf().append_to(frame.at, frame.len, out);
+        self.end.check_intact()?;
         self.release(frame);
+        Ok(())
     }
 
     fn release(&mut self, frame: Frame) {
@@ -247,6 +260,22 @@ impl Receiver {
     /// The sender's pid.
     pub fn peer_pid(&self) -> Option<u32> {
         self.end.peer.as_ref().map(|p| p.pid())
+    }
+
+    /// Checks that the channel's object still has its full size and that
+    /// this side's mapping still shows it.
+    ///
+    /// Every operation notices a shrink of the object by itself once it
+    /// touches a lost page (see [`Mapping::is_intact`](crate::map::Mapping::is_intact)).
+    /// A system call does not: writing out of a [`RecvGuard`] with `write(2)` fails with `EFAULT`
+    /// ("Bad address") instead. Call this after such an I/O error to learn
+    /// whether the channel is the cause.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] if the object has shrunk; [`Error::Os`] if its
+    /// size cannot be read.
+    pub fn check_intact(&self) -> Result<()> {
+        self.end.check_size()
     }
 }
 

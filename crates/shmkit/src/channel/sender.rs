@@ -79,6 +79,7 @@ impl Sender {
         match self.ring.push(msg) {
             Ok(()) => {
                 self.wake_receiver();
+                self.end.check_intact()?;
                 Ok(())
             }
             // Full: is the receiver still there to make room?
@@ -106,6 +107,8 @@ impl Sender {
         let r = self.reserve_until(msg.len(), deadline)?;
         self.ring.buf().write(r.at, msg);
         self.commit(r);
+        // A shrink under the copy sent (part of) it to zero pages.
+        self.end.check_intact()?;
         Ok(())
     }
 
@@ -148,6 +151,8 @@ impl Sender {
         deadline: Option<Instant>,
     ) -> std::result::Result<Reservation, Stop<Error>> {
         self.check_receiver()?;
+        // A shrunk ring reads as zeros, which can look like free room.
+        self.end.check_intact()?;
         // Fast path: room now.
         match self.ring.reserve(len) {
             Ok(r) => return Ok(r),
@@ -266,6 +271,22 @@ impl Sender {
     /// The receiver's pid.
     pub fn peer_pid(&self) -> Option<u32> {
         self.end.peer.as_ref().map(|p| p.pid())
+    }
+
+    /// Checks that the channel's object still has its full size and that
+    /// this side's mapping still shows it.
+    ///
+    /// Every operation notices a shrink of the object by itself once it
+    /// touches a lost page (see [`Mapping::is_intact`](crate::map::Mapping::is_intact)).
+    /// A system call does not: reading into a [`Grant`] with `read(2)` fails with `EFAULT`
+    /// ("Bad address") instead. Call this after such an I/O error to learn
+    /// whether the channel is the cause.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] if the object has shrunk; [`Error::Os`] if its
+    /// size cannot be read.
+    pub fn check_intact(&self) -> Result<()> {
+        self.end.check_size()
     }
 }
 

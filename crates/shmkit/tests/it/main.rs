@@ -7,4 +7,5 @@ mod common;
 mod inspect;
 mod interop;
 mod posix;
+mod shrink;
 mod sysv;
