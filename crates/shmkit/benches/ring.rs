@@ -69,7 +69,7 @@ fn ring(c: &mut Criterion) {
     way(c, "zero-copy", |tx, rx, msg, _| {
         let mut grant = tx.reserve(msg.len()).unwrap();
         grant[..8].copy_from_slice(&black_box(7u64).to_le_bytes());
-        grant.commit();
+        grant.commit().unwrap();
         let got = rx.recv_ref().unwrap();
         black_box(u64::from_le_bytes(got[..8].try_into().unwrap()));
     });

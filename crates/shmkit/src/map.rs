@@ -95,7 +95,7 @@ enum Release {
     Munmap {
         base: NonNull<c_void>,
         len: usize,
-        guard: Option<sigbus::Registration>,
+        guard: sigbus::Registration,
     },
     /// `shmdt(base)`.
     Shmdt { base: NonNull<c_void> },
@@ -171,7 +171,7 @@ impl Mapping {
         // SAFETY: `delta < page <= map_len`, so the offset stays inside the
         // mapping just made.
         let ptr = unsafe { base.cast::<u8>().add(delta as usize) };
-        let guard = Some(sigbus::register(base.as_ptr(), map_len, access.is_writable()));
+        let guard = sigbus::register(base.as_ptr(), map_len, access.is_writable());
         Ok(Mapping {
             ptr,
             len,
@@ -255,20 +255,32 @@ impl Mapping {
     /// ```
     pub fn is_intact(&self) -> bool {
         match &self.release {
-            Release::Munmap { guard: Some(g), .. } => !g.is_lost(),
+            Release::Munmap { guard, .. } => !guard.is_lost_after_writes(),
             _ => true,
         }
     }
 
-    /// `Err(Truncated)` unless [`is_intact`](Mapping::is_intact): called
-    /// after every access.
+    /// `Err(Truncated)` unless the mapping is intact: called after every
+    /// access that only read.
     pub(crate) fn check_intact(&self) -> Result<()> {
-        if self.is_intact() {
-            Ok(())
-        } else {
-            Err(Error::Truncated {
-                target: self.target.clone(),
-            })
+        match &self.release {
+            Release::Munmap { guard, .. } if guard.is_lost() => Err(self.truncated()),
+            _ => Ok(()),
+        }
+    }
+
+    /// `Err(Truncated)` unless the mapping is intact: called after every
+    /// access that wrote.
+    pub(crate) fn check_intact_after_writes(&self) -> Result<()> {
+        match &self.release {
+            Release::Munmap { guard, .. } if guard.is_lost_after_writes() => Err(self.truncated()),
+            _ => Ok(()),
+        }
+    }
+
+    fn truncated(&self) -> Error {
+        Error::Truncated {
+            target: self.target.clone(),
         }
     }
 
@@ -361,7 +373,7 @@ impl Mapping {
         // cannot be part of this mapping because the safe API never lends the
         // mapping out as a slice.
         unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), dst, data.len()) };
-        self.check_intact()
+        self.check_intact_after_writes()
     }
 
     /// Sets `len` bytes at `offset` to `byte`.
@@ -373,7 +385,7 @@ impl Mapping {
         let dst = self.range(offset, len)?;
         // SAFETY: the range is inside a writable mapping (checked above).
         unsafe { std::ptr::write_bytes(dst, byte, len) };
-        self.check_intact()
+        self.check_intact_after_writes()
     }
 
     /// Checks an aligned word of `size` bytes at `offset`.
@@ -469,6 +481,9 @@ impl Mapping {
     /// write the mapped memory: a change under a `&[u8]` is undefined
     /// behaviour. Use it only when a protocol guarantees that, e.g. after
     /// every writer has finished, or on a read-only object nobody writes.
+    /// Nobody may shrink the object either: if it shrinks, the bytes turn
+    /// into zeros under the slice (see the [module docs](self)), and a system
+    /// call given the slice fails with `EFAULT`.
     pub unsafe fn as_slice(&self) -> &[u8] {
         // SAFETY: `ptr` is valid for `len` bytes for as long as `self`; the
         // caller promises that nobody writes them meanwhile.
@@ -497,10 +512,7 @@ impl Drop for Mapping {
                     // outlives `self`.
                     let _ = unsafe { rustix::mm::munmap(base.as_ptr(), len) };
                 };
-                match guard {
-                    Some(g) => g.release(unmap),
-                    None => unmap(),
-                }
+                guard.release(unmap);
             }
             Release::Shmdt { base } => {
                 // SAFETY: `base` is the address `shmat` returned (contract of
@@ -604,15 +616,19 @@ mod tests {
             );
             assert!(!m.is_intact(), "mapping {i}");
         }
+        let chunks = sigbus::chunk_count();
+        assert!(chunks >= 3, "150 mappings need three chunks of 64 slots");
         drop(maps);
         // the slots are free again, under a new generation: new mappings are
-        // intact and work as usual
+        // intact, work as usual, and reuse them (other tests running now
+        // hold a few mappings at most, which the spare slots absorb)
         rustix::fs::ftruncate(&fd, 2 * page as u64).unwrap();
         let again: Vec<Mapping> = (0..150).map(|_| map()).collect();
         for m in &again {
             assert_eq!(m.read_vec(page, 1).unwrap(), [0]);
             assert!(m.is_intact());
         }
+        assert_eq!(sigbus::chunk_count(), chunks, "slots were not reused");
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub fn run(args: Args) -> Result {
             break; // the grant is dropped: nothing sent
         }
         grant.truncate(n);
-        grant.commit();
+        grant.commit()?;
         bar.inc(n as u64);
     }
     tx.send(&[])?; // end of stream

@@ -442,9 +442,12 @@ impl Endpoint {
     }
 
     /// `Err(Truncated)` if the object shrank, `Err(Closed)` if the peer has
-    /// left in order, `Err(PeerGone)` if it died; `Ok` while it runs.
+    /// left in order, `Err(PeerGone)` if it died; `Ok` while it runs. The
+    /// size is checked too: a shrink that spares the header page leaves a
+    /// side that sleeps on the header intact, while its peer may have lost
+    /// its ring and left in a way this side cannot see.
     pub(crate) fn check_peer(&self) -> Result<()> {
-        self.check_intact()?;
+        self.check_size()?;
         if self.peer_state() == side::CLOSED {
             return Err(Error::Closed {
                 target: self.target.clone(),

@@ -208,7 +208,7 @@ impl Receiver {
     }
 
     /// Bytes committed by the sender and not yet received (0 if the
-    /// sender's counter is invalid).
+    /// sender's counter is invalid, or the object has shrunk).
     pub fn bytes_in_flight(&mut self) -> u64 {
         self.ring.refresh().unwrap_or(0)
     }
@@ -220,7 +220,9 @@ impl Receiver {
 
     /// A snapshot of the channel's header, as [`super::info`] gives for a
     /// name, read through this side's own mapping (so it works after the
-    /// name is gone).
+    /// name is gone). Like [`len`](Self::len), it cannot fail: after the
+    /// object has shrunk it describes zeros, which
+    /// [`check_intact`](Self::check_intact) tells apart.
     pub fn info(&self) -> super::ChannelInfo {
         super::info::read(self.end.hdr.get(), self.end.capacity)
     }

@@ -133,7 +133,7 @@ impl Sender {
     /// let mut tx = Sender::connect(&name, &Options::new())?;
     /// let mut grant = tx.reserve(4)?;
     /// grant.copy_from_slice(b"ping");
-    /// grant.commit();
+    /// grant.commit()?;
     /// # assert_eq!(t.join().unwrap(), b"ping");
     /// # Ok::<(), shmkit::Error>(())
     /// ```
@@ -145,14 +145,23 @@ impl Sender {
         }
     }
 
+    /// Reserves room, waiting until `deadline`; checked against a shrink of
+    /// the object (a shrunk ring reads as zeros, which can look like free
+    /// room, and reserving may write a padding frame).
     fn reserve_until(
         &mut self,
         len: usize,
         deadline: Option<Instant>,
     ) -> std::result::Result<Reservation, Stop<Error>> {
-        self.check_receiver()?;
-        // A shrunk ring reads as zeros, which can look like free room.
+        let r = self.find_room(len, deadline)?;
+        // A padding frame written here is checked with the message, after
+        // the commit's SeqCst fence.
         self.end.check_intact()?;
+        Ok(r)
+    }
+
+    fn find_room(&mut self, len: usize, deadline: Option<Instant>) -> std::result::Result<Reservation, Stop<Error>> {
+        self.check_receiver()?;
         // Fast path: room now.
         match self.ring.reserve(len) {
             Ok(r) => return Ok(r),
@@ -231,7 +240,9 @@ impl Sender {
 
     /// A snapshot of the channel's header, as [`super::info`] gives for a
     /// name, read through this side's own mapping (so it works after the
-    /// name is gone).
+    /// name is gone). Like [`len`](Self::len), it cannot fail: after the
+    /// object has shrunk it describes zeros, which
+    /// [`check_intact`](Self::check_intact) tells apart.
     pub fn info(&self) -> super::ChannelInfo {
         super::info::read(self.end.hdr.get(), self.end.capacity)
     }
@@ -312,8 +323,16 @@ pub struct Grant<'a> {
 
 impl Grant<'_> {
     /// Sends the message.
-    pub fn commit(self) {
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] if the channel's object shrank while the message
+    /// was written or committed: it is lost. (A read(2) into the grant fails
+    /// with `EFAULT` then; see [`Sender::check_intact`].)
+    pub fn commit(self) -> Result<()> {
         self.sender.commit(self.res);
+        // `commit` ends with a SeqCst fence (the wake-up check): the writes
+        // are ordered before this check.
+        self.sender.end.check_intact()
     }
 
     /// Shortens the message to its first `len` bytes (for a read that came
@@ -328,7 +347,7 @@ impl Grant<'_> {
     /// let mut grant = tx.reserve(4096)?;
     /// grant[..2].copy_from_slice(b"hi");
     /// grant.truncate(2);
-    /// grant.commit(); // sends "hi"
+    /// grant.commit()?; // sends "hi"
     /// # assert_eq!(t.join().unwrap(), b"hi");
     /// # Ok::<(), shmkit::Error>(())
     /// ```

@@ -21,10 +21,31 @@
 //! `kill`) goes to the handler that was there before, or gets the default
 //! action (the process dies, as it would have without shmkit).
 //!
+//! # Ordering
+//! The handler stores `REPLACING` before its `mmap` call and `LOST` after.
+//! An accessor that read (or wrote) a replacement page therefore finds the
+//! state changed when it checks afterwards: the kernel orders the state store
+//! before the page-table change that made the zero page visible. Reads need
+//! only an Acquire fence before the check; a check after *writes* needs a
+//! `SeqCst` fence ([`Registration::is_lost_after_writes`]), since a store
+//! may otherwise be translated after the check's load.
+//!
+//! # Limits
+//! - A program that installs its own `SIGBUS` handler after this one
+//!   replaces it (one installed before is chained to, and if a chained
+//!   handler resets the action, this one puts itself back).
+//! - If replacing fails (`mmap` refuses, e.g. under strict overcommit for a
+//!   very large writable mapping), the signal gets the previous action.
+//! - A `fork` while another thread is in the middle of replacing leaves the
+//!   child's copy of that slot `REPLACING`; dropping that mapping in the
+//!   child then waits forever. The window is one system call.
+//!
 //! # Async-signal safety
 //! The handler only loads and compare-exchanges atomics in memory that is
-//! never freed (chunks of slots, leaked once allocated), and makes the `mmap`
-//! and `sigaction` system calls. It takes no lock and allocates nothing.
+//! never freed (chunks of slots, leaked once allocated), and makes the `mmap`,
+//! `sigaction`, `sched_yield` and `raise` system calls, keeping `errno` as it
+//! found it. It takes no lock and allocates nothing, and runs with every
+//! other signal blocked.
 //!
 //! # Slots
 //! Each slot holds one word of state (state, writability and a generation
@@ -35,8 +56,8 @@
 //! belongs to that registration.
 
 use std::ffi::c_void;
-use std::sync::atomic::{fence, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Once, OnceLock};
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Once;
 
 use rustix::mm::{MapFlags, ProtFlags};
 
@@ -57,11 +78,6 @@ const STATE_BITS: u64 = 0b111;
 const WRITABLE: u64 = 0b1000;
 /// The generation counter starts above the state and writability bits.
 const GENERATION_ONE: u64 = 0b1_0000;
-
-/// `si_code` of a `SIGBUS` for an address with no backing (past the end of
-/// the file, or a page tmpfs could not allocate); from the kernel's
-/// `asm-generic/siginfo.h`, which the `libc` crate does not export for Linux.
-const BUS_ADRERR: libc::c_int = 2;
 
 const SLOTS_PER_CHUNK: usize = 64;
 
@@ -94,9 +110,18 @@ impl Chunk {
 /// The first chunk; more are linked on (and never freed) when it is full.
 static FIRST: Chunk = Chunk::new();
 
-/// The `SIGBUS` action that was in place before ours.
-static PREVIOUS: OnceLock<libc::sigaction> = OnceLock::new();
+/// The `SIGBUS` handler that was in place before ours (`SIG_DFL`,
+/// `SIG_IGN` or a function's address)...
+static PREVIOUS_HANDLER: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
+/// ...and whether it takes three arguments (`SA_SIGINFO`).
+static PREVIOUS_SIGINFO: AtomicBool = AtomicBool::new(false);
 static INSTALL: Once = Once::new();
+
+/// How many chunks of slots are linked (for tests of reuse).
+#[cfg(test)]
+pub(crate) fn chunk_count() -> usize {
+    slots().count() / SLOTS_PER_CHUNK
+}
 
 /// Every slot, in every chunk linked so far.
 fn slots() -> impl Iterator<Item = &'static Slot> {
@@ -179,11 +204,22 @@ fn grow() {
 impl Registration {
     /// Whether the object's memory has been replaced by zero pages.
     ///
-    /// Call it after an access: the Acquire fence keeps the access's loads
-    /// before this check, so data read from the zero pages is never taken
-    /// for the object's.
+    /// Call it after reading: the Acquire fence keeps the reads before this
+    /// check, so data read from the zero pages is never taken for the
+    /// object's (see the module docs on ordering).
     pub(crate) fn is_lost(&self) -> bool {
         fence(Ordering::Acquire);
+        self.state_is_lost()
+    }
+
+    /// As [`is_lost`](Registration::is_lost), after writing: the `SeqCst`
+    /// fence keeps the stores before the check's load.
+    pub(crate) fn is_lost_after_writes(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.state_is_lost()
+    }
+
+    fn state_is_lost(&self) -> bool {
         let state = self.slot.word.load(Ordering::Acquire) & STATE_BITS;
         state == REPLACING || state == LOST
     }
@@ -197,7 +233,7 @@ impl Registration {
             match seen & STATE_BITS {
                 // A handler is replacing it this moment: that takes one
                 // system call.
-                REPLACING => std::hint::spin_loop(),
+                REPLACING => std::thread::yield_now(),
                 _ => {
                     if self
                         .slot
@@ -221,34 +257,80 @@ impl Registration {
 /// pass on what is not ours.
 fn install() {
     INSTALL.call_once(|| {
-        // SAFETY: `sigaction` only reads `new` and writes `old`, both valid
-        // `sigaction` structs on this stack; all-zero is a valid value of the
-        // plain C struct. The handler is async-signal-safe (module docs).
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) != 0 {
-                return;
-            }
-            let _ = PREVIOUS.set(old);
-            let mut new: libc::sigaction = std::mem::zeroed();
-            new.sa_sigaction = on_sigbus as *const () as usize;
-            new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-            libc::sigemptyset(&mut new.sa_mask);
-            libc::sigaction(libc::SIGBUS, &new, std::ptr::null_mut());
+        // SAFETY: see `put_back`.
+        let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: `sigaction` with no new action only writes `old`, a valid
+        // struct on this stack.
+        if unsafe { libc::sigaction(libc::SIGBUS, std::ptr::null(), &mut old) } != 0 {
+            return; // no handler: a shrink crashes, as without shmkit
+        }
+        remember(&old);
+        if let Some(changed) = put_back() {
+            // someone changed it between the two calls: chain to theirs
+            remember(&changed);
         }
     });
+}
+
+/// Records `action` as the one to pass foreign signals on to.
+fn remember(action: &libc::sigaction) {
+    PREVIOUS_SIGINFO.store(action.sa_flags & libc::SA_SIGINFO != 0, Ordering::Relaxed);
+    PREVIOUS_HANDLER.store(action.sa_sigaction, Ordering::Release);
+}
+
+/// Installs [`on_sigbus`] as the `SIGBUS` action and returns the action it
+/// replaced, unless that was already ours (or the call failed).
+/// Async-signal-safe.
+fn put_back() -> Option<libc::sigaction> {
+    // SAFETY: all-zero is a valid value of the plain C struct; `sigaction`
+    // only reads `new` and writes `old`, both valid structs on this stack.
+    // `on_sigbus` is async-signal-safe (module docs); while it runs every
+    // signal is blocked (`sa_mask` full), so nothing can interrupt it between
+    // marking a slot REPLACING and finishing.
+    unsafe {
+        let mut new: libc::sigaction = std::mem::zeroed();
+        new.sa_sigaction = on_sigbus as *const () as usize;
+        new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        libc::sigfillset(&mut new.sa_mask);
+        let mut old: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGBUS, &new, &mut old) != 0 || old.sa_sigaction == new.sa_sigaction {
+            return None;
+        }
+        Some(old)
+    }
+}
+
+/// Whether a `SIGBUS` with this `si_code` comes from an instruction that
+/// runs again when the handler returns (a fault), rather than from `kill`,
+/// the kernel's own notices (`SI_KERNEL`) or an asynchronous machine-check
+/// warning (`BUS_MCEERR_AO`).
+fn is_fault(code: libc::c_int) -> bool {
+    matches!(
+        code,
+        libc::BUS_ADRALN | libc::BUS_ADRERR | libc::BUS_OBJERR | libc::BUS_MCEERR_AR
+    )
 }
 
 /// The `SIGBUS` handler.
 extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void) {
     // SAFETY: with SA_SIGINFO the kernel passes a valid `siginfo_t`; for a
-    // fault (`si_code > 0`) its address field is the faulting address.
+    // fault its address field is the faulting address (and is not used
+    // otherwise).
     let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
-    if code == BUS_ADRERR && replace(addr) {
+    // A past the end of a file, or a page tmpfs could not allocate.
+    if code == libc::BUS_ADRERR && replace(addr) {
         return;
     }
-    // SAFETY: as above; the arguments are passed on unchanged.
-    unsafe { forward(sig, info, ctx, code) };
+    // SAFETY: `__errno_location` gives this thread's errno, valid for the
+    // thread's lifetime; the calls below may change it, and the interrupted
+    // code must find it as it was.
+    let errno = unsafe { libc::__errno_location() };
+    // SAFETY: as above.
+    let saved = unsafe { errno.read() };
+    // SAFETY: the arguments are the kernel's, passed on unchanged.
+    unsafe { forward(sig, info, ctx, is_fault(code)) };
+    // SAFETY: as above.
+    unsafe { errno.write(saved) };
 }
 
 /// If `addr` lies in a registered mapping, makes sure zero pages replace it
@@ -302,7 +384,7 @@ fn replace(addr: usize) -> bool {
                 }
                 // Another thread faulted in the same mapping and is replacing
                 // it: once it is done, the access can run again.
-                REPLACING => std::hint::spin_loop(),
+                REPLACING => std::thread::yield_now(),
                 _ => return true,
             }
         }
@@ -315,29 +397,27 @@ fn replace(addr: usize) -> bool {
 ///
 /// # Safety
 /// The arguments must be the ones the kernel passed to [`on_sigbus`].
-unsafe fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void, code: libc::c_int) {
-    let previous = PREVIOUS.get();
-    let handler = previous.map_or(libc::SIG_DFL, |p| p.sa_sigaction);
+unsafe fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void, fault: bool) {
+    let handler = PREVIOUS_HANDLER.load(Ordering::Acquire);
+    if handler == libc::SIG_IGN && !fault {
+        return; // a signal sent to a program that ignores it
+    }
     if handler == libc::SIG_DFL || handler == libc::SIG_IGN {
-        if handler == libc::SIG_IGN && code <= 0 {
-            return; // a signal sent by a process, which the program ignores
-        }
-        // SAFETY: restoring the default action is async-signal-safe. A fault
-        // then happens again when the handler returns, and kills the process
-        // as it would have without us; a signal sent by a process is raised
-        // again (it stays pending until the handler returns).
+        // SAFETY: setting the default action is async-signal-safe. A fault
+        // then happens again when the handler returns and kills the process
+        // as it would have without us; any other SIGBUS is raised again (it
+        // stays pending until the handler returns).
         unsafe {
             let mut dfl: libc::sigaction = std::mem::zeroed();
             dfl.sa_sigaction = libc::SIG_DFL;
             libc::sigaction(libc::SIGBUS, &dfl, std::ptr::null_mut());
-            if code <= 0 {
+            if !fault {
                 libc::raise(libc::SIGBUS);
             }
         }
         return;
     }
-    let flags = previous.map_or(0, |p| p.sa_flags);
-    if flags & libc::SA_SIGINFO != 0 {
+    if PREVIOUS_SIGINFO.load(Ordering::Relaxed) {
         // SAFETY: the previous action was installed as a three-argument
         // handler (SA_SIGINFO), so that is its type.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut c_void) = unsafe { std::mem::transmute(handler) };
@@ -347,5 +427,14 @@ unsafe fn forward(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut c_void
         // handler.
         let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
         f(sig);
+    }
+    // A handler may reset the action to let a fault kill the process on its
+    // second run (the Rust runtime's does). For a fault that is what must
+    // happen; for a signal sent by a process the runtime has swallowed it,
+    // and without us back in place the next shrink would kill the process.
+    if !fault {
+        if let Some(theirs) = put_back() {
+            remember(&theirs);
+        }
     }
 }

@@ -426,7 +426,7 @@ fn try_and_timeout_variants() {
     }
     let mut grant = tx.reserve(3).unwrap();
     grant.copy_from_slice(b"abc");
-    grant.commit();
+    grant.commit().unwrap();
     {
         let _unsent = tx.reserve(5).unwrap(); // dropped: nothing sent
     }

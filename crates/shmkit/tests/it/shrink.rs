@@ -41,6 +41,19 @@ pub fn child_role(role: &str, args: &[String]) {
         "shrink-foreign-sigbus" => {
             let name = ShmName::new(args[0].as_str()).unwrap();
             let how = args[1].as_str();
+            // SAFETY: no memory involved; a hang ends with SIGALRM, which
+            // the parent reports as the wrong signal.
+            unsafe { libc::alarm(20) };
+            if how == "mine-touch" {
+                // SAFETY: installs `mine` (async-signal-safe: write(2) and
+                // sigaction only) with a valid, otherwise all-zero struct.
+                unsafe {
+                    let mut act: libc::sigaction = std::mem::zeroed();
+                    act.sa_sigaction = mine as *const () as usize;
+                    act.sa_flags = libc::SA_SIGINFO;
+                    assert_eq!(libc::sigaction(libc::SIGBUS, &act, std::ptr::null_mut()), 0);
+                }
+            }
             if let Some(rest) = how.strip_prefix("dfl-") {
                 // SAFETY: sets the default action for SIGBUS; the struct is
                 // a valid all-zero sigaction (SIG_DFL, empty mask).
@@ -84,7 +97,40 @@ pub fn child_role(role: &str, args: &[String]) {
             let byte = unsafe { raw.cast::<u8>().add(PAGE).read_volatile() };
             report(&format!("survived, read {byte}"));
         }
+        // shrink-after-kill NAME: maps NAME, is sent SIGBUS by kill(2) (the
+        // Rust runtime's handler swallows it and resets the action), then
+        // shrinks NAME itself and reads past the end: shmkit's handler must
+        // still be in place, so the read is an error, not a crash.
+        "shrink-after-kill" => {
+            let name = ShmName::new(args[0].as_str()).unwrap();
+            // SAFETY: no memory involved.
+            unsafe { libc::alarm(20) };
+            let shm = PosixShm::open(&name, &Options::new()).unwrap();
+            let map = shm.map().unwrap();
+            map.read_vec(0, 1).unwrap();
+            // SAFETY: sends a signal to this process; no memory involved.
+            unsafe { libc::kill(libc::getpid(), libc::SIGBUS) };
+            report("killed");
+            rustix::fs::ftruncate(&shm, 0).unwrap();
+            match map.read_vec(PAGE, 1) {
+                Err(Error::Truncated { .. }) => report("truncated"),
+                other => report(&format!("unexpected {other:?}")),
+            }
+        }
         other => panic!("unknown child role {other:?}"),
+    }
+}
+
+/// A program's own SIGBUS handler, installed before shmkit's: says it ran,
+/// then lets the fault kill the process.
+extern "C" fn mine(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut std::ffi::c_void) {
+    let line = b"@mine\n";
+    // SAFETY: write(2) of a static buffer and sigaction with a valid
+    // all-zero struct (SIG_DFL) are async-signal-safe.
+    unsafe {
+        libc::write(1, line.as_ptr().cast(), line.len());
+        let dfl: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(libc::SIGBUS, &dfl, std::ptr::null_mut());
     }
 }
 
@@ -153,6 +199,10 @@ fn threads_faulting_together_all_get_the_error() {
     let (name, _guard) = posix_name();
     let shm = PosixShm::create(&name, &Options::new().size(64 * PAGE as u64)).unwrap();
     let map = shm.map().unwrap();
+    // every page holds its number, so a read of the zero pages cannot pass
+    for page in 0..64 {
+        map.fill(page * PAGE, PAGE, page as u8 + 1).unwrap();
+    }
     let go = std::sync::Barrier::new(3);
     std::thread::scope(|s| {
         let readers: Vec<_> = (0..2)
@@ -169,6 +219,11 @@ fn threads_faulting_together_all_get_the_error() {
                             if let Err(e) = map.read_at(page * PAGE, &mut buf) {
                                 return (e, rounds);
                             }
+                            let want = page as u8 + 1;
+                            assert!(
+                                buf.iter().all(|&b| b == want),
+                                "thread {t}: page {page} read as Ok but wrong"
+                            );
                         }
                         rounds += 1;
                         assert!(Instant::now() < end, "thread {t}: the shrink was never noticed");
@@ -198,6 +253,12 @@ fn a_sigbus_elsewhere_still_kills_the_process() {
         assert_eq!(out.status.signal(), Some(libc::SIGBUS), "{how}: {}", describe(&out));
         assert_eq!(at_lines(&String::from_utf8_lossy(&out.stdout)), ["touching"], "{how}");
     }
+    // The program's own handler, installed before shmkit's, gets it.
+    let out = child("shrink-foreign-sigbus", &[name.as_str(), "mine-touch"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGBUS), "{}", describe(&out));
+    assert_eq!(at_lines(&String::from_utf8_lossy(&out.stdout)), ["touching", "mine"]);
     // A SIGBUS sent with kill(2), where the default action was in place.
     // (The Rust runtime's own handler swallows one sent signal, with or
     // without shmkit, so that case is not ours to test.)
@@ -206,6 +267,15 @@ fn a_sigbus_elsewhere_still_kills_the_process() {
         .unwrap();
     assert_eq!(out.status.signal(), Some(libc::SIGBUS), "{}", describe(&out));
     assert_eq!(at_lines(&String::from_utf8_lossy(&out.stdout)), ["killing"]);
+}
+
+#[test]
+fn a_sigbus_sent_by_kill_does_not_disarm_the_defence() {
+    let (name, _guard) = posix_name();
+    let _shm = PosixShm::create(&name, &Options::new().size(2 * PAGE as u64)).unwrap();
+    let out = child("shrink-after-kill", &[name.as_str()]).output().unwrap();
+    assert!(out.status.success(), "{}", describe(&out));
+    assert_eq!(at_lines(&String::from_utf8_lossy(&out.stdout)), ["killed", "truncated"]);
 }
 
 fn chan_opts() -> ChanOptions {
@@ -254,6 +324,14 @@ fn a_channel_shrunk_by_a_third_process_fails_both_sides() {
 
 #[test]
 fn a_receiver_waiting_on_a_shrunk_channel_wakes_with_the_error() {
+    // to nothing, and to the header page alone: the waiting receiver never
+    // touches the lost ring then, and must notice by the object's size
+    for size in [0, PAGE as u64] {
+        receiver_waits_while_shrunk_to(size);
+    }
+}
+
+fn receiver_waits_while_shrunk_to(size: u64) {
     let (name, _guard) = posix_name();
     // The sender sends nothing and holds the channel open.
     let mut sender = LiveChild::spawn("chan-send-hold", &[name.as_str(), "0"]);
@@ -262,10 +340,10 @@ fn a_receiver_waiting_on_a_shrunk_channel_wakes_with_the_error() {
     std::thread::scope(|s| {
         let waiting = s.spawn(|| rx.recv_timeout(Duration::from_secs(20)));
         std::thread::sleep(Duration::from_millis(100));
-        shrink(&name, 0);
+        shrink(&name, size);
         match waiting.join().unwrap() {
             Err(shmkit::channel::RecvTimeoutError::Failed(Error::Truncated { .. })) => {}
-            other => panic!("expected Truncated, got {other:?}"),
+            other => panic!("shrunk to {size}: expected Truncated, got {other:?}"),
         }
     });
     sender.finish();
