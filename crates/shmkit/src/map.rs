@@ -631,6 +631,69 @@ mod tests {
         assert_eq!(sigbus::chunk_count(), chunks, "slots were not reused");
     }
 
+    /// Mappings made, shared between threads, faulting and dropped while
+    /// another thread shrinks and regrows the object over and over: no
+    /// crash, no hang, and no zero page passed off as data (page 0 is never
+    /// cut off and always holds 0xA5, so reading anything else from it with
+    /// `Ok` would be the replacement's zeros).
+    #[test]
+    fn the_sigbus_guard_under_churn() {
+        use std::os::fd::AsFd;
+        use std::sync::atomic::AtomicBool;
+        let page = rustix::param::page_size();
+        let fd = rustix::fs::memfd_create("shmkit-map-churn", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        rustix::fs::ftruncate(&fd, 4 * page as u64).unwrap();
+        rustix::io::pwrite(&fd, &vec![0xA5; page], 0).unwrap();
+        let stop = AtomicBool::new(false);
+        let (ok, lost) = (AtomicU64::new(0), AtomicU64::new(0));
+        std::thread::scope(|s| {
+            for t in 0..3 {
+                let (fd, stop, ok, lost) = (&fd, &stop, &ok, &lost);
+                s.spawn(move || {
+                    let mut buf = vec![0u8; page];
+                    while !stop.load(Ordering::Relaxed) {
+                        let m = Mapping::map_fd(fd.as_fd(), 0, 4 * page, Access::ReadWrite, Target::Memory).unwrap();
+                        // two threads on one mapping for part of the time
+                        std::thread::scope(|inner| {
+                            let helper = (t == 0).then(|| inner.spawn(|| m.read_at(3 * page, &mut [0u8; 8])));
+                            for _ in 0..20 {
+                                let tail = m.read_at(3 * page, &mut buf);
+                                match m.read_at(0, &mut buf) {
+                                    Ok(()) => {
+                                        assert!(buf.iter().all(|&b| b == 0xA5), "thread {t}: zeros passed off as data");
+                                        assert!(tail.is_ok() || !m.is_intact());
+                                        ok.fetch_add(1, Ordering::Relaxed);
+                                    }
+                                    Err(Error::Truncated { .. }) => {
+                                        lost.fetch_add(1, Ordering::Relaxed);
+                                        break;
+                                    }
+                                    Err(e) => panic!("thread {t}: {e}"),
+                                }
+                            }
+                            if let Some(h) = helper {
+                                let _ = h.join().unwrap();
+                            }
+                        });
+                    }
+                });
+            }
+            let end = std::time::Instant::now() + std::time::Duration::from_millis(500);
+            while std::time::Instant::now() < end {
+                rustix::fs::ftruncate(&fd, page as u64).unwrap();
+                std::thread::yield_now();
+                rustix::fs::ftruncate(&fd, 4 * page as u64).unwrap();
+                std::thread::yield_now();
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+        eprintln!(
+            "intact reads {}, mappings lost {}",
+            ok.load(Ordering::Relaxed),
+            lost.load(Ordering::Relaxed)
+        );
+    }
+
     #[test]
     fn unaligned_offsets_map_the_right_bytes() {
         let fd = rustix::fs::memfd_create("shmkit-map-test", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
