@@ -218,7 +218,7 @@ impl Object {
             user_count: s.users.len(),
             // every attachment belongs to a process: as many processes seen
             // as there are attachments is all of them
-            users_complete: sysv_users_complete(s),
+            users_complete: s.users.complete,
             stale: Some(s.stale),
             marked_for_removal: s.marked_for_removal,
             locked: s.locked,
@@ -236,11 +236,6 @@ impl Object {
             _ => String::new(),
         }
     }
-}
-
-/// Whether the users seen are all the users of a System V segment.
-pub fn sysv_users_complete(s: &SysvSegment) -> bool {
-    s.users.complete || s.users.len() as u64 >= s.nattch
 }
 
 /// The later of two times, either of which may be unknown.

@@ -12,7 +12,7 @@ use crate::reported::reword;
 use crate::target::Target;
 use crate::time::{age, short_age};
 use crate::units::parse_duration;
-use crate::view::{latest, pid_list, plural, sysv_users_complete, why_incomplete, Object, UserView};
+use crate::view::{latest, pid_list, plural, why_incomplete, Object, UserView};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -260,7 +260,7 @@ fn attached_clause(seg: &SysvSegment, users: &[UserView]) -> String {
     let times = plural(seg.nattch, "time", "times");
     if users.is_empty() {
         format!("still attached {times}")
-    } else if sysv_users_complete(seg) {
+    } else if seg.users.complete {
         format!("still attached {times} ({})", pid_list(users, 5))
     } else {
         format!(

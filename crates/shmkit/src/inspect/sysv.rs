@@ -69,7 +69,10 @@ pub struct SysvSegment {
     /// pid but started after `ctime` is taken for another process reusing
     /// the pid (best effort: `IPC_SET` moves `ctime` later).
     pub creator_alive: Option<bool>,
-    /// The processes that have it attached.
+    /// The processes that have it attached. The list is
+    /// [complete](Users::complete) when the scan read every process, or when
+    /// it found as many processes as the kernel counts attachments (each
+    /// process seen holds at least one).
     pub users: Users,
     /// Whether nothing has it attached (`nattch == 0`): nobody uses it, and
     /// unless removed it stays until reboot.
@@ -102,7 +105,11 @@ impl SysvSegment {
             marked_for_removal: row.perms & SHM_DEST != 0,
             locked: row.perms & SHM_LOCKED != 0,
             creator_alive: scan.creator_alive(row.cpid, ctime),
-            users: scan.sysv_users(row.shmid, key),
+            users: {
+                let mut users = scan.sysv_users(row.shmid, key);
+                users.complete |= users.len() as u64 >= row.nattch;
+                users
+            },
             stale: row.nattch == 0,
         }
     }

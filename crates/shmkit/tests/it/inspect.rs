@@ -147,6 +147,9 @@ fn sysv_segment_attached_by_a_child_lists_the_child() {
     assert_eq!((seg.key, seg.id, seg.size, seg.mode), (key, shm.id(), 16384, 0o600));
     assert_eq!(seg.nattch, 1);
     assert_eq!(seg.users.pids().collect::<Vec<_>>(), [holder.pid() as i32]);
+    // the one process seen accounts for the kernel's one attachment, even
+    // where the scan could not read every process
+    assert!(seg.users.complete);
     assert_eq!(seg.users.processes[0].comm, child_comm());
     assert!(seg.users.processes[0].mapped && !seg.users.processes[0].holds_fd);
     assert!(!seg.stale && !seg.marked_for_removal && !seg.locked);
