@@ -375,7 +375,7 @@ impl Endpoint {
         let other = self.role.other().side(hdr);
         let seq = &hdr.wake.0.peers_seq;
         loop {
-            self.check_intact()?;
+            self.check_size()?;
             let seen = seq.load(Ordering::Acquire);
             if other.state.load(Ordering::Acquire) != side::EMPTY {
                 let pid = other.pid.load(Ordering::Relaxed);

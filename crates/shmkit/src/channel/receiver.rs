@@ -268,10 +268,11 @@ impl Receiver {
     /// this side's mapping still shows it.
     ///
     /// Every operation notices a shrink of the object by itself once it
-    /// touches a lost page (see [`Mapping::is_intact`](crate::map::Mapping::is_intact)).
-    /// A system call does not: writing out of a [`RecvGuard`] with `write(2)` fails with `EFAULT`
-    /// ("Bad address") instead. Call this after such an I/O error to learn
-    /// whether the channel is the cause.
+    /// touches a lost page (see
+    /// [`Mapping::is_intact`](crate::map::Mapping::is_intact)). A system
+    /// call does not: writing out of a [`RecvGuard`] with `write(2)`
+    /// fails with `EFAULT` ("Bad address") instead. Call this after such an
+    /// I/O error to learn whether the channel is the cause.
     ///
     /// # Errors
     /// [`Error::Truncated`] if the object has shrunk; [`Error::Os`] if its

@@ -288,10 +288,11 @@ impl Sender {
     /// this side's mapping still shows it.
     ///
     /// Every operation notices a shrink of the object by itself once it
-    /// touches a lost page (see [`Mapping::is_intact`](crate::map::Mapping::is_intact)).
-    /// A system call does not: reading into a [`Grant`] with `read(2)` fails with `EFAULT`
-    /// ("Bad address") instead. Call this after such an I/O error to learn
-    /// whether the channel is the cause.
+    /// touches a lost page (see
+    /// [`Mapping::is_intact`](crate::map::Mapping::is_intact)). A system
+    /// call does not: reading into a [`Grant`] with `read(2)`
+    /// fails with `EFAULT` ("Bad address") instead. Call this after such an
+    /// I/O error to learn whether the channel is the cause.
     ///
     /// # Errors
     /// [`Error::Truncated`] if the object has shrunk; [`Error::Os`] if its

@@ -317,7 +317,7 @@ extern "C" fn on_sigbus(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     // fault its address field is the faulting address (and is not used
     // otherwise).
     let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
-    // A past the end of a file, or a page tmpfs could not allocate.
+    // A page past the end of the file, or one tmpfs could not allocate.
     if code == libc::BUS_ADRERR && replace(addr) {
         return;
     }
