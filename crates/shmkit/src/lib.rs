@@ -6,6 +6,8 @@
 //!   `shm_unlink`), handled by [`posix::PosixShm`].
 //! - [`sysv`]: segments found by a [`sysv::Key`] (`shmget`, `shmat`,
 //!   `shmctl`), handled by [`sysv::SysvShm`].
+//! - [`memfd`]: nameless memory sealed against shrinking, handed to another
+//!   process over a Unix socket, handled by [`memfd::Memfd`].
 //!
 //! Both map into a [`map::Mapping`], which copies in and out with bounds
 //! checks and offers atomics for control words, because memory that another
@@ -57,6 +59,7 @@ pub mod error;
 pub mod guard;
 pub mod inspect;
 pub mod key;
+pub mod memfd;
 pub mod name;
 pub mod posix;
 

@@ -134,6 +134,8 @@ fn main() {
         r if r.starts_with("inspect-") => inspect_role(r, &args),
         // chan-*: the roles of channel.rs.
         r if r.starts_with("chan-") => crate::channel::child_role(r, &args),
+        // memfd-*: the roles of memfd.rs.
+        r if r.starts_with("memfd-") => crate::memfd::child_role(r, &args),
         // shrink-*: the roles of shrink.rs.
         r if r.starts_with("shrink-") => crate::shrink::child_role(r, &args),
         other => panic!("unknown child role {other:?}"),

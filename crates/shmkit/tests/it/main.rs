@@ -6,6 +6,7 @@ mod child;
 mod common;
 mod inspect;
 mod interop;
+mod memfd;
 mod posix;
 mod shrink;
 mod sysv;
