@@ -29,7 +29,8 @@
 //! let received = Memfd::receive(&there)?;
 //! let text = received.map()?.read_cstr(0)?;
 //! assert_eq!(text, b"This is writer!!!");
-//! assert!(received.resize(0).is_err()); // sealed: nobody can shrink it
+//! // sealed: nobody can shrink it
+//! assert!(rustix::fs::ftruncate(&received, 0).is_err());
 //! # Ok::<(), shmkit::Error>(())
 //! ```
 
@@ -106,18 +107,14 @@ impl Memfd {
     /// POSIX object, a memfd without the seals: memory someone could shrink).
     pub fn from_fd(fd: OwnedFd) -> Result<Memfd> {
         let target = Target::Memory;
-        let refuse = |why: &str| Error::InvalidArgument {
-            target: target.clone(),
-            reason: format!("refused the memory handed over: {why}"),
-        };
-        let seals = rustix::fs::fcntl_get_seals(&fd).map_err(|_| refuse("not a memfd"))?;
+        let seals = rustix::fs::fcntl_get_seals(&fd).map_err(|_| refused("not a memfd"))?;
         if !seals.contains(SealFlags::SHRINK | SealFlags::GROW) {
-            return Err(refuse("it is not sealed against shrinking and growing"));
+            return Err(refused("it is not sealed against shrinking and growing"));
         }
         let st = rustix::fs::fstat(&fd).map_err(|e| Error::from_errno("fstat", &target, e))?;
-        let size = u64::try_from(st.st_size).map_err(|_| refuse("negative size"))?;
+        let size = u64::try_from(st.st_size).map_err(|_| refused("negative size"))?;
         if size == 0 {
-            return Err(refuse("it is empty"));
+            return Err(refused("it is empty"));
         }
         Ok(Memfd { fd, size })
     }
@@ -152,18 +149,10 @@ impl Memfd {
         Mapping::map_fd(self.fd.as_fd(), 0, len, access, Target::Memory)
     }
 
-    /// Tries to change the size: always fails, because of the seals. Here
-    /// to show (and test) that nobody holding the descriptor can.
-    ///
-    /// # Errors
-    /// [`Error::PermissionDenied`] (`EPERM` from `ftruncate`).
-    pub fn resize(&self, bytes: u64) -> Result<()> {
-        rustix::fs::ftruncate(&self.fd, bytes).map_err(|e| Error::from_errno("ftruncate", &Target::Memory, e))
-    }
-
     /// Hands a duplicate of the descriptor to the process at the other end
-    /// of `socket` (`sendmsg` with `SCM_RIGHTS`, and the size as the one
-    /// byte-payload check); that process calls [`Memfd::receive`].
+    /// of `socket` (`sendmsg` with `SCM_RIGHTS`; the size goes along as the
+    /// message's bytes, for the receiver to check); that process calls
+    /// [`Memfd::receive`].
     ///
     /// # Errors
     /// [`Error::Os`] naming `sendmsg` when the socket fails.
@@ -208,18 +197,22 @@ impl Memfd {
             })
             .flatten()
             .collect();
-        let refuse = |why: &str| Error::InvalidArgument {
-            target: Target::Memory,
-            reason: format!("refused the memory handed over: {why}"),
-        };
         if fds.len() != 1 || got.bytes != size.len() {
-            return Err(refuse("expected one descriptor and its size"));
+            return Err(refused("expected one descriptor and its size"));
         }
         let shm = Memfd::from_fd(fds.remove(0))?;
         if shm.size != u64::from_le_bytes(size) {
-            return Err(refuse("its size is not the one announced"));
+            return Err(refused("its size is not the one announced"));
         }
         Ok(shm)
+    }
+}
+
+/// The error for memory handed over that cannot be used.
+fn refused(why: &str) -> Error {
+    Error::InvalidArgument {
+        target: Target::Memory,
+        reason: format!("refused the memory handed over: {why}"),
     }
 }
 

@@ -131,7 +131,7 @@ impl Receiver {
             Stop::Failed(e) => e,
             Stop::TimedOut => unreachable!("no deadline"),
         })?;
-        Ok(RecvGuard { receiver: self, frame })
+        self.guard(frame)
     }
 
     /// Like [`recv_ref`](Receiver::recv_ref), waiting at most `timeout`.
@@ -141,7 +141,7 @@ impl Receiver {
     /// [`recv`](Receiver::recv).
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> std::result::Result<RecvGuard<'_>, RecvTimeoutError> {
         match self.wait_frame(wait::deadline(timeout)) {
-            Ok(frame) => Ok(RecvGuard { receiver: self, frame }),
+            Ok(frame) => self.guard(frame).map_err(RecvTimeoutError::Failed),
             Err(Stop::TimedOut) => Err(RecvTimeoutError::Timeout),
             Err(Stop::Failed(e)) => Err(RecvTimeoutError::Failed(e)),
         }
@@ -157,15 +157,11 @@ impl Receiver {
         }
     }
 
-    /// The next frame, waiting for one until `deadline`; checked against a
-    /// shrink of the object, which would make the frame's header zeros.
+    /// The next frame, waiting for one until `deadline`. Not yet checked
+    /// against a shrink of the object (which would make the frame's header
+    /// zeros): [`take`](Self::take) checks after copying, and the zero-copy
+    /// calls through [`guard`](Self::guard).
     fn wait_frame(&mut self, deadline: Option<Instant>) -> std::result::Result<Frame, Stop<Error>> {
-        let frame = self.find_frame(deadline)?;
-        self.end.check_intact()?;
-        Ok(frame)
-    }
-
-    fn find_frame(&mut self, deadline: Option<Instant>) -> std::result::Result<Frame, Stop<Error>> {
         match self.ring.peek() {
             Ok(frame) => return Ok(frame),
             Err(RingError::Empty) => {}
@@ -185,6 +181,12 @@ impl Receiver {
             },
             || end.check_peer(),
         )
+    }
+
+    /// Lends the frame out, once checked against a shrink of the object.
+    fn guard(&mut self, frame: Frame) -> Result<RecvGuard<'_>> {
+        self.end.check_intact()?;
+        Ok(RecvGuard { receiver: self, frame })
     }
 
     /// Copies the frame's payload into `out` and releases the frame; fails
