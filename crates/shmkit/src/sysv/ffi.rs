@@ -50,6 +50,17 @@ pub(super) fn shmat(id: i32, flags: libc::c_int) -> Result<NonNull<c_void>, Errn
     NonNull::new(ptr).ok_or(Errno::FAULT)
 }
 
+/// `shmdt(addr)`: detaches an attachment.
+///
+/// # Safety
+/// `addr` must be the start of an attachment that `shmat` returned, which
+/// nothing else detaches and nothing uses after this call.
+pub(super) unsafe fn shmdt(addr: NonNull<c_void>) -> Result<(), Errno> {
+    // SAFETY: the caller promises `addr` is an attachment of its own that
+    // nobody uses any more.
+    cvt(unsafe { libc::shmdt(addr.as_ptr()) }).map(drop)
+}
+
 /// `shmctl(id, IPC_STAT, &buf)`.
 pub(super) fn stat(id: i32) -> Result<libc::shmid_ds, Errno> {
     let mut buf = MaybeUninit::<libc::shmid_ds>::zeroed();

@@ -10,6 +10,12 @@
 //!
 //! Permission bits are applied exactly: System V IPC ignores the umask.
 //!
+//! The kernel gives the id of a destroyed segment to a new one sooner or
+//! later, so a handle remembers more than the id: the key, size and creator
+//! it found. [`SysvShm::attach`] attaches first, then asks what it attached,
+//! and hands out nothing but the segment the handle was made for (a segment
+//! that now has its id is [`Error::NotFound`]).
+//!
 //! # Examples
 //!
 //! ```
@@ -29,6 +35,8 @@
 
 pub(crate) mod ffi;
 
+use std::ffi::c_void;
+use std::ptr::NonNull;
 use std::time::SystemTime;
 
 use rustix::io::Errno;
@@ -184,6 +192,10 @@ impl Stat {
 /// The handle holds no resource: dropping it does nothing (use
 /// [`remove_on_drop`](SysvShm::remove_on_drop) to remove the segment then).
 /// Attachments are [`Mapping`]s and detach on their own drop.
+///
+/// Besides the id, which the kernel reuses once the segment is gone, the
+/// handle remembers what the segment was when it was created or opened (key,
+/// size, creator): [`attach`](SysvShm::attach) maps that segment or none.
 #[derive(Debug, Clone)]
 pub struct SysvShm {
     id: i32,
@@ -191,6 +203,76 @@ pub struct SysvShm {
     access: Access,
     /// How errors name it: by key when it was found by one, else by id.
     target: Target,
+    /// What the segment was when this handle was made.
+    origin: Origin,
+}
+
+/// What tells a segment apart from a later one that got the same id: the
+/// fields of `IPC_STAT` that stay as they were at creation while it exists.
+///
+/// Not `ctime`: `IPC_SET` ([`SysvShm::set_mode`], [`SysvShm::set_owner`])
+/// moves it, so it would refuse the very segment after a `chmod`, and at a
+/// resolution of seconds it would not tell apart two segments made in the
+/// same second anyway. The key is the one field `IPC_RMID` changes (to
+/// `IPC_PRIVATE`), see [`Origin::is`]. Not the creator's uid and gid
+/// either: the kernel shows them through the caller's user namespace, which
+/// a process may leave (`unshare(CLONE_NEWUSER)`), and another creator
+/// almost always means another creator pid too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Origin {
+    key: Key,
+    size: u64,
+    /// The creator's pid as `IPC_STAT` showed it to process `viewer`: it is
+    /// translated into the caller's PID namespace (0 if the creator is not
+    /// visible there). A process never changes its own PID namespace, but a
+    /// child it forks may be in another one.
+    cpid: i32,
+    /// The process that saw `cpid`.
+    viewer: i32,
+}
+
+impl Origin {
+    /// The segment `st` describes, under the key it was found by.
+    fn of(key: Key, st: &Stat) -> Origin {
+        Origin {
+            key,
+            size: st.size,
+            cpid: st.cpid,
+            viewer: this_pid(),
+        }
+    }
+
+    /// A segment this process has just created under `key` with `size`
+    /// bytes: the kernel records the caller as its creator.
+    fn created_here(key: Key, size: u64) -> Origin {
+        Origin {
+            key,
+            size,
+            cpid: this_pid(),
+            viewer: this_pid(),
+        }
+    }
+
+    /// Whether `st` may describe this segment: the same size, the same key
+    /// (`IPC_RMID` turns the key into `IPC_PRIVATE` while the segment lives
+    /// on until its last detach, so a private key counts as the same once the
+    /// segment is marked for removal), and, where comparable (in the process
+    /// that made the handle, not in a child that inherited it), the same
+    /// creator pid.
+    ///
+    /// A segment created again with the same key, size and creator passes:
+    /// nothing the kernel reports tells the two apart, and being of the same
+    /// size it is mapped exactly as large as it is.
+    fn is(&self, st: &Stat) -> bool {
+        let key = st.key == self.key || (st.marked_for_removal && st.key.is_private());
+        let creator = st.cpid == self.cpid || this_pid() != self.viewer;
+        key && st.size == self.size && creator
+    }
+}
+
+/// `getpid()`, as `IPC_STAT` reports a creator that is this process.
+fn this_pid() -> i32 {
+    rustix::process::getpid().as_raw_nonzero().get()
 }
 
 impl SysvShm {
@@ -230,7 +312,7 @@ impl SysvShm {
             Errno::NOMEM => Error::no_space(&target, opts.size, None, e),
             _ => Error::from_errno("shmget", &target, e),
         })?;
-        Ok(SysvShm::new(id, key, opts.access))
+        Ok(SysvShm::new(id, key, opts.access, Origin::created_here(key, opts.size)))
     }
 
     /// `shmget(key, 0, 0)`—finds the existing segment with `key`, checking
@@ -258,16 +340,20 @@ impl SysvShm {
             Errno::IDRM => Error::NotFound { target: target.clone() },
             _ => Error::from_errno("shmget", &target, e),
         })?;
-        let shm = SysvShm::new(id, key, opts.access);
-        let actual = shm.stat()?.size;
-        if actual < opts.size {
+        let ds = ffi::stat(id).map_err(|e| stat_error(&target, e))?;
+        let st = Stat::from_raw(id, &ds);
+        // The id may have changed hands between shmget and IPC_STAT.
+        if !(st.key == key || (st.marked_for_removal && st.key.is_private())) {
+            return Err(Error::NotFound { target });
+        }
+        if st.size < opts.size {
             return Err(Error::SizeMismatch {
                 target,
-                actual,
+                actual: st.size,
                 expected: opts.size,
             });
         }
-        Ok(shm)
+        Ok(SysvShm::new(id, key, opts.access, Origin::of(key, &st)))
     }
 
     /// Opens the segment with `key` if there is one, or else creates it,
@@ -321,12 +407,13 @@ impl SysvShm {
     pub fn from_id(id: i32) -> Result<SysvShm> {
         let target = Target::SysvId(id);
         let ds = ffi::stat(id).map_err(|e| stat_error(&target, e))?;
-        let mut shm = SysvShm::new(id, Key::new(ds.shm_perm.__key), Access::ReadWrite);
+        let st = Stat::from_raw(id, &ds);
+        let mut shm = SysvShm::new(id, st.key, Access::ReadWrite, Origin::of(st.key, &st));
         shm.target = target;
         Ok(shm)
     }
 
-    fn new(id: i32, key: Key, access: Access) -> SysvShm {
+    fn new(id: i32, key: Key, access: Access, origin: Origin) -> SysvShm {
         let target = if key.is_private() {
             Target::SysvId(id)
         } else {
@@ -337,6 +424,7 @@ impl SysvShm {
             key,
             access,
             target,
+            origin,
         }
     }
 
@@ -391,9 +479,29 @@ impl SysvShm {
     /// `shmat`—attaches the whole segment, read-write unless the handle was
     /// opened read-only.
     ///
+    /// It attaches first and then asks the kernel (`IPC_STAT`) what it
+    /// attached: the mapping is as long as that segment, and only the segment
+    /// this handle was made for is handed out. A segment marked for removal
+    /// that is still attached elsewhere is still that segment, and attaches.
+    ///
     /// # Errors
-    /// [`Error::PermissionDenied`]; [`Error::NotFound`] if it is gone;
-    /// [`Error::NoSpace`] if the address space is exhausted.
+    /// [`Error::PermissionDenied`]; [`Error::NotFound`] if the segment is
+    /// gone, also when its id now names another segment (the kernel gives
+    /// the id of a destroyed segment to a new one): that one is detached
+    /// again at once; [`Error::NoSpace`] if the address space is exhausted.
+    ///
+    /// # Examples
+    /// ```
+    /// use shmkit::sysv::{Key, Options, SysvShm};
+    /// let shm = SysvShm::create(Key::PRIVATE, &Options::new().size(100))?;
+    /// let map = shm.attach()?;
+    /// assert_eq!(map.len(), 100);
+    /// shm.remove()?; // marked for removal; lives on while `map` is attached
+    /// assert_eq!(shm.attach()?.len(), 100);
+    /// drop(map);
+    /// assert!(matches!(shm.attach(), Err(shmkit::Error::NotFound { .. })));
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
     #[doc(alias = "shmat")]
     pub fn attach(&self) -> Result<Mapping> {
         self.attach_with(self.access)
@@ -415,24 +523,51 @@ impl SysvShm {
                 target: self.target.clone(),
             });
         }
-        let size = self.size()?;
-        let len = usize::try_from(size).map_err(|_| too_large(&self.target, size))?;
         let flags = match access {
             Access::ReadOnly => libc::SHM_RDONLY,
             Access::ReadWrite => 0,
         };
-        let base = ffi::shmat(self.id, flags).map_err(|e| match e {
-            Errno::INVAL | Errno::IDRM => Error::NotFound {
-                target: self.target.clone(),
-            },
-            Errno::NOMEM => Error::no_space(&self.target, size, None, e),
+        let gone = || Error::NotFound {
+            target: self.target.clone(),
+        };
+        // Attach first: whatever segment has the id now, call it S.
+        let attached = Attached(ffi::shmat(self.id, flags).map_err(|e| match e {
+            Errno::INVAL | Errno::IDRM => gone(),
+            Errno::NOMEM => Error::no_space(&self.target, self.origin.size, None, e),
             _ => Error::from_errno("shmat", &self.target, e),
-        })?;
-        // SAFETY: `base` was just returned by `shmat` for this segment of
-        // `len` bytes (its size cannot change after creation), attached
-        // read-only unless `access` is `ReadWrite`; the mapping takes over
-        // detaching it.
-        Ok(unsafe { Mapping::from_shmat(base, len, access, self.target.clone()) })
+        })?);
+        // Then ask what S is. Our attachment keeps S, and with it the id
+        // (see the SAFETY comment below), so this IPC_STAT describes S: the
+        // check below compares the segment actually attached, with no window
+        // between the two in which the id could change hands. A segment that
+        // took the id at any time before our shmat fails it (unless nothing
+        // the kernel shows tells it apart, see `Origin::is`); none can take
+        // it after, while we hold S.
+        let ds = ffi::stat(self.id).map_err(|e| stat_error(&self.target, e))?;
+        let st = Stat::from_raw(self.id, &ds);
+        if !self.origin.is(&st) {
+            // Another segment got the id since this handle was made: detach
+            // it (dropping `attached`) and say that ours is gone.
+            return Err(gone());
+        }
+        let len = usize::try_from(st.size).map_err(|_| too_large(&self.target, st.size))?;
+        // SAFETY: `attached` is the attachment `shmat` made just now of the
+        // segment S that had the id at that instant, read-only unless
+        // `access` is `ReadWrite`. While an attachment of S exists, S is not
+        // destroyed: IPC_RMID only marks it (SHM_DEST, key set to
+        // IPC_PRIVATE) and the kernel frees it, and releases its id, at the
+        // last detach. So from our shmat to our IPC_STAT the id names S and
+        // nothing else (ids belong to an IPC namespace, and only this thread
+        // could move itself to another one), `st` describes S, and `len` is
+        // S's size. The kernel attached S's whole file, `shm_segsz` rounded
+        // up to (huge) pages, so at least `len` bytes, and a segment's size
+        // never changes. The length thus comes from the segment actually
+        // attached, never from a stat taken before (which may describe a
+        // segment that has since been destroyed and whose id was reused, as
+        // the old code did). The identity check above does not make this
+        // sound; it makes S the segment this handle names, marked for removal
+        // or not. `into_raw` disarms the guard: the mapping detaches it.
+        Ok(unsafe { Mapping::from_shmat(attached.into_raw(), len, access, self.target.clone()) })
     }
 
     /// `shmctl(IPC_SET)`—changes the permission bits.
@@ -491,6 +626,27 @@ impl SysvShm {
 impl Removable for SysvShm {
     fn remove(&self) -> Result<()> {
         SysvShm::remove(self)
+    }
+}
+
+/// An attachment not handed to a [`Mapping`] yet: detached when dropped.
+struct Attached(NonNull<c_void>);
+
+impl Attached {
+    /// The address, for the mapping that takes over detaching it.
+    fn into_raw(self) -> NonNull<c_void> {
+        let base = self.0;
+        std::mem::forget(self);
+        base
+    }
+}
+
+impl Drop for Attached {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` came from `shmat` and was given to nothing else
+        // (`into_raw` forgets the guard instead); nothing was read through
+        // it, and nothing uses it after this.
+        let _ = unsafe { ffi::shmdt(self.0) };
     }
 }
 

@@ -1,6 +1,6 @@
 //! System V shared memory with real segments and processes.
 
-use shmkit::sysv::{self, Key, Options, SysvShm};
+use shmkit::sysv::{self, Key, Mapping, Options, SysvShm};
 use shmkit::Error;
 
 use crate::common::{at_lines, child, is_root, run_child, unique_key, LiveChild, SysvGuard};
@@ -227,4 +227,196 @@ fn permission_denied_for_another_user() {
         lines[0].ends_with(&format!("| key:{key}: permission denied (shmget)")),
         "{lines:?}"
     );
+}
+
+#[test]
+fn attach_after_rmid_while_attached_elsewhere_is_the_same_segment() {
+    let (shm, _guard) = create(4096);
+    let by_id = SysvShm::from_id(shm.id()).unwrap();
+    let mut holder = LiveChild::spawn("sysv-attach-hold", &[&shm.id().to_string()]);
+    holder.expect_line();
+    shm.remove().unwrap();
+    assert!(shm.stat().unwrap().marked_for_removal);
+
+    // marked for removal, its key now IPC_PRIVATE, but still the segment
+    // both handles were made for: attaching works, at its full size
+    let map = shm.attach().unwrap();
+    assert_eq!(map.len(), 4096);
+    assert_eq!(by_id.attach_read_only().unwrap().len(), 4096);
+    holder.send("go");
+    assert_eq!(holder.expect_line(), "read held");
+    assert_eq!(map.read_cstr(0).unwrap(), b"held", "the child's segment");
+    holder.finish();
+    drop(map);
+
+    // the last detach destroyed it: now it is gone for both handles
+    let err = shm.attach().unwrap_err();
+    assert_eq!(err.to_string(), format!("key:{}: no such segment", shm.key()));
+    let err = by_id.attach().unwrap_err();
+    assert_eq!(err.to_string(), format!("id:{}: no such segment", shm.id()));
+}
+
+/// A segment removed after its handles were made, and a new one given the
+/// very same id before they attach: attaching must not map the new one.
+///
+/// Ids are `seq << 15 | index`, and the kernel moves `seq` on each time the
+/// index wraps round, so an id comes back only after millions of segments, not
+/// something to loop for on a shared machine. Instead the child enters a new
+/// IPC namespace of its own and writes the id it wants next into
+/// `/proc/sys/kernel/shm_next_id` (CONFIG_CHECKPOINT_RESTORE, the knob CRIU
+/// uses to restore ids): the next segment gets exactly that id, every time,
+/// and nobody else's segments can take it or be disturbed. Everything the
+/// child creates lives in its namespace, which the kernel destroys, segments
+/// and all, when the child exits, even if it fails.
+#[test]
+fn attach_refuses_a_segment_that_got_the_id_since() {
+    let (k1, k2) = (unique_key(), unique_key());
+    let lines = run_child("sysv-reuse-id", &[&k1.to_string(), &k2.to_string()]);
+    if let Some(reason) = lines.first().and_then(|l| l.strip_prefix("skipped: ")) {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let get = |what: &str| -> String {
+        let prefix = format!("{what}: ");
+        let line = lines.iter().find(|l| l.starts_with(&prefix));
+        line.unwrap_or_else(|| panic!("no {what:?} in {lines:?}"))[prefix.len()..].to_owned()
+    };
+    let id = get("id");
+    // the new segment (key k2, three times the size) has the old one's id
+    assert_eq!(get("reused"), "true", "{lines:?}");
+    let gone_key = format!("NotFound | key:{k1}: no such segment");
+    let gone_id = format!("NotFound | id:{id}: no such segment");
+    assert_eq!(get("created attach"), gone_key);
+    assert_eq!(get("created attach_read_only"), gone_key);
+    assert_eq!(get("opened attach"), gone_key);
+    assert_eq!(get("by id attach"), gone_id);
+    // what the refused attaches attached was detached again
+    assert_eq!(get("new nattch"), "0");
+    // a handle made after the reuse names the new segment, and maps all of it
+    assert_eq!(get("new by id attach"), "mapped 12288, reads B");
+
+    // again, the id now going to a segment under the first key with the
+    // second one's size: each differs from one of the old in one field only
+    assert_eq!(get("reused again"), "true", "{lines:?}");
+    assert_eq!(get("same key attach"), gone_key, "the size tells");
+    assert_eq!(
+        get("same size attach"),
+        format!("NotFound | key:{k2}: no such segment"),
+        "the key tells"
+    );
+    assert_eq!(get("third by key attach"), "mapped 12288, reads C");
+
+    // and once more, to a segment with the same key and size that another
+    // process created
+    assert_eq!(get("reused by another process"), "true", "{lines:?}");
+    assert_eq!(get("other creator attach"), gone_key, "the creator tells");
+    assert_eq!(get("fourth by key attach"), "mapped 12288, reads D");
+}
+
+/// The child roles of this file (see `child.rs`).
+pub fn child_role(role: &str, args: &[String]) {
+    let report = |line: String| println!("@{line}");
+    match role {
+        // sysv-reuse-id K1 K2: in a new IPC namespace, make handles to a
+        // segment, replace it by another with the same id, and report what
+        // attaching through each handle gives.
+        "sysv-reuse-id" => {
+            let k1: Key = args[0].parse().unwrap();
+            let k2: Key = args[1].parse().unwrap();
+            // SAFETY: unshare takes no pointers; CLONE_NEWIPC moves only this
+            // thread, which does all of this role, into a new IPC namespace.
+            if unsafe { libc::unshare(libc::CLONE_NEWIPC) } != 0 {
+                let err = std::io::Error::last_os_error();
+                return report(format!("skipped: unshare(CLONE_NEWIPC) failed: {err}"));
+            }
+            const NEXT_ID: &str = "/proc/sys/kernel/shm_next_id";
+            let next_id = |id: i32| std::fs::write(NEXT_ID, id.to_string());
+            // a probe, harmless in a namespace of our own: the first segment
+            // gets id 0
+            if let Err(e) = next_id(0) {
+                return report(format!(
+                    "skipped: cannot write {NEXT_ID} (needs CONFIG_CHECKPOINT_RESTORE and CAP_CHECKPOINT_RESTORE): {e}"
+                ));
+            }
+            let outcome = |r: shmkit::Result<Mapping>, letter: u8| match r {
+                Ok(map) => {
+                    let mut byte = [0];
+                    map.read_at(0, &mut byte).unwrap();
+                    let reads = if byte[0] == letter { letter as char } else { '?' };
+                    format!("mapped {}, reads {reads}", map.len())
+                }
+                Err(e) => {
+                    let debug = format!("{e:?}");
+                    let variant = debug.split([' ', '{']).next().unwrap_or_default();
+                    format!("{variant} | {e}")
+                }
+            };
+
+            let a = SysvShm::create(k1, &Options::new().size(4096)).unwrap();
+            let _ga = SysvGuard(a.id());
+            a.attach().unwrap().write_at(0, b"A").unwrap();
+            let opened = SysvShm::open(k1, &Options::new()).unwrap();
+            let by_id = SysvShm::from_id(a.id()).unwrap();
+            report(format!("id: {}", a.id()));
+
+            a.remove().unwrap();
+            next_id(a.id()).unwrap();
+            let b = SysvShm::create(k2, &Options::new().size(3 * 4096)).unwrap();
+            let _gb = SysvGuard(b.id());
+            b.attach().unwrap().write_at(0, b"B").unwrap();
+            report(format!("reused: {}", b.id() == a.id()));
+            report(format!("created attach: {}", outcome(a.attach(), b'A')));
+            report(format!(
+                "created attach_read_only: {}",
+                outcome(a.attach_read_only(), b'A')
+            ));
+            report(format!("opened attach: {}", outcome(opened.attach(), b'A')));
+            report(format!("by id attach: {}", outcome(by_id.attach(), b'A')));
+            report(format!("new nattch: {}", b.stat().unwrap().nattch));
+            let new_by_id = SysvShm::from_id(a.id()).unwrap();
+            report(format!("new by id attach: {}", outcome(new_by_id.attach(), b'B')));
+
+            b.remove().unwrap();
+            next_id(a.id()).unwrap();
+            let c = SysvShm::create(k1, &Options::new().size(3 * 4096)).unwrap();
+            let _gc = SysvGuard(c.id());
+            c.attach().unwrap().write_at(0, b"C").unwrap();
+            report(format!("reused again: {}", c.id() == a.id()));
+            report(format!("same key attach: {}", outcome(opened.attach(), b'A')));
+            report(format!("same size attach: {}", outcome(b.attach(), b'B')));
+            let third = SysvShm::open(k1, &Options::new()).unwrap();
+            report(format!("third by key attach: {}", outcome(third.attach(), b'C')));
+
+            c.remove().unwrap();
+            // the harness runs this role on a thread of its own, and only
+            // this thread moved: /proc/self/ns is the main thread's
+            let ns = std::fs::read_link("/proc/thread-self/ns/ipc").unwrap();
+            let id = a.id().to_string();
+            let ns = ns.to_str().unwrap();
+            let lines = crate::common::run_child("sysv-reuse-create", &[&args[0], "12288", &id, "D", ns]);
+            report(format!(
+                "reused by another process: {}",
+                lines == [format!("created {id}")]
+            ));
+            report(format!("other creator attach: {}", outcome(third.attach(), b'C')));
+            let fourth = SysvShm::open(k1, &Options::new()).unwrap();
+            let _gd = SysvGuard(fourth.id());
+            report(format!("fourth by key attach: {}", outcome(fourth.attach(), b'D')));
+        }
+        // sysv-reuse-create KEY SIZE ID LETTER NS: in the IPC namespace NS
+        // (inherited from the parent, checked), create a segment with id ID,
+        // write LETTER at its start, and leave it there.
+        "sysv-reuse-create" => {
+            let key: Key = args[0].parse().unwrap();
+            let size: u64 = args[1].parse().unwrap();
+            let ns = std::fs::read_link("/proc/thread-self/ns/ipc").unwrap();
+            // never set the next id of a namespace others use
+            assert_eq!(ns.to_str(), Some(args[4].as_str()), "not in the parent's IPC namespace");
+            std::fs::write("/proc/sys/kernel/shm_next_id", &args[2]).unwrap();
+            let shm = SysvShm::create(key, &Options::new().size(size)).unwrap();
+            shm.attach().unwrap().write_at(0, args[3].as_bytes()).unwrap();
+            report(format!("created {}", shm.id()));
+        }
+        other => panic!("unknown child role {other:?}"),
+    }
 }
