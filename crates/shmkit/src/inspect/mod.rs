@@ -59,18 +59,24 @@
 mod accounts;
 mod cgroup;
 mod doctor;
+mod escape;
+mod lease;
 mod limits;
 mod logind;
 mod maps;
 mod posix;
 mod procs;
+mod remove;
 mod sysv;
 mod sysvipc;
 
 pub use doctor::{doctor, Check, Finding, Status};
+pub use escape::{escape_name, unescape_name};
+pub use lease::{probe_use, Usage, WhyUnknown};
 pub use limits::{limits, DevShmSpace, Limits, SHMMIN};
-pub use posix::{dev_shm_entries, posix_object, posix_objects, EntryKind, PosixObject, DEV_SHM};
+pub use posix::{dev_shm_entries, dev_shm_entry, posix_object, posix_objects, EntryKind, PosixObject, DEV_SHM};
 pub use procs::{ProcessInfo, ProcessScan, User, Users};
+pub use remove::{remove_entry, remove_if_unused, Removal};
 pub use sysv::{sysv_segment, sysv_segment_by_key, sysv_segments, SysvSegment};
 
 use std::path::Path;
