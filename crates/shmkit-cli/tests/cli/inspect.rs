@@ -987,6 +987,23 @@ fn doctor_json_has_every_check() {
     for c in checks {
         assert!(!c["message"].as_str().unwrap().is_empty());
         assert!(c["advice"].is_string() || c["advice"].is_null());
+        if matches!(c["status"].as_str(), Some("warning" | "problem")) {
+            assert!(c["advice"].is_string(), "{c:#}");
+        }
+        assert!(c["facts"].is_object(), "{c:#}");
+    }
+    assert_eq!(checks[0]["facts"]["tmpfs"], true, "{d:#}");
+    let count = &checks[6]["facts"];
+    assert_eq!(
+        count["shmmni"].as_u64(),
+        std::fs::read_to_string("/proc/sys/kernel/shmmni")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    );
+    assert!(count["segments"].is_u64(), "{d:#}");
+    let stale = &checks[8]["facts"];
+    for field in ["posix", "posix_bytes", "posix_unknown", "sysv", "sysv_bytes"] {
+        assert!(stale[field].is_u64(), "{field}: {d:#}");
     }
     let out = run(&["doctor"]);
     assert_code(&out, 0);

@@ -14,7 +14,7 @@
 //! | one POSIX object | [`posix_object`] |
 //! | the System V segments | [`sysv_segments`], [`sysv_segment`] (by id), [`sysv_segment_by_key`] |
 //! | SHMMAX, SHMALL, SHMMNI, page sizes, `/dev/shm` space | [`limits()`](limits()) |
-//! | what on this machine breaks shared memory | [`doctor()`](doctor()) |
+//! | what on this machine breaks shared memory (facts and verdicts; `shmkit doctor` words them) | [`doctor()`](doctor()) |
 //!
 //! # Who uses an object
 //!
@@ -70,7 +70,8 @@ mod remove;
 mod sysv;
 mod sysvipc;
 
-pub use doctor::{doctor, Check, Finding, Status};
+pub use cgroup::MemoryLimit;
+pub use doctor::{doctor, Check, Facts, Finding, StaleCounts, Status, NEARLY_EXHAUSTED_PERCENT, SMALL_DEV_SHM};
 pub use escape::{escape_name, unescape_name};
 pub use lease::{probe_use, Usage, WhyUnknown};
 pub use limits::{limits, DevShmSpace, Limits, SHMMIN};

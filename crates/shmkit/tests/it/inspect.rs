@@ -582,12 +582,36 @@ fn doctor_reports_every_check_once() {
             "stale_objects"
         ]
     );
+    // facts, not prose: each finding's facts belong to its check
     for f in &findings {
-        assert!(!f.message.is_empty() && !f.message.contains('\n'), "{f:?}");
-        if matches!(f.status, Status::Warning | Status::Problem) {
-            assert!(f.advice.is_some(), "{f:?}");
-        }
+        let matches = matches!(
+            (f.check, &f.facts),
+            (Check::DevShmMount, inspect::Facts::DevShmMount { .. })
+                | (Check::DevShmSpace, inspect::Facts::DevShmSpace { .. })
+                | (Check::DevShmSize, inspect::Facts::DevShmSize { .. })
+                | (Check::CgroupMemoryLimit, inspect::Facts::CgroupMemoryLimit { .. })
+                | (Check::LogindRemoveIpc, inspect::Facts::LogindRemoveIpc { .. })
+                | (Check::ShmRmidForced, inspect::Facts::ShmRmidForced { .. })
+                | (Check::SysvSegmentCount, inspect::Facts::SysvSegmentCount { .. })
+                | (Check::SysvTotalPages, inspect::Facts::SysvTotalPages { .. })
+                | (Check::StaleObjects, inspect::Facts::StaleObjects(Some(_)))
+        );
+        assert!(matches, "{f:?}");
     }
+    let Some(inspect::Facts::SysvSegmentCount { segments, shmmni }) = findings.iter().map(|f| &f.facts).nth(6).cloned()
+    else {
+        unreachable!()
+    };
+    assert_eq!(shmmni, inspect::limits().shmmni);
+    assert!(segments.is_some());
     // this machine has a tmpfs at /dev/shm
     assert_eq!(findings[0].status, Status::Ok, "{:?}", findings[0]);
+    assert!(matches!(
+        findings[0].facts,
+        inspect::Facts::DevShmMount {
+            examined: true,
+            tmpfs: true,
+            ..
+        }
+    ));
 }
