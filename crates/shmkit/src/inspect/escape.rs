@@ -1,21 +1,5 @@
-//! How a name in `/dev/shm` is shown, and read back: the escape syntax.
-//!
-//! A file in `/dev/shm` may have any name without `/` or NUL, UTF-8 or not,
-//! with control characters or not (`shm_open` takes bytes, and any user can
-//! create files there). Shown as `/` and the name, with:
-//!
-//! | in the name | shown as |
-//! |---|---|
-//! | a backslash `\` | `\\` |
-//! | a byte that is not part of valid UTF-8 | `\xNN` (two lowercase hex digits) |
-//! | a control character (U+0000–U+001F, U+007F–U+009F: newline, escape, …) | `\xNN` for each of its UTF-8 bytes |
-//! | anything else | itself |
-//!
-//! So a shown name is printable, fits on one line, and cannot move a
-//! terminal's cursor; and [`unescape_name`] gives back the exact bytes:
-//! `\\` a backslash, `\xNN` (either case) the byte `NN`; any other `\` is an
-//! error. Names that need no escape — every name shmkit creates, unless it
-//! has a backslash — are shown as they are.
+//! How a name in `/dev/shm` is shown, and read back: the escape syntax (see
+//! [`escape_name`]).
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
@@ -23,7 +7,24 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use crate::error::{Error, Result};
 
-/// `/` and `file_name`, escaped as the [module docs](self) say.
+/// `/` and `file_name`, escaped so that any name can be shown and typed.
+///
+/// A file in `/dev/shm` may have any name without `/` or NUL, UTF-8 or not,
+/// with control characters or not (`shm_open` takes bytes, and any user can
+/// create files there). Shown as `/` and the name, with:
+///
+/// | in the name | shown as |
+/// |---|---|
+/// | a backslash `\` | `\\` |
+/// | a byte that is not part of valid UTF-8 | `\xNN` (two lowercase hex digits) |
+/// | a control character (U+0000–U+001F, U+007F–U+009F: newline, escape, …) | `\xNN` for each of its UTF-8 bytes |
+/// | anything else | itself |
+///
+/// So a shown name is printable, fits on one line, and cannot move a
+/// terminal's cursor; and [`unescape_name`] gives back the exact bytes:
+/// `\\` a backslash, `\xNN` (either case) the byte `NN`; any other `\` is an
+/// error. Names that need no escape — every name shmkit creates, unless it
+/// has a backslash — are shown as they are.
 ///
 /// ```
 /// use std::ffi::OsStr;

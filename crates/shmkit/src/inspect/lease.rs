@@ -1,43 +1,5 @@
 //! Whether anybody uses a POSIX object, asked of the kernel: the write-lease
-//! probe.
-//!
-//! `/proc` names the processes that map or hold an object, but only those it
-//! can show: not other users' processes without root, not processes that
-//! even root cannot read (a sandbox's init), not processes in other pid
-//! namespaces. The kernel knows more. A write lease
-//! (`fcntl(F_SETLEASE, F_WRLCK)`) on a tmpfs file is granted only while no
-//! other open file description of it exists — in any process, in any
-//! namespace, including one kept alive by a mapping after its descriptor was
-//! closed, and a read-only one. So the probe opens the object read-only,
-//! asks for a write lease, and gives it back at once:
-//!
-//! - refused with `EAGAIN`: somebody else has it open or mapped — [`Usage::InUse`];
-//! - granted: nobody else has — [`Usage::Unused`];
-//! - the lease cannot be asked — [`Usage::Unknown`] and [`WhyUnknown`]: it is
-//!   granted only to the file's owner or with `CAP_LEASE` (root has it), and
-//!   only on regular files.
-//!
-//! # The lease-break signal
-//!
-//! A process that opens the object while the probe holds the lease does not
-//! fail: its `open` waits until the lease is given back (the probe gives it
-//! back at once, so the wait is the probe's few system calls), and the kernel
-//! sends the lease holder a signal. That signal is `SIGIO` unless
-//! `F_SETSIG` names another, and `SIGIO`'s default action is to terminate
-//! the process. Changing `SIGIO`'s disposition would change the calling
-//! program's, from a library, and race with its threads; so the probe names
-//! another signal with `F_SETSIG` on its own open file description (nobody
-//! else's): `SIGURG`, whose default action is to ignore it, or `SIGWINCH`
-//! (also ignored by default) when the program has a handler for `SIGURG`.
-//! When the program handles both, no lease is asked ([`WhyUnknown::SignalsHandled`]):
-//! a handler never gets a signal it did not expect. (Only a real-time
-//! signal whose queue is full falls back to `SIGIO`; these are not
-//! real-time signals.)
-//!
-//! An opener that passes `O_NONBLOCK` gets `EWOULDBLOCK` instead of
-//! waiting during that instant (`shm_open` callers do not pass it). Two
-//! probes at the same instant may each see the other's descriptor and say
-//! "in use": a probe may err towards "in use", never towards "unused".
+//! probe (see [`probe_use`]).
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
@@ -84,7 +46,7 @@ pub enum WhyUnknown {
     /// Leases are turned off (`fs.leases-enable = 0`) or not supported.
     Unsupported,
     /// The program handles both `SIGURG` and `SIGWINCH`, one of which a
-    /// lease break would send it (see the [module docs](self)).
+    /// lease break would send it (see [`probe_use`]).
     SignalsHandled,
     /// The name names nothing any more: it was removed meanwhile.
     Gone,
@@ -107,7 +69,46 @@ impl Usage {
 }
 
 /// Whether any process has the object `file_name` of `/dev/shm` open or
-/// mapped, by the write-lease probe described in the [module docs](self).
+/// mapped, asked of the kernel with a write lease.
+///
+/// `/proc` names the processes that map or hold an object, but only those it
+/// can show: not other users' processes without root, not processes that
+/// even root cannot read (a sandbox's init), not processes in other pid
+/// namespaces. The kernel knows more. A write lease
+/// (`fcntl(F_SETLEASE, F_WRLCK)`) on a tmpfs file is granted only while no
+/// other open file description of it exists — in any process, in any
+/// namespace, including one kept alive by a mapping after its descriptor was
+/// closed, and a read-only one. So the probe opens the object read-only,
+/// asks for a write lease, and gives it back at once:
+///
+/// - refused with `EAGAIN`: somebody else has it open or mapped — [`Usage::InUse`];
+/// - granted: nobody else has — [`Usage::Unused`];
+/// - the lease cannot be asked — [`Usage::Unknown`] and [`WhyUnknown`]: it is
+///   granted only to the file's owner or with `CAP_LEASE` (root has it), and
+///   only on regular files.
+///
+/// # The lease-break signal
+///
+/// A process that opens the object while the probe holds the lease does not
+/// fail: its `open` waits until the lease is given back (the probe gives it
+/// back at once, so the wait is the probe's few system calls), and the kernel
+/// sends the lease holder a signal. That signal is `SIGIO` unless
+/// `F_SETSIG` names another, and `SIGIO`'s default action is to terminate
+/// the process. Changing `SIGIO`'s disposition would change the calling
+/// program's, from a library, and race with its threads; so the probe names
+/// another signal with `F_SETSIG` on its own open file description (nobody
+/// else's): `SIGURG`, whose default action is to ignore it, or `SIGWINCH`
+/// (also ignored by default) when the program has a handler for `SIGURG`.
+/// When the program handles both, no lease is asked ([`WhyUnknown::SignalsHandled`]):
+/// a handler never gets a signal it did not expect. (Only a real-time
+/// signal whose queue is full falls back to `SIGIO`; these are not
+/// real-time signals.)
+///
+/// An opener that passes `O_NONBLOCK` gets `EWOULDBLOCK` instead of
+/// waiting during that instant (`shm_open` callers do not pass it). Two
+/// probes at the same instant may each see the other's descriptor and say
+/// "in use": a probe may err towards "in use", never towards "unused".
+///
 /// `expected` is the `(device, inode)` the caller saw under that name: when
 /// given and the name now names another file, the answer is
 /// [`WhyUnknown::Replaced`]. The calling process counts like any other: an
