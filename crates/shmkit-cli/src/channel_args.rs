@@ -11,7 +11,7 @@ use crate::units::{parse_capacity, parse_duration};
 #[derive(Debug, clap::Args)]
 pub struct ChannelArgs {
     /// The channel, `/name`.
-    #[arg(value_parser = |s: &str| ShmName::new(s).map_err(|e| e.to_string()))]
+    #[arg(value_parser = crate::target::posix_name)]
     pub name: ShmName,
     /// The ring's size if this side creates the channel (default 1M); if the
     /// channel exists, it must have this capacity.

@@ -43,6 +43,8 @@ impl From<std::io::Error> for Failure {
 pub fn code(e: &shmkit::Error) -> u8 {
     use shmkit::Error::*;
     match e {
+        // a name the rules refuse is a usage error, wherever it is found out
+        InvalidName { .. } => 2,
         NotFound { .. } => 3,
         AlreadyExists { .. } => 4,
         PermissionDenied { .. } | Untrusted { .. } => 5,

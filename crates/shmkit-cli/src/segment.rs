@@ -21,6 +21,12 @@ impl Segment {
         let read_only = !access.is_writable();
         Ok(match target {
             Target::Posix(name) => Segment::Posix(PosixShm::open(name, &posix::Options::new().read_only(read_only))?),
+            Target::PosixFile(_) => {
+                return Err(shmkit::Error::InvalidName {
+                    name: target.to_string(),
+                    reason: crate::target::NOT_UTF8,
+                })
+            }
             Target::SysvKey(key) => Segment::Sysv(SysvShm::open(*key, &sysv::Options::new().read_only(read_only))?),
             Target::SysvId(id) => Segment::Sysv(SysvShm::from_id(*id)?),
         })

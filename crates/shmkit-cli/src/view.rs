@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 use shmkit::channel::{ChannelInfo, SideInfo};
-use shmkit::inspect::{EntryKind, PosixObject, ProcessScan, SysvSegment, Users};
+use shmkit::inspect::{EntryKind, PosixObject, ProcessScan, SysvSegment, Usage, Users, WhyUnknown};
 
 use crate::time::{age, Rfc3339};
 
@@ -80,8 +80,16 @@ pub struct Object {
     /// Whether `users` is the whole list: false when some processes could
     /// not be read and more may use it.
     pub users_complete: bool,
-    /// Whether nobody uses it: System V `nattch` is 0; POSIX no process maps
-    /// or holds it; null when that is unknown (`users_complete` is false).
+    /// POSIX: what the kernel said when asked for a write lease: `in_use`
+    /// (some process, in any namespace, has it open or mapped), `unused`,
+    /// or why it could not be asked: `not_permitted` (another user's object,
+    /// and no CAP_LEASE), `not_tmpfs_file`, `unsupported`, `signals_handled`,
+    /// `gone`, `replaced`, `error`. Null for System V and for entries that
+    /// are not regular files.
+    pub probe: Option<&'static str>,
+    /// Whether nobody uses it: System V `nattch` is 0; POSIX the kernel says
+    /// nobody has it open or mapped (or, where it cannot be asked, no process
+    /// maps or holds it and `users_complete`); null when that is unknown.
     pub stale: Option<bool>,
     /// System V: `IPC_RMID` was done, it goes when the last user detaches.
     pub marked_for_removal: bool,
@@ -177,6 +185,7 @@ impl Object {
             users: users(&o.users),
             user_count: o.users.len(),
             users_complete: o.users.complete,
+            probe: o.usage.map(probe_str),
             stale: o.stale,
             marked_for_removal: false,
             locked: false,
@@ -219,6 +228,7 @@ impl Object {
             // every attachment belongs to a process: as many processes seen
             // as there are attachments is all of them
             users_complete: s.users.complete,
+            probe: None,
             stale: Some(s.stale),
             marked_for_removal: s.marked_for_removal,
             locked: s.locked,
@@ -321,6 +331,40 @@ pub fn pid_list(users: &[UserView], max: usize) -> String {
         parts.push(format!("{} more", users.len() - max));
     }
     parts.join(", ")
+}
+
+/// The JSON word for what the write-lease probe said.
+pub fn probe_str(u: Usage) -> &'static str {
+    match u {
+        Usage::InUse => "in_use",
+        Usage::Unused => "unused",
+        Usage::Unknown(why) => match why {
+            WhyUnknown::NotPermitted => "not_permitted",
+            WhyUnknown::NotTmpfsFile => "not_tmpfs_file",
+            WhyUnknown::Unsupported => "unsupported",
+            WhyUnknown::SignalsHandled => "signals_handled",
+            WhyUnknown::Gone => "gone",
+            WhyUnknown::Replaced => "replaced",
+            _ => "error",
+        },
+        _ => "error",
+    }
+}
+
+/// Why whether a POSIX object is used is unknown: why the kernel could not
+/// be asked (`probe` as [`probe_str`] gives it), and why /proc does not tell.
+pub fn why_unknown(probe: Option<&str>, scan: &ProcessScan) -> String {
+    let kernel = match probe {
+        Some("not_permitted") => "the kernel tells only the owner or root (CAP_LEASE) whether anybody has it open",
+        Some("unsupported") => "file leases are turned off (fs.leases-enable)",
+        Some("not_tmpfs_file") => "it is not a file on a tmpfs",
+        Some("gone" | "replaced") => "it changed while it was looked at",
+        _ => "the kernel could not be asked",
+    };
+    match why_incomplete(scan) {
+        Some(proc) => format!("{kernel}, and {proc}"),
+        None => kernel.to_owned(),
+    }
 }
 
 /// Why a scan is incomplete, naming the processes it could not read:

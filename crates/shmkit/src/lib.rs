@@ -68,6 +68,9 @@ pub mod posix;
 pub mod map;
 #[allow(unsafe_code)]
 pub mod sysv;
+// File leases, signal dispositions and the name service: C calls rustix lacks.
+#[allow(unsafe_code)]
+mod sys;
 
 pub use error::{Error, Result, Target};
 pub use guard::{Removable, RemoveOnDrop};

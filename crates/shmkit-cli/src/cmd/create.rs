@@ -22,7 +22,7 @@ Examples:
 #[command(group = clap::ArgGroup::new("sysv_key").args(["key", "ftok", "private"]))]
 pub struct Args {
     /// The POSIX object to create, `/name` (not with --sysv).
-    #[arg(value_parser = |s: &str| ShmName::new(s).map_err(|e| e.to_string()), required_unless_present = "sysv", conflicts_with = "sysv")]
+    #[arg(value_parser = crate::target::posix_name, required_unless_present = "sysv", conflicts_with = "sysv")]
     name: Option<ShmName>,
     /// Create a System V segment instead, under --key, --ftok or --private.
     #[arg(long, requires = "sysv_key")]

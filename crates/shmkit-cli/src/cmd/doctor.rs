@@ -1,10 +1,13 @@
 //! `shmkit doctor`: what on this machine breaks shared memory, and what to
 //! do about it.
 
+mod text;
+
 use std::io::Write;
 
 use serde::Serialize;
-use shmkit::inspect::{self, Finding, Status};
+use serde_json::{json, Value};
+use shmkit::inspect::{self, Facts, Finding, MemoryLimit, Status};
 
 use crate::exit::Result;
 
@@ -42,10 +45,12 @@ struct CheckView {
     id: &'static str,
     /// `ok`, `unknown`, `warning` or `problem`.
     status: &'static str,
-    /// What was found.
+    /// What was found, in a sentence.
     message: String,
     /// What to do about it; null when nothing.
     advice: Option<String>,
+    /// The numbers the check judged, by name (see the README).
+    facts: Value,
 }
 
 /// Runs `shmkit doctor`.
@@ -63,8 +68,14 @@ pub fn run(args: Args) -> Result {
     } else {
         let width = findings.iter().map(|f| f.check.id().len()).max().unwrap_or(0);
         for f in &findings {
-            writeln!(out, "{:<7}  {:<width$}  {}", f.status.as_str(), f.check.id(), f.message)?;
-            if let Some(advice) = &f.advice {
+            writeln!(
+                out,
+                "{:<7}  {:<width$}  {}",
+                f.status.as_str(),
+                f.check.id(),
+                text::message(f)
+            )?;
+            if let Some(advice) = text::advice(f) {
                 writeln!(out, "{:<7}  {:<width$}  what to do: {advice}", "", "")?;
             }
         }
@@ -77,7 +88,64 @@ fn check_view(f: &Finding) -> CheckView {
     CheckView {
         id: f.check.id(),
         status: f.status.as_str(),
-        message: f.message.clone(),
-        advice: f.advice.clone(),
+        message: text::message(f),
+        advice: text::advice(f),
+        facts: facts(&f.facts),
+    }
+}
+
+/// The facts of a finding as a JSON object; null where unknown.
+fn facts(facts: &Facts) -> Value {
+    match facts {
+        Facts::DevShmMount { examined, tmpfs, mode } => json!({
+            "examined": examined, "tmpfs": tmpfs, "mode": mode, "mode_octal": mode.map(|m| format!("{m:04o}")),
+        }),
+        Facts::DevShmSpace {
+            examined,
+            total,
+            available,
+        } => json!({ "examined": examined, "total": total, "available": available }),
+        Facts::DevShmSize {
+            examined,
+            total,
+            small_below,
+        } => json!({ "examined": examined, "total": total, "small_below": small_below }),
+        Facts::CgroupMemoryLimit { limit, dev_shm_total } => {
+            let (limited, bytes, file, usage) = match limit {
+                None => (None, None, None, None),
+                Some(MemoryLimit::None) => (Some(false), None, None, None),
+                Some(MemoryLimit::Bytes { limit, file, usage }) => {
+                    (Some(true), Some(*limit), Some(file.display().to_string()), *usage)
+                }
+            };
+            json!({ "limited": limited, "limit": bytes, "file": file, "usage": usage, "dev_shm_total": dev_shm_total })
+        }
+        Facts::LogindRemoveIpc {
+            remove_ipc,
+            set_in,
+            systemd_running,
+        } => json!({
+            "remove_ipc": remove_ipc,
+            "set_in": set_in.as_ref().map(|p| p.display().to_string()),
+            "systemd_running": systemd_running,
+        }),
+        Facts::ShmRmidForced { value } => json!({ "value": value }),
+        Facts::SysvSegmentCount { segments, shmmni } => json!({ "segments": segments, "shmmni": shmmni }),
+        Facts::SysvTotalPages {
+            pages,
+            shmall,
+            page_size,
+        } => json!({ "pages": pages, "shmall": shmall, "page_size": page_size }),
+        Facts::StaleObjects(None) => Value::Null,
+        Facts::StaleObjects(Some(c)) => json!({
+            "posix": c.posix,
+            "posix_bytes": c.posix_bytes,
+            "posix_unknown": c.posix_unknown,
+            "sysv": c.sysv,
+            "sysv_bytes": c.sysv_bytes,
+            "unreadable_pids": c.unreadable,
+            "processes_hidden": c.processes_hidden,
+        }),
+        _ => Value::Null,
     }
 }

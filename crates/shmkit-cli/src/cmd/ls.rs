@@ -8,7 +8,7 @@ use shmkit::inspect::{self, ProcessScan};
 use crate::exit::{code, warn, Result};
 use crate::table::{Align, Table};
 use crate::time::short_age;
-use crate::view::{short_size, why_incomplete, Object};
+use crate::view::{short_size, why_incomplete, why_unknown, Object};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -19,8 +19,11 @@ Examples:
 
 Columns: NAME is what stat and rm take; RSS the memory it really takes; CREATOR the
 System V creator's pid and whether it still runs; USERS the processes seen mapping or
-holding it (count, first pids; `+`: maybe more, `unknown`: some processes could not be
-read); AGE the time since it last changed. Named semaphores (sem.*) are not listed.";
+holding it (count, first pids; `+`: maybe more; `hidden`: the kernel says a process has
+it open or mapped, but /proc shows none; `unknown`: neither can tell); AGE the time since
+it last changed. Names are shown with \\\\ for a backslash and \\xNN for a byte that is not
+UTF-8 or is a control character; stat and rm take them so. Named semaphores (sem.*) are
+not listed.";
 
 /// Arguments of `shmkit ls`.
 #[derive(Debug, clap::Args)]
@@ -33,8 +36,9 @@ pub struct Args {
     #[arg(long)]
     sysv: bool,
     /// Only objects that no process uses: System V segments with no
-    /// attachment, POSIX objects that no process maps or holds open (those
-    /// whose users cannot all be read are left out, and counted in a note).
+    /// attachment, POSIX objects that no process has open or mapped (asked
+    /// of the kernel with a write lease; objects it will not answer for,
+    /// another user's without root, are left out and counted in a note).
     #[arg(long)]
     stale: bool,
     /// Print one JSON array, an object for each segment (fields: see the
@@ -69,7 +73,7 @@ pub fn run(args: Args) -> Result {
             }
         }
     }
-    let unknown = objects.iter().filter(|o| o.stale.is_none()).count();
+    let unknown: Vec<Option<&'static str>> = objects.iter().filter(|o| o.stale.is_none()).map(|o| o.probe).collect();
     if args.stale {
         objects.retain(|o| o.stale == Some(true));
     }
@@ -84,15 +88,21 @@ pub fn run(args: Args) -> Result {
     out.flush()?;
     drop(out);
 
-    if let Some(why) = why_incomplete(&scan) {
-        if args.stale && unknown > 0 {
+    if args.stale {
+        if let Some(first) = unknown.first() {
+            let n = unknown.len();
             warn(format!(
-                "note: {unknown} POSIX object{} not listed: whether a process uses {} is unknown, because {why}",
-                if unknown == 1 { "" } else { "s" },
-                if unknown == 1 { "it" } else { "them" },
+                "note: {n} POSIX object{} not listed: whether a process uses {} is unknown: {}",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "it" } else { "them" },
+                why_unknown(*first, &scan),
             ));
-        } else if !args.stale && objects.iter().any(|o| !o.users_complete) {
-            warn(format!("note: USERS may be incomplete (`+`, `unknown`), because {why}"));
+        }
+    } else if let Some(why) = why_incomplete(&scan) {
+        if objects.iter().any(|o| !o.users_complete) {
+            warn(format!(
+                "note: USERS may be incomplete (`+`, `hidden`, `unknown`), because {why}"
+            ));
         }
     }
     if let Some(code) = failed {
@@ -146,11 +156,16 @@ fn creator_cell(o: &Object) -> String {
     }
 }
 
-/// `0`, `2 (12,34)`, `5 (1,2,3,...)`, `1+ (12)` (maybe more), `unknown`.
+/// `0`, `2 (12,34)`, `5 (1,2,3,...)`, `1+ (12)` (maybe more), `hidden`
+/// (the kernel says in use, /proc shows nobody), `unknown`.
 fn users_cell(o: &Object) -> String {
     const MAX: usize = 3;
     if o.user_count == 0 {
-        return if o.users_complete { "0".into() } else { "unknown".into() };
+        return match (o.probe, o.users_complete) {
+            (Some("in_use"), _) => "hidden".into(),
+            (Some("unused"), _) | (_, true) => "0".into(),
+            _ => "unknown".into(),
+        };
     }
     let mut pids: Vec<String> = o.users.iter().take(MAX).map(|u| u.pid.to_string()).collect();
     if o.user_count > MAX {

@@ -3,8 +3,8 @@
 use std::io::Write;
 use std::time::{Duration, SystemTime};
 
-use shmkit::inspect::{self, PosixObject, ProcessScan, SysvSegment};
-use shmkit::posix::{self, ShmName};
+use shmkit::inspect::{self, PosixObject, ProcessScan, Removal, SysvSegment, WhyUnknown};
+use shmkit::posix;
 use shmkit::sysv;
 
 use crate::exit::{code, warn, Failure, Result};
@@ -12,7 +12,7 @@ use crate::reported::reword;
 use crate::target::Target;
 use crate::time::{age, short_age};
 use crate::units::parse_duration;
-use crate::view::{latest, pid_list, plural, why_incomplete, Object, UserView};
+use crate::view::{latest, pid_list, plural, probe_str, why_unknown, Object, UserView};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -23,8 +23,10 @@ Examples:
 POSIX objects are unlinked, System V segments marked for removal (IPC_RMID): processes
 that still use one keep it, and its memory is freed when the last of them lets go; each
 line says which. --stale removes System V segments with no attachment and POSIX objects
-that no process maps or holds open; a POSIX object whose users cannot all be read is left
-alone. All targets are tried; the exit status is that of the first failure.";
+that no process maps or holds open, as the kernel tells with a write lease, asked again
+and held while each is unlinked; a POSIX object whose use cannot be told (another
+user's, without root) is left alone. A /name is read with the escapes ls shows (\\\\,
+\\xNN). All targets are tried; the exit status is that of the first failure.";
 
 /// Arguments of `shmkit rm`.
 #[derive(Debug, clap::Args)]
@@ -50,7 +52,7 @@ pub struct Args {
 /// What one removal is about: a POSIX object or a System V segment as the
 /// scan saw it.
 enum Found {
-    Posix(ShmName, PosixObject),
+    Posix(PosixObject),
     Sysv(SysvSegment),
 }
 
@@ -94,7 +96,8 @@ pub fn run(args: Args) -> Result {
 /// The object `target` names.
 fn look_up(target: &Target, scan: &ProcessScan) -> shmkit::Result<Found> {
     Ok(match target {
-        Target::Posix(name) => Found::Posix(name.clone(), inspect::posix_object(name, scan)?),
+        Target::Posix(name) => Found::Posix(inspect::posix_object(name, scan)?),
+        Target::PosixFile(file) => Found::Posix(inspect::dev_shm_entry(file, scan)?),
         Target::SysvKey(key) => Found::Sysv(inspect::sysv_segment_by_key(*key, scan)?),
         Target::SysvId(id) => Found::Sysv(inspect::sysv_segment(*id, scan)?),
     })
@@ -115,21 +118,17 @@ fn stale(
         (Some(_), None) => false,
     };
     let mut found = Vec::new();
-    let mut unknown = 0;
+    let mut unknown = Vec::new();
     match inspect::posix_objects(scan) {
         Ok(all) => {
             for o in all {
                 if !old_enough(latest(o.modified, o.changed)) {
                     continue;
                 }
-                match (o.stale, o.shm_name()) {
-                    (Some(true), Some(name)) => found.push((o.name.clone(), Found::Posix(name, o))),
-                    (Some(true), None) => warn(format!(
-                        "{}: left alone: its name is not UTF-8, which shm_unlink cannot be given here",
-                        o.name
-                    )),
-                    (None, _) => unknown += 1,
-                    (Some(false), _) => {}
+                match o.stale {
+                    Some(true) => found.push((o.name.clone(), Found::Posix(o))),
+                    None => unknown.push(o),
+                    Some(false) => {}
                 }
             }
         }
@@ -146,12 +145,13 @@ fn stale(
         }
         Err(e) => fail("/proc/sysvipc/shm", &e),
     }
-    if unknown > 0 {
-        let why = why_incomplete(scan).unwrap_or_else(|| "the scan was incomplete".into());
+    if let Some(first) = unknown.first() {
+        let n = unknown.len();
         warn(format!(
-            "note: {} left alone: whether a process uses {} is unknown, because {why}",
-            plural(unknown as u64, "POSIX object", "POSIX objects"),
-            if unknown == 1 { "it" } else { "them" },
+            "note: {} left alone: whether a process uses {} is unknown: {}",
+            plural(n as u64, "POSIX object", "POSIX objects"),
+            if n == 1 { "it" } else { "them" },
+            why_unknown(first.usage.map(probe_str), scan),
         ));
     }
     if found.is_empty() {
@@ -170,30 +170,22 @@ fn stale(
 fn remove(found: Found, scan: &ProcessScan, dry_run: bool, only_if_stale: bool, out: &mut impl Write) -> Result {
     let now = SystemTime::now();
     match found {
-        Found::Posix(name, obj) => {
-            let view = Object::posix(&obj, now);
-            let what = format!("{name} ({} bytes)", obj.size);
+        Found::Posix(obj) => {
+            let what = format!("{} ({} bytes)", obj.name, obj.size);
             if only_if_stale {
-                // the name may have been removed and made again since the scan
-                match inspect::posix_object(&name, scan) {
-                    Ok(again) if (again.dev, again.inode) == (obj.dev, obj.inode) => {}
-                    Ok(_) => {
-                        writeln!(out, "left {what} alone: it was replaced since it was found unused")?;
-                        return Ok(());
-                    }
-                    Err(shmkit::Error::NotFound { .. }) => {
-                        writeln!(out, "{what} is gone already")?;
-                        return Ok(());
-                    }
-                    Err(e) => return Err(e.into()),
-                }
+                return remove_stale_posix(&obj, &what, scan, dry_run, out);
             }
-            let (users, freed) = match (view.user_count, view.users_complete) {
-                (0, true) => ("no process uses it".to_owned(), "now"),
-                (0, false) => (
+            let view = Object::posix(&obj, now);
+            let (users, freed) = match (view.user_count, obj.usage.and_then(|u| u.in_use()), view.users_complete) {
+                (0, Some(false), _) | (0, None, true) => ("no process uses it".to_owned(), "now"),
+                (0, Some(true), _) => (
+                    "a process that /proc does not show has it open or mapped".to_owned(),
+                    "when the last user unmaps and closes it",
+                ),
+                (0, None, false) => (
                     format!(
                         "no process was seen using it, but {}",
-                        why_incomplete(scan).unwrap_or_default()
+                        why_unknown(obj.usage.map(probe_str), scan)
                     ),
                     "now, or when the last user unmaps and closes it",
                 ),
@@ -206,7 +198,10 @@ fn remove(found: Found, scan: &ProcessScan, dry_run: bool, only_if_stale: bool, 
                 writeln!(out, "would remove {what}; {users}")?;
                 return Ok(());
             }
-            posix::remove(&name)?;
+            match obj.shm_name() {
+                Some(name) => posix::remove(&name)?,
+                None => inspect::remove_entry(&obj.file_name)?,
+            }
             writeln!(out, "removed {what}; {users}: its memory is freed {freed}")?;
         }
         Found::Sysv(seg) => {
@@ -248,6 +243,55 @@ fn remove(found: Found, scan: &ProcessScan, dry_run: bool, only_if_stale: bool, 
             };
             writeln!(out, "{line}")?;
         }
+    }
+    Ok(())
+}
+
+/// Removes a POSIX object found stale, if it still is: under a write lease
+/// where the kernel answers (nobody has it open or mapped while its name
+/// goes), else — the complete scan said unused — if it is still the same
+/// file.
+fn remove_stale_posix(
+    obj: &PosixObject,
+    what: &str,
+    scan: &ProcessScan,
+    dry_run: bool,
+    out: &mut impl Write,
+) -> Result {
+    if dry_run {
+        writeln!(out, "would remove {what}; no process uses it")?;
+        return Ok(());
+    }
+    let why = match inspect::remove_if_unused(&obj.file_name, (obj.dev, obj.inode))? {
+        Removal::Removed => {
+            writeln!(out, "removed {what}; no process uses it: its memory is freed now")?;
+            return Ok(());
+        }
+        Removal::InUse => {
+            writeln!(
+                out,
+                "left {what} alone: a process started using it since it was found unused"
+            )?;
+            return Ok(());
+        }
+        Removal::Unknown(why) => why,
+        other => {
+            writeln!(out, "left {what} alone: {other:?}")?;
+            return Ok(());
+        }
+    };
+    match why {
+        WhyUnknown::Gone => writeln!(out, "{what} is gone already")?,
+        WhyUnknown::Replaced => writeln!(out, "left {what} alone: it was replaced since it was found unused")?,
+        _ => match inspect::dev_shm_entry(&obj.file_name, scan) {
+            Ok(again) if (again.dev, again.inode) == (obj.dev, obj.inode) => {
+                inspect::remove_entry(&obj.file_name)?;
+                writeln!(out, "removed {what}; no process uses it: its memory is freed now")?;
+            }
+            Ok(_) => writeln!(out, "left {what} alone: it was replaced since it was found unused")?,
+            Err(shmkit::Error::NotFound { .. }) => writeln!(out, "{what} is gone already")?,
+            Err(e) => return Err(e.into()),
+        },
     }
     Ok(())
 }

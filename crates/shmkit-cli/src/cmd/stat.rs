@@ -8,7 +8,7 @@ use shmkit::inspect::{self, EntryKind, ProcessScan, DEV_SHM};
 use crate::exit::Result;
 use crate::target::Target;
 use crate::time::{when, Rfc3339};
-use crate::view::{pid_list, plural, short_size, why_incomplete, ChannelView, Object, SideView};
+use crate::view::{pid_list, plural, short_size, why_unknown, ChannelView, Object, SideView};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -42,6 +42,7 @@ pub fn run(args: Args) -> Result {
             }
             obj
         }
+        Target::PosixFile(file) => Object::posix(&inspect::dev_shm_entry(file, &scan)?, now),
         Target::SysvKey(key) => Object::sysv(&inspect::sysv_segment_by_key(*key, &scan)?, now),
         Target::SysvId(id) => Object::sysv(&inspect::sysv_segment(*id, &scan)?, now),
     };
@@ -157,14 +158,22 @@ fn lines(o: &Object, scan: &ProcessScan, now: SystemTime) -> Vec<(&'static str, 
             l.push(("locked", "in memory (SHM_LOCK)".to_owned()));
         }
     }
+    let unseen = o.user_count == 0;
     let stale = match o.stale {
         Some(true) if o.kind == "sysv" => "yes: nothing has it attached".to_owned(),
+        Some(true) if o.probe == Some("unused") => {
+            "yes: no process has it open or mapped (the kernel says so)".to_owned()
+        }
         Some(true) => "yes: no process maps it or holds it open".to_owned(),
+        Some(false) if unseen && o.probe == Some("in_use") => {
+            "no: a process that /proc does not show has it open or mapped (the kernel says so)".to_owned()
+        }
         Some(false) => "no".to_owned(),
-        None => match why_incomplete(scan) {
-            Some(why) if o.kind == "posix" => format!("unknown: no process was seen using it, but {why}"),
-            _ => "unknown".to_owned(),
-        },
+        None if o.kind == "posix" => format!(
+            "unknown: no process was seen using it, but {}",
+            why_unknown(o.probe, scan)
+        ),
+        None => "unknown".to_owned(),
     };
     l.push(("stale", stale));
     if let Some(c) = &o.channel {

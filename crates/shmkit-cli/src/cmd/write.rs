@@ -88,6 +88,7 @@ fn open_or_create(target: &Target, size: u64, allow_foreign: bool) -> Result<Seg
         Target::SysvKey(key) => Segment::Sysv(
             SysvShm::open_or_create(*key, &sysv::Options::new().size(size).allow_foreign(allow_foreign))?.0,
         ),
+        Target::PosixFile(_) => return Err(Failure::Message(format!("{target}: {}", crate::target::NOT_UTF8), 2)),
         Target::SysvId(_) => {
             return Err(Failure::Message(
                 format!("{target}: --create needs a /name or key:KEY; an id names an existing segment"),

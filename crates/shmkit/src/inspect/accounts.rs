@@ -1,56 +1,47 @@
-//! User and group names from `/etc/passwd` and `/etc/group`.
+//! User and group names, through the system's name service.
 //!
-//! Only the local files are read (no NSS: LDAP or systemd-homed users have no
-//! name here), which is cheap and needs no C call.
+//! `getpwuid_r` and `getgrgid_r` (in [`crate::sys::nss`]) answer from
+//! whatever `/etc/nsswitch.conf` names — local files, LDAP, SSSD,
+//! systemd-homed — so a user known only to a directory service shows by
+//! name, as in `ls -l`. Each id is asked once per listing: a directory
+//! service may be slow.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 
-/// The names of user and group ids.
+use crate::sys::nss::{self, Database};
+
+/// The names of user and group ids, looked up once each.
 #[derive(Debug, Default)]
 pub(crate) struct Accounts {
-    users: HashMap<u32, String>,
-    groups: HashMap<u32, String>,
+    users: RefCell<HashMap<u32, Option<String>>>,
+    groups: RefCell<HashMap<u32, Option<String>>>,
 }
 
 impl Accounts {
-    /// Reads `/etc/passwd` and `/etc/group`; a file that cannot be read gives
-    /// no names.
+    /// An empty cache.
     pub(crate) fn load() -> Accounts {
-        let read = |p| std::fs::read_to_string(p).unwrap_or_default();
-        Accounts {
-            users: parse(&read("/etc/passwd")),
-            groups: parse(&read("/etc/group")),
-        }
+        Accounts::default()
     }
 
-    /// The name of user `uid`.
+    /// The name of user `uid`; `None` when the name service has none (or
+    /// fails).
     pub(crate) fn user(&self, uid: u32) -> Option<String> {
-        self.users.get(&uid).cloned()
+        look_up(&self.users, Database::Users, uid)
     }
 
     /// The name of group `gid`.
     pub(crate) fn group(&self, gid: u32) -> Option<String> {
-        self.groups.get(&gid).cloned()
+        look_up(&self.groups, Database::Groups, gid)
     }
 }
 
-/// `name:password:id:…` lines, as both files have them. The first line with
-/// an id wins, as for `getpwuid`.
-fn parse(text: &str) -> HashMap<u32, String> {
-    let mut names = HashMap::new();
-    for line in text.lines() {
-        let mut fields = line.split(':');
-        let (Some(name), Some(_), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
-            continue;
-        };
-        if name.is_empty() || name.starts_with(['#', '+', '-']) {
-            continue;
-        }
-        if let Ok(id) = id.trim().parse::<u32>() {
-            names.entry(id).or_insert_with(|| name.to_owned());
-        }
-    }
-    names
+fn look_up(cache: &RefCell<HashMap<u32, Option<String>>>, db: Database, id: u32) -> Option<String> {
+    cache
+        .borrow_mut()
+        .entry(id)
+        .or_insert_with(|| nss::name_of(db, id).ok().flatten())
+        .clone()
 }
 
 #[cfg(test)]
@@ -58,20 +49,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_passwd_and_group_lines() {
-        let users = parse(
-            "root:x:0:0:root:/root:/bin/bash\n# comment\n+nis\nnobody:x:65534:65534::/:/usr/sbin/nologin\n\
-             toor:x:0:0::/:/bin/sh\nbroken\nbad:x:notanumber:0::/:\n",
-        );
-        assert_eq!(users.get(&0).map(String::as_str), Some("root"));
-        assert_eq!(users.get(&65534).map(String::as_str), Some("nobody"));
-        assert_eq!(users.len(), 2);
-        let groups = parse("root:x:0:\nwheel:x:10:alice,bob\n");
-        assert_eq!(groups.get(&10).map(String::as_str), Some("wheel"));
+    fn root_is_named_here() {
+        let accounts = Accounts::load();
+        assert_eq!(accounts.user(0).as_deref(), Some("root"));
+        assert_eq!(accounts.user(0).as_deref(), Some("root")); // from the cache
+        assert!(accounts.group(0).is_some());
+        assert_eq!(accounts.user(3_999_999_999), None);
     }
 
     #[test]
-    fn root_is_named_here() {
-        assert_eq!(Accounts::load().user(0).as_deref(), Some("root"));
+    fn names_match_the_local_files_where_they_name_the_id() {
+        // every user of /etc/passwd is known to the name service under the
+        // name of its first line (as getpwuid gives it)
+        let accounts = Accounts::load();
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for line in passwd.lines() {
+            let f: Vec<&str> = line.split(':').collect();
+            let (Some(name), Some(Ok(uid))) = (f.first(), f.get(2).map(|s| s.parse::<u32>())) else {
+                continue;
+            };
+            if name.starts_with(['#', '+', '-']) || !seen.insert(uid) {
+                continue;
+            }
+            assert_eq!(accounts.user(uid).as_deref(), Some(*name), "uid {uid}");
+        }
+        assert!(!seen.is_empty());
     }
 }

@@ -116,16 +116,20 @@ pub(crate) fn parse_limit(text: &str) -> Option<Option<u64>> {
     Some((bytes <= V1_UNLIMITED).then_some(bytes))
 }
 
-/// The memory limit in force.
+/// The cgroup memory limit in force for this process, which the pages of
+/// `/dev/shm` and of System V segments count against.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum MemoryLimit {
+pub enum MemoryLimit {
     /// No cgroup along the way sets one.
     None,
-    /// The smallest limit, in bytes, the file that sets it, and the memory
-    /// that cgroup uses now.
+    /// The smallest limit along the way.
     Bytes {
+        /// The limit in bytes.
         limit: u64,
+        /// The file that sets it (`memory.max`, or v1's
+        /// `memory.limit_in_bytes`).
         file: PathBuf,
+        /// The memory that cgroup uses now, if known.
         usage: Option<u64>,
     },
 }

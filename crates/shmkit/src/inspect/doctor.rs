@@ -1,8 +1,10 @@
-//! Checks for what breaks shared memory in practice, each with what to do.
+//! Checks for what breaks shared memory in practice: facts and a verdict for
+//! each, no prose. The `shmkit doctor` command turns them into sentences and
+//! advice; a program gets the numbers.
 
 use std::fmt;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::cgroup::{self, MemoryLimit};
 use super::limits::{limits, DevShmSpace, Limits};
@@ -11,10 +13,12 @@ use super::posix::{posix_objects, DEV_SHM};
 use super::procs::ProcessScan;
 use super::sysv::sysv_segments;
 
-/// `/dev/shm` smaller than this is reported as small.
-const SMALL_DEV_SHM: u64 = 256 << 20;
+/// `/dev/shm` smaller than this is a warning of [`Check::DevShmSize`]: too
+/// small for programs that share large buffers (a container's 64 MiB
+/// default is).
+pub const SMALL_DEV_SHM: u64 = 256 << 20;
 /// Usage above this share (in percent) of a limit is a warning.
-const NEARLY_EXHAUSTED: u64 = 90;
+pub const NEARLY_EXHAUSTED_PERCENT: u64 = 90;
 
 /// One of the checks [`doctor`] makes, with a stable id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -93,10 +97,10 @@ impl fmt::Display for Check {
 pub enum Status {
     /// Nothing to do.
     Ok,
-    /// The check could not be made (a file could not be read); the message
-    /// says what is missing.
+    /// The check could not be made (a file could not be read): the facts
+    /// have `None` where it is missing.
     Unknown,
-    /// Works now, but is likely to break something: read the advice.
+    /// Works now, but is likely to break something.
     Warning,
     /// Shared memory is broken or about to fail.
     Problem,
@@ -120,32 +124,116 @@ impl fmt::Display for Status {
     }
 }
 
-/// The result of one check.
+/// The result of one check: its verdict and the facts it rests on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     /// Which check this is.
     pub check: Check,
     /// How it came out.
     pub status: Status,
-    /// One line saying what was found, with the numbers.
-    pub message: String,
-    /// What to do about it; `None` when there is nothing to do.
-    pub advice: Option<String>,
+    /// What was found, with the numbers.
+    pub facts: Facts,
+}
+
+/// What one check found: one variant per [`Check`], with the numbers it
+/// judged. `None` marks what could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Facts {
+    /// [`Check::DevShmMount`].
+    DevShmMount {
+        /// Whether `/dev/shm` exists and `statfs` could examine it.
+        examined: bool,
+        /// Whether it is a tmpfs.
+        tmpfs: bool,
+        /// Its permission bits, special bits included (`1777` expected).
+        mode: Option<u32>,
+    },
+    /// [`Check::DevShmSpace`].
+    DevShmSpace {
+        /// Whether `/dev/shm` could be examined.
+        examined: bool,
+        /// Its size in bytes; `None` when it has no size limit.
+        total: Option<u64>,
+        /// The bytes still free for users.
+        available: Option<u64>,
+    },
+    /// [`Check::DevShmSize`].
+    DevShmSize {
+        /// Whether `/dev/shm` could be examined.
+        examined: bool,
+        /// Its size in bytes; `None` when it has no size limit.
+        total: Option<u64>,
+        /// The size below which it is small ([`SMALL_DEV_SHM`]).
+        small_below: u64,
+    },
+    /// [`Check::CgroupMemoryLimit`].
+    CgroupMemoryLimit {
+        /// The limit in force; `None` when it cannot be read.
+        limit: Option<MemoryLimit>,
+        /// The size of `/dev/shm`, to compare with (`None`: no size limit,
+        /// or unknown).
+        dev_shm_total: Option<u64>,
+    },
+    /// [`Check::LogindRemoveIpc`].
+    LogindRemoveIpc {
+        /// The value of `RemoveIPC=` in force (systemd's default: yes).
+        remove_ipc: bool,
+        /// The file that sets it; `None`: not set, the default applies.
+        set_in: Option<PathBuf>,
+        /// Whether systemd runs here (if not, logind removes nothing).
+        systemd_running: bool,
+    },
+    /// [`Check::ShmRmidForced`].
+    ShmRmidForced {
+        /// `kernel.shm_rmid_forced`; `None` when it cannot be read.
+        value: Option<u64>,
+    },
+    /// [`Check::SysvSegmentCount`].
+    SysvSegmentCount {
+        /// System V segments that exist.
+        segments: Option<usize>,
+        /// `kernel.shmmni`, the most there may be.
+        shmmni: Option<u64>,
+    },
+    /// [`Check::SysvTotalPages`].
+    SysvTotalPages {
+        /// Pages all System V segments take.
+        pages: Option<u64>,
+        /// `kernel.shmall`, the most they may take, in pages.
+        shmall: Option<u64>,
+        /// The size of a page in bytes.
+        page_size: u64,
+    },
+    /// [`Check::StaleObjects`]; `None` when `/proc` cannot be listed.
+    StaleObjects(Option<StaleCounts>),
+}
+
+/// What the stale check counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StaleCounts {
+    /// POSIX objects nobody has open or mapped.
+    pub posix: usize,
+    /// The memory they occupy (`st_blocks * 512`).
+    pub posix_bytes: u64,
+    /// POSIX objects whose use could not be told: the kernel would not
+    /// answer (another user's object, without `CAP_LEASE`) and `/proc` was
+    /// incomplete.
+    pub posix_unknown: usize,
+    /// The processes whose maps or descriptors could not be read.
+    pub unreadable: Vec<i32>,
+    /// Whether `/proc` hides other users' processes (`hidepid`).
+    pub processes_hidden: bool,
+    /// System V segments with no attachment.
+    pub sysv: usize,
+    /// Their size in bytes.
+    pub sysv_bytes: u64,
 }
 
 impl Finding {
-    fn new(check: Check, status: Status, message: impl Into<String>) -> Finding {
-        Finding {
-            check,
-            status,
-            message: message.into(),
-            advice: None,
-        }
-    }
-
-    fn advice(mut self, advice: impl Into<String>) -> Finding {
-        self.advice = Some(advice.into());
-        self
+    fn new(check: Check, status: Status, facts: Facts) -> Finding {
+        Finding { check, status, facts }
     }
 }
 
@@ -155,13 +243,13 @@ impl Finding {
 ///
 /// # Examples
 /// ```
-/// use shmkit::inspect::{doctor, Status};
+/// use shmkit::inspect::{doctor, Facts, Status};
 ///
 /// let findings = doctor();
 /// for f in &findings {
-///     println!("{:8} {}: {}", f.status, f.check, f.message);
-///     if let Some(advice) = &f.advice {
-///         println!("         {advice}");
+///     println!("{:8} {}: {:?}", f.status, f.check, f.facts);
+///     if let Facts::StaleObjects(Some(c)) = &f.facts {
+///         println!("{} POSIX objects and {} System V segments nobody uses", c.posix, c.sysv);
 ///     }
 /// }
 /// let worst = findings.iter().map(|f| f.status).max().unwrap();
@@ -177,8 +265,8 @@ pub fn doctor() -> Vec<Finding> {
         dev_shm_mount(dev_shm, dev_shm_mode),
         dev_shm_space(dev_shm),
         dev_shm_size(dev_shm),
-        cgroup_memory_limit(cgroup::memory_limit().as_ref(), dev_shm.and_then(|s| s.total)),
-        logind_remove_ipc(remove_ipc.as_ref(), logind::systemd_running()),
+        cgroup_memory_limit(cgroup::memory_limit(), dev_shm.and_then(|s| s.total)),
+        logind_remove_ipc(remove_ipc, logind::systemd_running()),
         shm_rmid_forced(super::read_number("/proc/sys/kernel/shm_rmid_forced")),
         sysv_segment_count(&limits),
         sysv_total_pages(&limits),
@@ -187,236 +275,138 @@ pub fn doctor() -> Vec<Finding> {
 }
 
 pub(crate) fn dev_shm_mount(space: Option<&DevShmSpace>, mode: Option<u32>) -> Finding {
-    let check = Check::DevShmMount;
-    let mount = "mount a tmpfs there: `mount -t tmpfs -o mode=1777,nosuid,nodev tmpfs /dev/shm` \
-                 (and add it to /etc/fstab)";
-    let Some(space) = space else {
-        return Finding::new(check, Status::Problem, "/dev/shm does not exist or cannot be examined")
-            .advice(format!("POSIX shared memory (shm_open) needs /dev/shm: {mount}"));
+    let facts = Facts::DevShmMount {
+        examined: space.is_some(),
+        tmpfs: space.is_some_and(|s| s.tmpfs),
+        mode,
     };
-    if !space.tmpfs {
-        return Finding::new(
-            check,
-            Status::Warning,
-            "/dev/shm is not a tmpfs: objects are kept on disk, or in a ramfs that has no size limit",
-        )
-        .advice(mount);
-    }
-    match mode {
-        Some(mode) if mode & 0o1777 != 0o1777 => Finding::new(
-            check,
-            Status::Warning,
-            format!("/dev/shm is a tmpfs with mode {mode:04o}, not 1777: other users cannot create objects in it"),
-        )
-        .advice("`chmod 1777 /dev/shm`, and mount it with mode=1777"),
-        _ => Finding::new(check, Status::Ok, "/dev/shm is a tmpfs"),
-    }
+    let status = match space {
+        None => Status::Problem,
+        Some(s) if !s.tmpfs => Status::Warning,
+        Some(_) if mode.is_some_and(|m| m & 0o1777 != 0o1777) => Status::Warning,
+        Some(_) => Status::Ok,
+    };
+    Finding::new(Check::DevShmMount, status, facts)
 }
 
 pub(crate) fn dev_shm_space(space: Option<&DevShmSpace>) -> Finding {
-    let check = Check::DevShmSpace;
-    let Some(space) = space else {
-        return Finding::new(check, Status::Unknown, "/dev/shm cannot be examined");
+    let facts = Facts::DevShmSpace {
+        examined: space.is_some(),
+        total: space.and_then(|s| s.total),
+        available: space.and_then(|s| s.available),
     };
-    let (Some(total), Some(available)) = (space.total, space.available) else {
-        return Finding::new(check, Status::Ok, "/dev/shm has no size limit");
+    let status = match space.map(|s| (s.total, s.available)) {
+        None => Status::Unknown,
+        Some((Some(total), Some(available))) => {
+            if available == 0 {
+                Status::Problem
+            } else if percent(total.saturating_sub(available), total) > NEARLY_EXHAUSTED_PERCENT {
+                Status::Warning
+            } else {
+                Status::Ok
+            }
+        }
+        Some(_) => Status::Ok, // no size limit
     };
-    let used = total.saturating_sub(available);
-    let pct = percent(used, total);
-    let message = format!("/dev/shm: {} of {} free ({pct}% used)", bytes(available), bytes(total));
-    let advice = "remove what is no longer needed (`shmkit ls --stale`, `shmkit rm --stale`), or make /dev/shm \
-                  larger: `mount -o remount,size=2G /dev/shm`, or `docker run --shm-size=2g`";
-    if available == 0 {
-        Finding::new(check, Status::Problem, message).advice(format!(
-            "creating or growing objects fails, and writing to sparse ones gives SIGBUS: {advice}"
-        ))
-    } else if pct > NEARLY_EXHAUSTED {
-        Finding::new(check, Status::Warning, message).advice(advice)
-    } else {
-        Finding::new(check, Status::Ok, message)
-    }
+    Finding::new(Check::DevShmSpace, status, facts)
 }
 
 pub(crate) fn dev_shm_size(space: Option<&DevShmSpace>) -> Finding {
-    let check = Check::DevShmSize;
-    let Some(space) = space else {
-        return Finding::new(check, Status::Unknown, "/dev/shm cannot be examined");
+    let total = space.and_then(|s| s.total);
+    let status = match (space, total) {
+        (None, _) => Status::Unknown,
+        (Some(_), Some(total)) if total < SMALL_DEV_SHM => Status::Warning,
+        _ => Status::Ok,
     };
-    let Some(total) = space.total else {
-        return Finding::new(check, Status::Ok, "/dev/shm has no size limit");
+    let facts = Facts::DevShmSize {
+        examined: space.is_some(),
+        total,
+        small_below: SMALL_DEV_SHM,
     };
-    if total < SMALL_DEV_SHM {
-        Finding::new(
-            check,
-            Status::Warning,
-            format!(
-                "/dev/shm is only {} (less than {}): programs that share large buffers fail or get SIGBUS",
-                bytes(total),
-                bytes(SMALL_DEV_SHM)
-            ),
-        )
-        .advice(
-            "in a container, start it with a larger /dev/shm: `docker run --shm-size=1g`, `shm_size: 1g` in \
-             Compose, or a memory-backed emptyDir at /dev/shm in Kubernetes; elsewhere \
-             `mount -o remount,size=1G /dev/shm`",
-        )
+    Finding::new(Check::DevShmSize, status, facts)
+}
+
+pub(crate) fn cgroup_memory_limit(limit: Option<MemoryLimit>, dev_shm_total: Option<u64>) -> Finding {
+    let status = match &limit {
+        None => Status::Unknown,
+        Some(MemoryLimit::None) => Status::Ok,
+        Some(MemoryLimit::Bytes { limit, .. }) if dev_shm_total.is_none_or(|total| *limit < total) => Status::Warning,
+        Some(MemoryLimit::Bytes { .. }) => Status::Ok,
+    };
+    let facts = Facts::CgroupMemoryLimit { limit, dev_shm_total };
+    Finding::new(Check::CgroupMemoryLimit, status, facts)
+}
+
+pub(crate) fn logind_remove_ipc(setting: Option<Setting>, systemd_running: bool) -> Finding {
+    let (remove_ipc, set_in) = match setting {
+        Some(s) => (s.remove_ipc, Some(s.file)),
+        None => (true, None),
+    };
+    let status = if systemd_running && remove_ipc {
+        Status::Warning
     } else {
-        Finding::new(check, Status::Ok, format!("/dev/shm is {}", bytes(total)))
-    }
-}
-
-pub(crate) fn cgroup_memory_limit(limit: Option<&MemoryLimit>, dev_shm_total: Option<u64>) -> Finding {
-    let check = Check::CgroupMemoryLimit;
-    match limit {
-        None => Finding::new(check, Status::Unknown, "the cgroup memory limit cannot be read"),
-        Some(MemoryLimit::None) => Finding::new(check, Status::Ok, "no cgroup memory limit applies"),
-        Some(MemoryLimit::Bytes { limit, file, usage }) => {
-            let used = usage.map(|u| format!(", {} in use", bytes(u))).unwrap_or_default();
-            let at = format!("{} ({}{used})", bytes(*limit), file.display());
-            if dev_shm_total.is_none_or(|total| *limit < total) {
-                let shm =
-                    dev_shm_total.map_or_else(|| "has no size limit".to_owned(), |t| format!("holds {}", bytes(t)));
-                Finding::new(
-                    check,
-                    Status::Warning,
-                    format!("shared memory counts against a cgroup memory limit of {at}, while /dev/shm {shm}"),
-                )
-                .advice(
-                    "pages of /dev/shm and of System V segments are charged to the cgroup that first touches \
-                     them: filling them past the limit gets processes OOM-killed before /dev/shm is full; raise \
-                     the limit (`docker run --memory`, `MemoryMax=`) or make /dev/shm smaller than it",
-                )
-            } else {
-                Finding::new(
-                    check,
-                    Status::Ok,
-                    format!("cgroup memory limit {at} is larger than /dev/shm; shared memory counts against it"),
-                )
-            }
-        }
-    }
-}
-
-pub(crate) fn logind_remove_ipc(setting: Option<&Setting>, systemd_running: bool) -> Finding {
-    let check = Check::LogindRemoveIpc;
-    let (remove, source) = match setting {
-        Some(s) => (s.remove_ipc, format!("set in {}", s.file.display())),
-        None => (true, "not set: systemd's default".to_owned()),
+        Status::Ok
     };
-    let value = if remove { "yes" } else { "no" };
-    if !systemd_running {
-        return Finding::new(
-            check,
-            Status::Ok,
-            format!("systemd is not running here, so logind removes nothing (RemoveIPC={value}, {source})"),
-        );
-    }
-    if !remove {
-        return Finding::new(check, Status::Ok, format!("RemoveIPC=no ({source})"));
-    }
-    Finding::new(
-        check,
-        Status::Warning,
-        format!(
-            "RemoveIPC=yes ({source}): systemd-logind removes all shared memory of a regular user \
-             (uid above SYS_UID_MAX, usually 999) when that user's last session ends"
-        ),
-    )
-    .advice(
-        "run services that keep shared memory as a system user, or set RemoveIPC=no in \
-         /etc/systemd/logind.conf.d/shmkit.conf under [Login] and restart systemd-logind",
-    )
+    let facts = Facts::LogindRemoveIpc {
+        remove_ipc,
+        set_in,
+        systemd_running,
+    };
+    Finding::new(Check::LogindRemoveIpc, status, facts)
 }
 
 pub(crate) fn shm_rmid_forced(value: Option<u64>) -> Finding {
-    let check = Check::ShmRmidForced;
-    match value {
-        None => Finding::new(
-            check,
-            Status::Unknown,
-            "/proc/sys/kernel/shm_rmid_forced cannot be read",
-        ),
-        Some(0) => Finding::new(
-            check,
-            Status::Ok,
-            "kernel.shm_rmid_forced = 0: segments outlive their users",
-        ),
-        Some(v) => Finding::new(
-            check,
-            Status::Warning,
-            format!(
-                "kernel.shm_rmid_forced = {v}: a System V segment is destroyed when its last process detaches, \
-                 and one never attached when its creator exits"
-            ),
-        )
-        .advice(
-            "keep one process attached while the segment is needed, or `sysctl kernel.shm_rmid_forced=0` \
-             (and a line in /etc/sysctl.d/) if programs expect segments to persist between runs",
-        ),
-    }
+    let status = match value {
+        None => Status::Unknown,
+        Some(0) => Status::Ok,
+        Some(_) => Status::Warning,
+    };
+    Finding::new(Check::ShmRmidForced, status, Facts::ShmRmidForced { value })
 }
 
 pub(crate) fn sysv_segment_count(limits: &Limits) -> Finding {
-    let check = Check::SysvSegmentCount;
-    let (Some(n), Some(max)) = (limits.sysv_segments, limits.shmmni) else {
-        return Finding::new(check, Status::Unknown, "the System V segments or SHMMNI cannot be read");
+    let (segments, shmmni) = (limits.sysv_segments, limits.shmmni);
+    let status = match (segments, shmmni) {
+        (Some(n), Some(max)) => near_limit(n as u64, max),
+        _ => Status::Unknown,
     };
-    let message = format!("System V segments: {n} of SHMMNI = {max} ({}%)", percent(n as u64, max));
-    near_limit(check, n as u64, max, message, "`sysctl kernel.shmmni=8192`")
+    Finding::new(
+        Check::SysvSegmentCount,
+        status,
+        Facts::SysvSegmentCount { segments, shmmni },
+    )
 }
 
 pub(crate) fn sysv_total_pages(limits: &Limits) -> Finding {
-    let check = Check::SysvTotalPages;
-    let (Some(pages), Some(max)) = (limits.sysv_pages, limits.shmall) else {
-        return Finding::new(check, Status::Unknown, "the System V segments or SHMALL cannot be read");
+    let (pages, shmall) = (limits.sysv_pages, limits.shmall);
+    let status = match (pages, shmall) {
+        (Some(n), Some(max)) => near_limit(n, max),
+        _ => Status::Unknown,
     };
-    let message = format!(
-        "System V segments take {pages} pages ({}) of SHMALL = {max} pages ({}%)",
-        bytes(pages.saturating_mul(limits.page_size)),
-        percent(pages, max)
-    );
-    near_limit(check, pages, max, message, "raise `kernel.shmall` (in pages)")
+    let facts = Facts::SysvTotalPages {
+        pages,
+        shmall,
+        page_size: limits.page_size,
+    };
+    Finding::new(Check::SysvTotalPages, status, facts)
 }
 
-fn near_limit(check: Check, used: u64, max: u64, message: String, raise: &str) -> Finding {
-    let advice = format!(
-        "creating System V segments fails with ENOSPC at the limit: remove unused ones (`shmkit ls --stale --sysv`), \
-         or {raise} and put it in /etc/sysctl.d/"
-    );
+/// At the limit: a problem; past [`NEARLY_EXHAUSTED_PERCENT`] of it: a warning.
+fn near_limit(used: u64, max: u64) -> Status {
     if used >= max {
-        Finding::new(check, Status::Problem, message).advice(advice)
-    } else if percent(used, max) > NEARLY_EXHAUSTED {
-        Finding::new(check, Status::Warning, message).advice(advice)
+        Status::Problem
+    } else if percent(used, max) > NEARLY_EXHAUSTED_PERCENT {
+        Status::Warning
     } else {
-        Finding::new(check, Status::Ok, message)
+        Status::Ok
     }
-}
-
-/// What the stale check counts.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct StaleCounts {
-    /// POSIX objects nobody maps or holds, and their allocated bytes.
-    pub posix: usize,
-    pub posix_bytes: u64,
-    /// POSIX objects nobody was seen using, while the scan was incomplete.
-    pub posix_unknown: usize,
-    /// The processes that could not be read: how many, and the first one's
-    /// pid and command name.
-    pub unreadable: usize,
-    pub first_unreadable: Option<(i32, String)>,
-    /// System V segments with no attachment, and their sizes.
-    pub sysv: usize,
-    pub sysv_bytes: u64,
 }
 
 fn stale_counts() -> Option<StaleCounts> {
     let scan = ProcessScan::new().ok()?;
     let mut c = StaleCounts {
-        unreadable: scan.unreadable().len(),
-        first_unreadable: scan
-            .unreadable()
-            .first()
-            .map(|&pid| (pid, scan.process(pid).map(|p| p.comm.clone()).unwrap_or_default())),
+        unreadable: scan.unreadable().to_vec(),
+        processes_hidden: scan.processes_hidden(),
         ..StaleCounts::default()
     };
     for o in posix_objects(&scan).unwrap_or_default() {
@@ -439,60 +429,12 @@ fn stale_counts() -> Option<StaleCounts> {
 }
 
 pub(crate) fn stale_objects(counts: Option<StaleCounts>) -> Finding {
-    let check = Check::StaleObjects;
-    let Some(c) = counts else {
-        return Finding::new(check, Status::Unknown, "the processes in /proc cannot be listed");
+    let status = match &counts {
+        None => Status::Unknown,
+        Some(c) if c.posix > 0 || c.sysv > 0 => Status::Warning,
+        Some(_) => Status::Ok,
     };
-    let unknown = if c.posix_unknown > 0 {
-        let who = match &c.first_unreadable {
-            Some((pid, comm)) if c.unreadable > 1 => format!("{} processes such as {pid} ({comm})", c.unreadable),
-            Some((pid, comm)) => format!("process {pid} ({comm})"),
-            None => "processes that /proc hides".to_owned(),
-        };
-        format!(
-            "; unknown for {}, since {who} could not be read",
-            plural(c.posix_unknown, "POSIX object")
-        )
-    } else {
-        String::new()
-    };
-    let mut stale = Vec::new();
-    if c.posix > 0 {
-        stale.push(format!(
-            "{} ({})",
-            plural(c.posix, "POSIX object"),
-            bytes(c.posix_bytes)
-        ));
-    }
-    if c.sysv > 0 {
-        stale.push(format!(
-            "{} ({})",
-            plural(c.sysv, "System V segment"),
-            bytes(c.sysv_bytes)
-        ));
-    }
-    if stale.is_empty() {
-        return Finding::new(check, Status::Ok, format!("no stale objects{unknown}"));
-    }
-    Finding::new(
-        check,
-        Status::Warning,
-        format!("no process uses {}{unknown}", stale.join(" and ")),
-    )
-    .advice(
-        "a program that crashed or forgot to remove them left them behind, and their memory stays in use: \
-         list them with `shmkit ls --stale` and remove them with `shmkit rm --stale` (some programs keep data \
-         between runs on purpose)",
-    )
-}
-
-/// `1 object`, `2 objects`.
-fn plural(n: usize, what: &str) -> String {
-    if n == 1 {
-        format!("1 {what}")
-    } else {
-        format!("{n} {what}s")
-    }
+    Finding::new(Check::StaleObjects, status, Facts::StaleObjects(counts))
 }
 
 /// `part` as a whole percentage of `whole`, rounded down.
@@ -503,27 +445,9 @@ fn percent(part: u64, whole: u64) -> u64 {
     (u128::from(part) * 100 / u128::from(whole)) as u64
 }
 
-/// Bytes in the largest binary unit that keeps the number at least 1:
-/// `64 MiB`, `1.5 GiB`, `512 B`.
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-    let mut value = n as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 || value.fract() == 0.0 {
-        format!("{value:.0} {}", UNITS[unit])
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
 
     fn space(total: Option<u64>, available: Option<u64>) -> DevShmSpace {
         DevShmSpace {
@@ -535,12 +459,7 @@ mod tests {
     }
 
     #[test]
-    fn sizes_read_well() {
-        assert_eq!(bytes(0), "0 B");
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(64 << 20), "64 MiB");
-        assert_eq!(bytes(3 << 29), "1.5 GiB");
-        assert_eq!(bytes(u64::MAX), "16 EiB");
+    fn percentages() {
         assert_eq!(percent(9, 10), 90);
         assert_eq!(percent(1, 0), 100);
         assert_eq!(percent(u64::MAX, u64::MAX), 100);
@@ -558,33 +477,42 @@ mod tests {
         assert_eq!(dev_shm_mount(Some(&ok), Some(0o1777)).status, Status::Ok);
         let f = dev_shm_mount(Some(&ok), Some(0o755));
         assert_eq!(f.status, Status::Warning);
-        assert!(f.message.contains("0755"), "{}", f.message);
-
         assert_eq!(
-            dev_shm_space(Some(&ok)).message,
-            "/dev/shm: 512 MiB of 1 GiB free (50% used)"
+            f.facts,
+            Facts::DevShmMount {
+                examined: true,
+                tmpfs: true,
+                mode: Some(0o755)
+            }
         );
-        assert_eq!(dev_shm_space(Some(&ok)).status, Status::Ok);
+
+        let f = dev_shm_space(Some(&ok));
+        assert_eq!(f.status, Status::Ok);
+        assert_eq!(
+            f.facts,
+            Facts::DevShmSpace {
+                examined: true,
+                total: Some(1 << 30),
+                available: Some(1 << 29)
+            }
+        );
         let nearly = space(Some(1000 << 20), Some(50 << 20));
         assert_eq!(dev_shm_space(Some(&nearly)).status, Status::Warning);
         let full = space(Some(64 << 20), Some(0));
         assert_eq!(dev_shm_space(Some(&full)).status, Status::Problem);
-        assert!(dev_shm_space(Some(&full)).advice.unwrap().contains("SIGBUS"));
         assert_eq!(dev_shm_space(Some(&space(None, None))).status, Status::Ok);
         assert_eq!(dev_shm_space(None).status, Status::Unknown);
 
-        let small = dev_shm_size(Some(&full));
-        assert_eq!(small.status, Status::Warning);
-        assert!(small.message.contains("only 64 MiB"), "{}", small.message);
-        assert!(small.advice.unwrap().contains("--shm-size"));
+        assert_eq!(dev_shm_size(Some(&full)).status, Status::Warning);
         assert_eq!(dev_shm_size(Some(&ok)).status, Status::Ok);
+        assert_eq!(dev_shm_size(None).status, Status::Unknown);
     }
 
     #[test]
     fn cgroup_check() {
         assert_eq!(cgroup_memory_limit(None, Some(1 << 30)).status, Status::Unknown);
         assert_eq!(
-            cgroup_memory_limit(Some(&MemoryLimit::None), Some(1 << 30)).status,
+            cgroup_memory_limit(Some(MemoryLimit::None), Some(1 << 30)).status,
             Status::Ok
         );
         let limit = MemoryLimit::Bytes {
@@ -592,16 +520,17 @@ mod tests {
             file: PathBuf::from("/sys/fs/cgroup/app/memory.max"),
             usage: Some(100 << 20),
         };
-        let f = cgroup_memory_limit(Some(&limit), Some(1 << 30));
+        let f = cgroup_memory_limit(Some(limit.clone()), Some(1 << 30));
         assert_eq!(f.status, Status::Warning);
-        assert!(
-            f.message
-                .contains("512 MiB (/sys/fs/cgroup/app/memory.max, 100 MiB in use), while /dev/shm holds 1 GiB"),
-            "{}",
-            f.message
+        assert_eq!(
+            f.facts,
+            Facts::CgroupMemoryLimit {
+                limit: Some(limit.clone()),
+                dev_shm_total: Some(1 << 30)
+            }
         );
-        assert_eq!(cgroup_memory_limit(Some(&limit), None).status, Status::Warning);
-        assert_eq!(cgroup_memory_limit(Some(&limit), Some(64 << 20)).status, Status::Ok);
+        assert_eq!(cgroup_memory_limit(Some(limit.clone()), None).status, Status::Warning);
+        assert_eq!(cgroup_memory_limit(Some(limit), Some(64 << 20)).status, Status::Ok);
     }
 
     #[test]
@@ -610,21 +539,18 @@ mod tests {
             remove_ipc: false,
             file: "/etc/systemd/logind.conf".into(),
         };
-        let f = logind_remove_ipc(Some(&no), true);
+        let f = logind_remove_ipc(Some(no), true);
+        assert_eq!(f.status, Status::Ok);
         assert_eq!(
-            (f.status, f.message.as_str()),
-            (Status::Ok, "RemoveIPC=no (set in /etc/systemd/logind.conf)")
+            f.facts,
+            Facts::LogindRemoveIpc {
+                remove_ipc: false,
+                set_in: Some("/etc/systemd/logind.conf".into()),
+                systemd_running: true
+            }
         );
-        let unset = logind_remove_ipc(None, true);
-        assert_eq!(unset.status, Status::Warning);
-        assert!(
-            unset.message.starts_with("RemoveIPC=yes (not set: systemd's default)"),
-            "{}",
-            unset.message
-        );
-        let off = logind_remove_ipc(None, false);
-        assert_eq!(off.status, Status::Ok);
-        assert!(off.message.contains("not running"), "{}", off.message);
+        assert_eq!(logind_remove_ipc(None, true).status, Status::Warning);
+        assert_eq!(logind_remove_ipc(None, false).status, Status::Ok);
     }
 
     #[test]
@@ -647,18 +573,17 @@ mod tests {
         };
         assert_eq!(sysv_segment_count(&l).status, Status::Ok);
         assert_eq!(
-            sysv_segment_count(&l).message,
-            "System V segments: 10 of SHMMNI = 4096 (0%)"
+            sysv_segment_count(&l).facts,
+            Facts::SysvSegmentCount {
+                segments: Some(10),
+                shmmni: Some(4096)
+            }
         );
         assert_eq!(sysv_total_pages(&l).status, Status::Ok);
         l.sysv_segments = Some(4000);
         l.sysv_pages = Some(950);
         assert_eq!(sysv_segment_count(&l).status, Status::Warning);
         assert_eq!(sysv_total_pages(&l).status, Status::Warning);
-        assert_eq!(
-            sysv_total_pages(&l).message,
-            "System V segments take 950 pages (3.7 MiB) of SHMALL = 1000 pages (95%)"
-        );
         l.sysv_segments = Some(4096);
         l.sysv_pages = Some(1000);
         assert_eq!(sysv_segment_count(&l).status, Status::Problem);
@@ -674,35 +599,15 @@ mod tests {
         let c = StaleCounts {
             posix: 2,
             posix_bytes: 8192,
-            sysv: 1,
-            sysv_bytes: 4096,
             ..StaleCounts::default()
         };
-        let f = stale_objects(Some(c));
-        assert_eq!(f.status, Status::Warning);
-        assert_eq!(
-            f.message,
-            "no process uses 2 POSIX objects (8 KiB) and 1 System V segment (4 KiB)"
-        );
-        let one = StaleCounts {
-            sysv: 1,
-            sysv_bytes: 5000,
-            ..StaleCounts::default()
-        };
-        assert_eq!(
-            stale_objects(Some(one)).message,
-            "no process uses 1 System V segment (4.9 KiB)"
-        );
+        assert_eq!(stale_objects(Some(c)).status, Status::Warning);
         let unknown = StaleCounts {
             posix_unknown: 4,
-            unreadable: 1,
-            first_unreadable: Some((1, "init".into())),
+            unreadable: vec![1],
             ..StaleCounts::default()
         };
-        assert_eq!(
-            stale_objects(Some(unknown)).message,
-            "no stale objects; unknown for 4 POSIX objects, since process 1 (init) could not be read"
-        );
+        assert_eq!(stale_objects(Some(unknown)).status, Status::Ok);
     }
 
     #[test]
@@ -710,11 +615,5 @@ mod tests {
         let findings = doctor();
         let checks: Vec<Check> = findings.iter().map(|f| f.check).collect();
         assert_eq!(checks, Check::ALL);
-        for f in &findings {
-            assert!(!f.message.is_empty());
-            if f.status > Status::Unknown {
-                assert!(f.advice.is_some(), "{f:?}");
-            }
-        }
     }
 }

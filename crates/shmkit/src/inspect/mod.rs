@@ -1,20 +1,25 @@
 //! Inspection: what shared memory exists, who uses it, what is left over, and
 //! what limits the machine sets.
 //!
-//! Nothing here creates, opens or removes an object: everything is read from
-//! `/dev/shm` (without following symbolic links), `/proc/sysvipc/shm`,
-//! `/proc/PID/{stat,maps,fd}`, `/proc/sys/kernel/shm*` and a few files of
-//! `/sys` and `/etc`. The `shmkit` command line's `stat`, `ls`, `limits` and
-//! `doctor` are thin views of this module.
+//! Nothing here creates an object, and only [`remove_if_unused`] and
+//! [`remove_entry`] remove one: everything is read from `/dev/shm` (without
+//! following symbolic links), `/proc/sysvipc/shm`, `/proc/PID/{stat,maps,fd}`,
+//! `/proc/sys/kernel/shm*` and a few files of `/sys` and `/etc`, and each
+//! POSIX object is opened read-only for an instant to ask the kernel whether
+//! anybody else has it open ([`probe_use`]). The `shmkit` command line's
+//! `stat`, `ls`, `rm`, `limits` and `doctor` are thin views of this module.
 //!
 //! | question | call |
 //! |---|---|
 //! | which processes map or hold what? | [`ProcessScan::new`], once, then pass it to the calls below |
 //! | the POSIX objects in `/dev/shm` | [`posix_objects`]; every entry, semaphores too: [`dev_shm_entries`] |
-//! | one POSIX object | [`posix_object`] |
+//! | one POSIX object | [`posix_object`]; by its exact file name, UTF-8 or not: [`dev_shm_entry`] |
+//! | does anybody, in any namespace, have it open or mapped? | [`probe_use`] |
+//! | remove it only if nobody does | [`remove_if_unused`] |
+//! | show a file name, and read it back | [`escape_name`], [`unescape_name`] |
 //! | the System V segments | [`sysv_segments`], [`sysv_segment`] (by id), [`sysv_segment_by_key`] |
 //! | SHMMAX, SHMALL, SHMMNI, page sizes, `/dev/shm` space | [`limits()`](limits()) |
-//! | what on this machine breaks shared memory | [`doctor()`](doctor()) |
+//! | what on this machine breaks shared memory (facts and verdicts; `shmkit doctor` words them) | [`doctor()`](doctor()) |
 //!
 //! # Who uses an object
 //!
@@ -27,11 +32,16 @@
 //! is the segment id).
 //!
 //! Without root, the maps and descriptors of other users' processes cannot be
-//! read. The scan then says it is not [complete](ProcessScan::is_complete),
-//! every [`Users`] list carries that flag, and a POSIX object that nobody was
-//! seen using has an unknown [`stale`](PosixObject::stale) state (`None`)
-//! rather than a false "unused". System V segments do not need the scan to be
-//! known unused: the kernel counts their attachments (`nattch`).
+//! read, and some processes cannot be read even by root (a sandbox's init);
+//! processes in other pid namespaces are not seen at all. The scan then says
+//! it is not [complete](ProcessScan::is_complete), and every [`Users`] list
+//! carries that flag. Whether a POSIX object is used at all is still exact:
+//! the write-lease probe ([`probe_use`], in [`PosixObject::usage`]) asks the
+//! kernel, which knows every open file description in every namespace. Only
+//! where the kernel will not answer (another user's object, without
+//! `CAP_LEASE`) and the scan is incomplete is [`stale`](PosixObject::stale)
+//! unknown (`None`) rather than a guess. System V segments need neither: the
+//! kernel counts their attachments (`nattch`).
 //!
 //! # Examples
 //!
@@ -59,18 +69,25 @@
 mod accounts;
 mod cgroup;
 mod doctor;
+mod escape;
+mod lease;
 mod limits;
 mod logind;
 mod maps;
 mod posix;
 mod procs;
+mod remove;
 mod sysv;
 mod sysvipc;
 
-pub use doctor::{doctor, Check, Finding, Status};
+pub use cgroup::MemoryLimit;
+pub use doctor::{doctor, Check, Facts, Finding, StaleCounts, Status, NEARLY_EXHAUSTED_PERCENT, SMALL_DEV_SHM};
+pub use escape::{escape_name, unescape_name};
+pub use lease::{probe_use, Usage, WhyUnknown};
 pub use limits::{limits, DevShmSpace, Limits, SHMMIN};
-pub use posix::{dev_shm_entries, posix_object, posix_objects, EntryKind, PosixObject, DEV_SHM};
+pub use posix::{dev_shm_entries, dev_shm_entry, posix_object, posix_objects, EntryKind, PosixObject, DEV_SHM};
 pub use procs::{ProcessInfo, ProcessScan, User, Users};
+pub use remove::{remove_entry, remove_if_unused, Removal};
 pub use sysv::{sysv_segment, sysv_segment_by_key, sysv_segments, SysvSegment};
 
 use std::path::Path;

@@ -1,13 +1,15 @@
 //! POSIX objects: the entries of `/dev/shm`.
 
 use std::ffi::{OsStr, OsString};
-use std::fmt::Write as _;
 use std::fs::Metadata;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
+use std::path::Path;
 use std::time::SystemTime;
 
 use super::accounts::Accounts;
+use super::escape::escape_name;
+use super::lease::{probe_use, Usage};
 use super::procs::{ProcessScan, Users};
 use crate::error::{Errno, Error, Result, Target};
 use crate::name::ShmName;
@@ -68,10 +70,12 @@ impl EntryKind {
 /// `lstat`: a symbolic link is described, never followed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PosixObject {
-    /// The name as `shm_open` takes it: `/` and the file's name. A file
-    /// name that is not UTF-8 (which no shmkit call can create) shows each
-    /// byte that is not part of valid UTF-8 as `\xNN`; [`file_name`] has
-    /// the exact bytes, and [`shm_name`] is `None` then.
+    /// The name as `shm_open` takes it: `/` and the file's name, with a
+    /// backslash shown as `\\` and each byte that is not valid UTF-8 or is
+    /// part of a control character as `\xNN` (see [`escape_name`], and
+    /// [`unescape_name`](super::unescape_name) for the way back);
+    /// [`file_name`] has the exact bytes. [`shm_name`] is `None` for a name
+    /// that is not UTF-8 (which no shmkit call can create).
     ///
     /// [`file_name`]: PosixObject::file_name
     /// [`shm_name`]: PosixObject::shm_name
@@ -91,9 +95,11 @@ pub struct PosixObject {
     pub uid: u32,
     /// The owner's group id.
     pub gid: u32,
-    /// The owner's user name, from `/etc/passwd`.
+    /// The owner's user name, from the system's name service
+    /// (`getpwuid_r`: `/etc/passwd`, LDAP, SSSD, … as `/etc/nsswitch.conf`
+    /// says); `None` when it knows none.
     pub owner: Option<String>,
-    /// The group's name, from `/etc/group`.
+    /// The group's name, from the name service (`getgrgid_r`).
     pub group: Option<String>,
     /// When its data last changed (`st_mtime`).
     pub modified: Option<SystemTime>,
@@ -103,12 +109,18 @@ pub struct PosixObject {
     pub dev: u64,
     /// Its inode number, which identifies it in `/proc/PID/maps`.
     pub inode: u64,
-    /// The processes that map it or hold it open.
+    /// The processes that map it or hold it open, as far as `/proc` shows
+    /// them.
     pub users: Users,
-    /// Whether nobody maps or holds it: `Some(true)` when no process does,
-    /// `Some(false)` when one does, `None` when none was seen but the scan
-    /// was incomplete (see [`ProcessScan::is_complete`]), and for entries
-    /// other than regular files.
+    /// What the write-lease probe said (see [`probe_use`]): whether any
+    /// process, in any namespace, has it open or mapped. `None` for entries
+    /// that are not regular files, which are not probed.
+    pub usage: Option<Usage>,
+    /// Whether nobody maps or holds it: `Some(false)` when the probe or
+    /// `/proc` sees a user, `Some(true)` when the probe says unused (or, when
+    /// the probe could not be made, the scan was complete and saw nobody),
+    /// `None` when neither can tell, and for entries other than regular
+    /// files.
     pub stale: Option<bool>,
 }
 
@@ -129,16 +141,30 @@ impl PosixObject {
         ShmName::new(self.file_name.to_str().map(|s| format!("/{s}"))?).ok()
     }
 
-    fn new(file_name: OsString, meta: &Metadata, scan: &ProcessScan, accounts: &Accounts) -> PosixObject {
-        let kind = EntryKind::of(&file_name, meta);
-        let users = scan.posix_users(meta.dev(), meta.ino());
-        let stale = match kind {
-            EntryKind::SharedMemory | EntryKind::Semaphore if !users.is_empty() => Some(false),
-            EntryKind::SharedMemory | EntryKind::Semaphore if users.complete => Some(true),
+    /// The entry `file_name` with metadata `meta` (from `lstat`), probed
+    /// for users.
+    fn probed(file_name: OsString, meta: &Metadata, scan: &ProcessScan, accounts: &Accounts) -> PosixObject {
+        let usage = match EntryKind::of(&file_name, meta) {
+            EntryKind::SharedMemory | EntryKind::Semaphore => {
+                Some(probe_use(&file_name, Some((meta.dev(), meta.ino()))))
+            }
             _ => None,
         };
+        PosixObject::new(file_name, meta, scan, accounts, usage)
+    }
+
+    fn new(
+        file_name: OsString,
+        meta: &Metadata,
+        scan: &ProcessScan,
+        accounts: &Accounts,
+        usage: Option<Usage>,
+    ) -> PosixObject {
+        let kind = EntryKind::of(&file_name, meta);
+        let users = scan.posix_users(meta.dev(), meta.ino());
+        let stale = stale(kind, &users, usage);
         PosixObject {
-            name: display_name(&file_name),
+            name: escape_name(&file_name),
             kind,
             size: meta.size(),
             allocated: meta.blocks().saturating_mul(512),
@@ -152,9 +178,25 @@ impl PosixObject {
             dev: meta.dev(),
             inode: meta.ino(),
             users,
+            usage,
             stale,
             file_name,
         }
+    }
+}
+
+/// Whether an entry is stale, from what `/proc` and the probe say. A user
+/// either sees wins; then the probe's "unused"; then a complete scan's.
+fn stale(kind: EntryKind, users: &Users, usage: Option<Usage>) -> Option<bool> {
+    if !matches!(kind, EntryKind::SharedMemory | EntryKind::Semaphore) {
+        return None;
+    }
+    match usage {
+        _ if !users.is_empty() => Some(false),
+        Some(Usage::InUse) => Some(false),
+        Some(Usage::Unused) => Some(true),
+        _ if users.complete => Some(true),
+        _ => None,
     }
 }
 
@@ -199,7 +241,7 @@ pub fn dev_shm_entries(scan: &ProcessScan) -> Result<Vec<PosixObject>> {
         let Ok(entry) = entry else { continue };
         // DirEntry::metadata does not follow symbolic links.
         let Ok(meta) = entry.metadata() else { continue };
-        all.push(PosixObject::new(entry.file_name(), &meta, scan, &accounts));
+        all.push(PosixObject::probed(entry.file_name(), &meta, scan, &accounts));
     }
     all.sort_by(|a, b| a.file_name.cmp(&b.file_name));
     Ok(all)
@@ -224,13 +266,49 @@ pub fn dev_shm_entries(scan: &ProcessScan) -> Result<Vec<PosixObject>> {
 /// # Ok::<(), shmkit::Error>(())
 /// ```
 pub fn posix_object(name: &ShmName, scan: &ProcessScan) -> Result<PosixObject> {
-    let path = format!("{DEV_SHM}/{}", name.file_name());
+    entry(OsStr::new(name.file_name()), Target::Posix(name.clone()), scan)
+}
+
+/// The entry of `/dev/shm` whose file name is exactly `file_name` (any
+/// bytes, UTF-8 or not: see [`unescape_name`](super::unescape_name) to get
+/// it from a shown name), whatever its kind. A symbolic link is described,
+/// not followed.
+///
+/// # Errors
+/// [`Error::NotFound`] when there is no such entry (the target is the path
+/// in `/dev/shm`); [`Error::InvalidName`] for a name with a `/`, or empty,
+/// `.` or `..`; other errors of `lstat` as [`Error::Os`] or
+/// [`Error::PermissionDenied`].
+///
+/// # Examples
+/// ```
+/// use shmkit::inspect::{self, ProcessScan};
+///
+/// let scan = ProcessScan::new()?;
+/// let file = inspect::unescape_name(r"/shmkit-doc-surely-missing-\xff")?;
+/// let err = inspect::dev_shm_entry(&file, &scan).unwrap_err();
+/// assert!(matches!(err, shmkit::Error::NotFound { .. }));
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+pub fn dev_shm_entry(file_name: &OsStr, scan: &ProcessScan) -> Result<PosixObject> {
+    let bytes = file_name.as_bytes();
+    if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') {
+        return Err(Error::InvalidName {
+            name: escape_name(file_name),
+            reason: "is not the name of a file in /dev/shm",
+        });
+    }
+    entry(file_name, Target::Path(Path::new(DEV_SHM).join(file_name)), scan)
+}
+
+fn entry(file_name: &OsStr, target: Target, scan: &ProcessScan) -> Result<PosixObject> {
+    let path = Path::new(DEV_SHM).join(file_name);
     let meta = std::fs::symlink_metadata(&path).map_err(|e| {
         let errno = Errno::from_io_error(&e).unwrap_or(Errno::IO);
-        Error::from_errno("lstat", &Target::Posix(name.clone()), errno)
+        Error::from_errno("lstat", &target, errno)
     })?;
-    Ok(PosixObject::new(
-        OsString::from(name.file_name()),
+    Ok(PosixObject::probed(
+        file_name.to_owned(),
         &meta,
         scan,
         &Accounts::load(),
@@ -254,31 +332,13 @@ fn read_dev_shm() -> Result<std::fs::ReadDir> {
     std::fs::read_dir(DEV_SHM).map_err(|e| super::io_error(DEV_SHM, "read_dir", &e))
 }
 
-/// `/` and the file name, with bytes that are not valid UTF-8 as `\xNN`.
-fn display_name(file_name: &OsStr) -> String {
-    let mut name = String::from("/");
-    for chunk in file_name.as_bytes().utf8_chunks() {
-        name.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            let _ = write!(name, "\\x{b:02x}");
-        }
-    }
-    name
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::inspect::WhyUnknown;
 
     #[test]
-    fn names_that_are_not_utf8_are_escaped() {
-        assert_eq!(display_name(OsStr::new("plain")), "/plain");
-        assert_eq!(display_name(OsStr::new("ünï")), "/ünï");
-        assert_eq!(display_name(OsStr::from_bytes(b"a\xffb\xc3")), "/a\\xffb\\xc3");
-    }
-
-    #[test]
-    fn stale_needs_a_complete_scan() {
+    fn stale_weighs_the_probe_and_the_scan() {
         let dir = std::env::temp_dir().join(format!("shmkit-stale-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (file, sem) = (dir.join("obj"), dir.join("sem.x"));
@@ -287,21 +347,30 @@ mod tests {
         let meta = std::fs::symlink_metadata(&file).unwrap();
         let key = (meta.dev(), meta.ino());
         let accounts = Accounts::default();
-        let obj = |scan: &ProcessScan| PosixObject::new("obj".into(), &meta, scan, &accounts);
+        let not_owner = Some(Usage::Unknown(WhyUnknown::NotPermitted));
+        let obj = |scan: &ProcessScan, usage| PosixObject::new("obj".into(), &meta, scan, &accounts, usage);
 
         let unused = ProcessScan::fake(&[(1, "init", None)], &[], &[]);
-        assert_eq!(obj(&unused).stale, Some(true));
         let used = ProcessScan::fake(&[(9, "user", None)], &[(key, 9)], &[1]);
-        assert_eq!(obj(&used).stale, Some(false));
-        assert_eq!(obj(&used).users.pids().collect::<Vec<_>>(), [9]);
         let unknown = ProcessScan::fake(&[(1, "init", None)], &[], &[1]);
-        assert_eq!(obj(&unknown).stale, None);
+        // the probe could not be made: the scan decides, if complete
+        assert_eq!(obj(&unused, not_owner).stale, Some(true));
+        assert_eq!(obj(&used, not_owner).stale, Some(false));
+        assert_eq!(obj(&used, not_owner).users.pids().collect::<Vec<_>>(), [9]);
+        assert_eq!(obj(&unknown, not_owner).stale, None);
+        // the probe's answer stands where the scan cannot tell
+        assert_eq!(obj(&unknown, Some(Usage::Unused)).stale, Some(true));
+        assert_eq!(obj(&unknown, Some(Usage::InUse)).stale, Some(false));
+        // a user in another pid namespace: the scan sees nobody, the probe someone
+        assert_eq!(obj(&unused, Some(Usage::InUse)).stale, Some(false));
+        // a user /proc names is a user, whatever the probe says
+        assert_eq!(obj(&used, Some(Usage::Unused)).stale, Some(false));
 
         let sem_meta = std::fs::symlink_metadata(&sem).unwrap();
-        let sem_obj = PosixObject::new("sem.x".into(), &sem_meta, &unused, &accounts);
+        let sem_obj = PosixObject::new("sem.x".into(), &sem_meta, &unknown, &accounts, Some(Usage::Unused));
         assert_eq!((sem_obj.kind, sem_obj.stale), (EntryKind::Semaphore, Some(true)));
         let dir_meta = std::fs::symlink_metadata(&dir).unwrap();
-        let dir_obj = PosixObject::new("d".into(), &dir_meta, &unused, &accounts);
+        let dir_obj = PosixObject::new("d".into(), &dir_meta, &unused, &accounts, None);
         assert_eq!((dir_obj.kind, dir_obj.stale), (EntryKind::Directory, None));
         std::fs::remove_dir_all(&dir).unwrap();
     }

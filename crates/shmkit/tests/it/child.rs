@@ -200,6 +200,38 @@ fn inspect_role(role: &str, args: &[String]) {
             report!("mapped");
             wait_for_parent();
         }
+        // inspect-map-read-only NAME: open it read-only, map it read-only,
+        // close the descriptor, report, and hold the mapping until stdin closes.
+        "inspect-map-read-only" => {
+            let name = ShmName::new(arg(0)).unwrap();
+            let map = PosixShm::open(&name, &Options::new().read_only(true))
+                .unwrap()
+                .map()
+                .unwrap();
+            report!("mapped {}", map.len());
+            wait_for_parent();
+        }
+        // inspect-probe-as-nobody NAME: as uid 65534, report what the lease
+        // probe says of NAME.
+        "inspect-probe-as-nobody" => {
+            become_nobody();
+            let name = ShmName::new(arg(0)).unwrap();
+            report!("{:?}", inspect::probe_use(std::ffi::OsStr::new(name.file_name()), None));
+        }
+        // inspect-look-from-pidns NAME: run in a new pid namespace with its
+        // own /proc; report what the scan and the probe say of NAME.
+        "inspect-look-from-pidns" => {
+            let name = ShmName::new(arg(0)).unwrap();
+            let scan = ProcessScan::new().unwrap();
+            let obj = inspect::posix_object(&name, &scan).unwrap();
+            report!(
+                "complete={} users={} usage={:?} stale={:?}",
+                scan.is_complete(),
+                obj.users.len(),
+                obj.usage,
+                obj.stale
+            );
+        }
         // inspect-scan-as-nobody NAME: as uid 65534, scan and report what the
         // scan says of NAME.
         "inspect-scan-as-nobody" => {

@@ -115,11 +115,13 @@ pub struct LiveChild {
 impl LiveChild {
     /// Starts `role` with piped stdin and stdout.
     pub fn spawn(role: &str, args: &[&str]) -> LiveChild {
-        let mut child = child(role, args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
+        LiveChild::from_command(child(role, args))
+    }
+
+    /// Starts `cmd` (a [`child`] command, or one that runs it, such as
+    /// `unshare`) with piped stdin and stdout.
+    pub fn from_command(mut cmd: Command) -> LiveChild {
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().unwrap());
         LiveChild { child, stdin, stdout }
