@@ -23,10 +23,11 @@ impl From<shmkit::Error> for Failure {
     }
 }
 
-impl From<shmkit_bench::Error> for Failure {
-    fn from(e: shmkit_bench::Error) -> Self {
+#[cfg(feature = "bench")]
+impl From<crate::bench::Error> for Failure {
+    fn from(e: crate::bench::Error) -> Self {
         match (&e, e.as_shmkit()) {
-            (shmkit_bench::Error::Usage(msg), _) => Failure::Message(msg.clone(), 2),
+            (crate::bench::Error::Usage(msg), _) => Failure::Message(msg.clone(), 2),
             (_, Some(inner)) => Failure::Message(e.to_string(), code(inner)),
             _ => Failure::Message(e.to_string(), 1),
         }

@@ -3,6 +3,10 @@
 //! This file parses the command line, dispatches to `cmd/<subcommand>.rs`
 //! and turns errors into one line on standard error and an exit code.
 
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "bench")]
+mod bench;
 mod channel_args;
 mod cmd;
 mod exit;
@@ -75,10 +79,12 @@ enum Command {
     /// Check this machine for what breaks shared memory, and say what to do.
     Doctor(cmd::doctor::Args),
     /// Measure shmkit against pipes, sockets, eventfd and the hardware bounds.
-    Bench(shmkit_bench::Args),
+    #[cfg(feature = "bench")]
+    Bench(bench::Args),
     /// The second process of `shmkit bench`.
-    #[command(name = shmkit_bench::PEER_SUBCOMMAND, hide = true)]
-    BenchPeer(shmkit_bench::PeerArgs),
+    #[cfg(feature = "bench")]
+    #[command(name = bench::PEER_SUBCOMMAND, hide = true)]
+    BenchPeer(bench::PeerArgs),
     /// Run the classic demos: a writer process and a reader process, for
     /// POSIX and for System V shared memory.
     Demo(cmd::demo::Args),
@@ -101,8 +107,10 @@ fn main() -> ExitCode {
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Send(args) => cmd::send::run(args),
         Command::Recv(args) => cmd::recv::run(args),
-        Command::Bench(args) => shmkit_bench::run(args).map_err(exit::Failure::from),
-        Command::BenchPeer(args) => shmkit_bench::run_peer(args).map_err(exit::Failure::from),
+        #[cfg(feature = "bench")]
+        Command::Bench(args) => bench::run(args).map_err(exit::Failure::from),
+        #[cfg(feature = "bench")]
+        Command::BenchPeer(args) => bench::run_peer(args).map_err(exit::Failure::from),
         Command::Demo(args) => cmd::demo::run(args),
         Command::DemoStep(args) => cmd::demo::run_step(args),
     };

@@ -1,5 +1,6 @@
 //! End-to-end tests of the built `shmkit` binary against real segments.
 
+mod bench;
 mod channel;
 mod common;
 mod demo;

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-use crate::error::{Error, Result};
-use crate::link::Link;
+use super::error::{Error, Result};
+use super::link::Link;
 
 /// The sequence number of the message that ends a run.
 pub(crate) const END: u64 = u64::MAX;

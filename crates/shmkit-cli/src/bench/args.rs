@@ -2,8 +2,15 @@
 
 use std::time::Duration;
 
-use crate::transport::{Pattern, Transport};
+use super::transport::{Pattern, Transport};
 
+/// The name of the hidden subcommand that runs the second process: the
+/// leader starts `current_exe() PEER_SUBCOMMAND <PeerArgs>`, and the
+/// executable hands those arguments to [`run_peer`](super::run_peer).
+pub const PEER_SUBCOMMAND: &str = "bench-peer";
+
+/// How many times a round that other processes disturbed is tried.
+pub(crate) const ATTEMPTS: u32 = 3;
 /// The sizes measured unless `--sizes` says otherwise.
 pub(crate) const DEFAULT_SIZES: [usize; 5] = [8, 64, 4 << 10, 64 << 10, 1 << 20];
 /// The sizes `--quick` measures.
@@ -65,7 +72,7 @@ pub struct Args {
     pub pin: bool,
 }
 
-/// The arguments of the hidden [`PEER_SUBCOMMAND`](crate::PEER_SUBCOMMAND):
+/// The arguments of the hidden [`PEER_SUBCOMMAND`](PEER_SUBCOMMAND):
 /// what the second process does, set by the first. Not for people.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PeerArgs {
@@ -136,9 +143,9 @@ impl PeerPlan {
 }
 
 impl TryFrom<PeerArgs> for PeerPlan {
-    type Error = crate::Error;
-    fn try_from(a: PeerArgs) -> Result<PeerPlan, crate::Error> {
-        let bad = |what: &str| crate::Error::Usage(format!("{}: invalid {what}", crate::PEER_SUBCOMMAND));
+    type Error = super::Error;
+    fn try_from(a: PeerArgs) -> Result<PeerPlan, super::Error> {
+        let bad = |what: &str| super::Error::Usage(format!("{}: invalid {what}", PEER_SUBCOMMAND));
         Ok(PeerPlan {
             transport: Transport::from_name(&a.transport).ok_or_else(|| bad("transport"))?,
             pattern: Pattern::from_name(&a.pattern).ok_or_else(|| bad("pattern"))?,
