@@ -36,7 +36,7 @@ pub struct Args {
     /// A new System V segment under IPC_PRIVATE (always new; use its id).
     #[arg(long, requires = "sysv")]
     private: bool,
-    /// The size: 4096, 4K, 1MiB, 2G (powers of 1024).
+    /// The size: 4096, 4K, 4KiB, 1M, 2G (powers of 1024; no KB).
     #[arg(long, value_parser = parse_size)]
     size: u64,
     /// Permission bits, in octal.

@@ -5,5 +5,6 @@ mod channel;
 mod common;
 mod demo;
 mod full;
+mod grammar;
 mod inspect;
 mod segments;
