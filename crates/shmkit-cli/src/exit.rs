@@ -85,6 +85,29 @@ impl Failure {
     }
 }
 
+impl Failure {
+    /// Whether this "failure" still ends the command with success: a closed
+    /// pipe on standard output (`shmkit create … | head -0`).
+    pub fn is_success(&self) -> bool {
+        matches!(self, Failure::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// Returns `result`, after removing the object this command created (when
+/// `created`) if the command failed: a failed command leaves nothing new
+/// behind. If that removal fails too, says so, and the command's own error
+/// stays the one reported.
+pub fn undo_if_failed<T>(result: Result<T>, created: bool, remove: impl FnOnce() -> shmkit::Result<()>) -> Result<T> {
+    if let Err(e) = &result {
+        if created && !e.is_success() {
+            if let Err(undo) = remove() {
+                warn(format!("{undo} (while removing what this command created)"));
+            }
+        }
+    }
+    result
+}
+
 /// Prints `shmkit: <message>` on standard error; never panics, even when
 /// standard error is closed.
 pub fn warn(message: impl std::fmt::Display) {

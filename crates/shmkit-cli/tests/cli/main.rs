@@ -7,4 +7,5 @@ mod demo;
 mod full;
 mod grammar;
 mod inspect;
+mod leftovers;
 mod segments;
