@@ -25,7 +25,7 @@ mod view;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 const AFTER_HELP: &str = "\
 Targets:
@@ -44,6 +44,7 @@ Examples:
   shmkit limits; shmkit doctor                      the kernel's limits; what breaks shared memory
   shmkit bench --quick                              shmkit vs pipes, sockets, eventfd, raw bounds
   tar c dir | shmkit send /x    and elsewhere    shmkit recv /x | tar x
+  shmkit completions bash; shmkit man > shmkit.1    shell completions; the manual page
 
 Exit status:
   0 success, 1 other error, 2 usage, 3 not found, 4 already exists,
@@ -93,6 +94,10 @@ enum Command {
     /// Run the classic demos: a writer process and a reader process, for
     /// POSIX and for System V shared memory.
     Demo(cmd::demo::Args),
+    /// Print a shell's completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cmd::completions::Args),
+    /// Print the manual page, shmkit(1), in roff.
+    Man(cmd::man::Args),
     /// One side of a demo, run by `shmkit demo` in a process of its own.
     #[command(hide = true, name = "demo-step")]
     DemoStep(cmd::demo::StepArgs),
@@ -118,6 +123,8 @@ fn main() -> ExitCode {
         Command::BenchPeer(args) => bench::run_peer(args).map_err(exit::Failure::from),
         Command::Demo(args) => cmd::demo::run(args),
         Command::DemoStep(args) => cmd::demo::run_step(args),
+        Command::Completions(args) => cmd::completions::run(args, Cli::command()),
+        Command::Man(args) => cmd::man::run(args, Cli::command()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

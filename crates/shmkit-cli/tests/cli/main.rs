@@ -7,5 +7,6 @@ mod demo;
 mod full;
 mod grammar;
 mod inspect;
+mod install;
 mod leftovers;
 mod segments;
