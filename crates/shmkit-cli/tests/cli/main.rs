@@ -1,6 +1,5 @@
 //! End-to-end tests of the built `shmkit` binary against real segments.
 
-mod bench;
 mod channel;
 mod common;
 mod demo;

@@ -2,6 +2,11 @@
 //! size, a few milliseconds each; checks the JSON's shape (never a timing)
 //! and that no shared-memory object is left behind. (Without the `bench`
 //! feature the subcommand does not exist, and neither does this test.)
+//!
+//! A test binary of its own, not one of tests/cli: cargo runs test binaries
+//! one after another, so the spinning transports get both cores, as they
+//! did when this was the bench crate's own smoke test; beside the CLI
+//! tests' processes a 20 ms measurement may see no round trip at all.
 
 #![cfg(feature = "bench")]
 
@@ -10,7 +15,11 @@ use std::process::Stdio;
 
 use serde_json::Value;
 
-use crate::common::shmkit;
+use assert_cmd::cargo::CommandCargoExt;
+
+fn shmkit() -> std::process::Command {
+    std::process::Command::cargo_bin("shmkit").unwrap()
+}
 
 #[test]
 fn json_shape_and_nothing_left() {
