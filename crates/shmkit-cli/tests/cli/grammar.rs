@@ -70,6 +70,7 @@ const SIZE_FLAGS: &[(&[&str], &str)] = &[
     (&["write", "--create", "--size={}"], "--size"),
     (&["send", "--capacity={}"], "--capacity"),
     (&["recv", "--capacity={}"], "--capacity"),
+    #[cfg(feature = "bench")]
     (&["bench", "--sizes={}", "--rounds", "0"], "--sizes"),
 ];
 
@@ -77,6 +78,7 @@ const DURATION_FLAGS: &[(&[&str], &str)] = &[
     (&["rm", "--older-than={}"], "--older-than"),
     (&["send", "--timeout={}"], "--timeout"),
     (&["recv", "--timeout={}"], "--timeout"),
+    #[cfg(feature = "bench")]
     (&["bench", "--duration={}", "--rounds", "0"], "--duration"),
 ];
 
