@@ -23,10 +23,11 @@ impl From<shmkit::Error> for Failure {
     }
 }
 
-impl From<shmkit_bench::Error> for Failure {
-    fn from(e: shmkit_bench::Error) -> Self {
+#[cfg(feature = "bench")]
+impl From<crate::bench::Error> for Failure {
+    fn from(e: crate::bench::Error) -> Self {
         match (&e, e.as_shmkit()) {
-            (shmkit_bench::Error::Usage(msg), _) => Failure::Message(msg.clone(), 2),
+            (crate::bench::Error::Usage(msg), _) => Failure::Message(msg.clone(), 2),
             (_, Some(inner)) => Failure::Message(e.to_string(), code(inner)),
             _ => Failure::Message(e.to_string(), 1),
         }
@@ -84,6 +85,29 @@ impl Failure {
             Failure::Reported(code) => ExitCode::from(code),
         }
     }
+}
+
+impl Failure {
+    /// Whether this "failure" still ends the command with success: a closed
+    /// pipe on standard output (`shmkit create … | head -0`).
+    pub fn is_success(&self) -> bool {
+        matches!(self, Failure::Io(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+}
+
+/// Returns `result`, after removing the object this command created (when
+/// `created`) if the command failed: a failed command leaves nothing new
+/// behind. If that removal fails too, says so, and the command's own error
+/// stays the one reported.
+pub fn undo_if_failed<T>(result: Result<T>, created: bool, remove: impl FnOnce() -> shmkit::Result<()>) -> Result<T> {
+    if let Err(e) = &result {
+        if created && !e.is_success() {
+            if let Err(undo) = remove() {
+                warn(format!("{undo} (while removing what this command created)"));
+            }
+        }
+    }
+    result
 }
 
 /// Prints `shmkit: <message>` on standard error; never panics, even when

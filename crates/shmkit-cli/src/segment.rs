@@ -32,6 +32,15 @@ impl Segment {
         })
     }
 
+    /// Removes the segment: `shm_unlink` its name, or `IPC_RMID` (freed at
+    /// the last detach).
+    pub fn remove(&self) -> shmkit::Result<()> {
+        match self {
+            Segment::Posix(shm) => posix::remove(shm.name()),
+            Segment::Sysv(shm) => shm.remove(),
+        }
+    }
+
     /// Maps (or attaches) the whole segment.
     pub fn map(&self, access: Access) -> shmkit::Result<Mapping> {
         match self {

@@ -2,7 +2,10 @@
 //! (`2026-11-23T19:47:05Z`) and ages (`5s`, `3m`, `2h`, `4d`).
 //!
 //! A dozen lines of calendar arithmetic instead of a time crate: only UTC is
-//! ever printed, to the second, so no time zone data is needed.
+//! ever printed, to the second, so no time zone data is needed. Not
+//! `humantime::format_rfc3339_seconds` (durations do use humantime): it
+//! panics for a time before 1970 or after 9999, and any user can give a
+//! file in `/dev/shm` such a time (`touch -d 1960-01-01`).
 
 use std::time::{Duration, SystemTime};
 

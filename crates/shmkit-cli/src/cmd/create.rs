@@ -5,7 +5,7 @@ use std::io::Write;
 use shmkit::posix::{self, PosixShm, ShmName};
 use shmkit::sysv::{self, Key, SysvShm};
 
-use crate::exit::{Failure, Result};
+use crate::exit::{undo_if_failed, Failure, Result};
 use crate::units::{parse_mode, parse_size};
 
 const EXAMPLES: &str = "\
@@ -36,7 +36,7 @@ pub struct Args {
     /// A new System V segment under IPC_PRIVATE (always new; use its id).
     #[arg(long, requires = "sysv")]
     private: bool,
-    /// The size: 4096, 4K, 1MiB, 2G (powers of 1024).
+    /// The size: 4096, 4K, 4KiB, 1M, 2G (powers of 1024; no KB).
     #[arg(long, value_parser = parse_size)]
     size: u64,
     /// Permission bits, in octal.
@@ -76,15 +76,21 @@ pub fn run(args: Args) -> Result {
         .size(args.size)
         .mode(args.mode)
         .allow_foreign(args.allow_foreign);
-    let shm = if args.exclusive || key.is_private() {
-        SysvShm::create(key, &opts)?
+    let (shm, created) = if args.exclusive || key.is_private() {
+        (SysvShm::create(key, &opts)?, true)
     } else {
-        let (shm, _created) = SysvShm::open_or_create(key, &opts)?;
-        check_same_size(&shmkit::Target::SysvKey(key), shm.size()?, args.size)?;
-        shm
+        SysvShm::open_or_create(key, &opts)?
     };
-    writeln!(out, "key {} id {}", shm.stat()?.key, shm.id())?;
-    Ok(())
+    // What this command created is removed again if it fails after all:
+    // a failed command leaves nothing new behind.
+    let result = (|| {
+        if !created {
+            check_same_size(&shmkit::Target::SysvKey(key), shm.size()?, args.size)?;
+        }
+        writeln!(out, "key {} id {}", shm.stat()?.key, shm.id())?;
+        Ok(())
+    })();
+    undo_if_failed(result, created, || shm.remove())
 }
 
 fn create_posix(name: &ShmName, args: &Args, out: &mut impl Write) -> Result {
@@ -92,19 +98,21 @@ fn create_posix(name: &ShmName, args: &Args, out: &mut impl Write) -> Result {
         .size(args.size)
         .mode(args.mode)
         .allow_foreign(args.allow_foreign);
-    if args.exclusive {
-        PosixShm::create(name, &opts)?;
-        writeln!(out, "created {name} ({} bytes, mode {:04o})", args.size, args.mode)?;
-        return Ok(());
-    }
-    let (shm, created) = PosixShm::open_or_create(name, &opts)?;
-    if created {
-        writeln!(out, "created {name} ({} bytes, mode {:04o})", args.size, args.mode)?;
+    let (shm, created) = if args.exclusive {
+        (PosixShm::create(name, &opts)?, true)
     } else {
-        check_same_size(&shmkit::Target::Posix(name.clone()), shm.size()?, args.size)?;
-        writeln!(out, "{name} exists already, with the same size ({} bytes)", args.size)?;
-    }
-    Ok(())
+        PosixShm::open_or_create(name, &opts)?
+    };
+    let result = (|| {
+        if created {
+            writeln!(out, "created {name} ({} bytes, mode {:04o})", args.size, args.mode)?;
+        } else {
+            check_same_size(&shmkit::Target::Posix(name.clone()), shm.size()?, args.size)?;
+            writeln!(out, "{name} exists already, with the same size ({} bytes)", args.size)?;
+        }
+        Ok(())
+    })();
+    undo_if_failed(result, created, || posix::remove(name))
 }
 
 /// An existing object must have the size asked for.

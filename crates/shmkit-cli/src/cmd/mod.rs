@@ -1,11 +1,13 @@
 //! One module per subcommand, each with its `Args` and `run`.
 
+pub mod completions;
 pub mod create;
 pub mod demo;
 pub mod doctor;
 pub mod ftok;
 pub mod limits;
 pub mod ls;
+pub mod man;
 pub mod read;
 pub mod recv;
 pub mod rm;

@@ -7,7 +7,7 @@ use shmkit::map::Access;
 use shmkit::posix::{self, PosixShm};
 use shmkit::sysv::{self, SysvShm};
 
-use crate::exit::{Failure, Result};
+use crate::exit::{undo_if_failed, Failure, Result};
 use crate::segment::Segment;
 use crate::target::Target;
 use crate::units::{parse_offset, parse_size};
@@ -63,13 +63,20 @@ pub fn run(args: Args) -> Result {
             bytes
         }
     };
-    let segment = match args.size.filter(|_| args.create) {
+    let (segment, created) = match args.size.filter(|_| args.create) {
         Some(size) => open_or_create(&args.target, size, args.allow_foreign)?,
-        None => Segment::open(&args.target, Access::ReadWrite)?,
+        None => (Segment::open(&args.target, Access::ReadWrite)?, false),
     };
+    // A new object that the data does not fit (or any later failure) is
+    // removed again: a failed command leaves nothing new behind.
+    undo_if_failed(write(&segment, &args, &data), created, || segment.remove())
+}
+
+fn write(segment: &Segment, args: &Args, data: &[u8]) -> Result {
     // Check the whole range first: nothing is written unless all of it fits.
     let map = segment.map(Access::ReadWrite)?;
-    map.write_at(args.offset, &data)?;
+    map.write_at(args.offset, data)?;
+    drop(map);
     writeln!(
         std::io::stdout().lock(),
         "wrote {} bytes to {} at offset {}",
@@ -80,14 +87,19 @@ pub fn run(args: Args) -> Result {
     Ok(())
 }
 
-fn open_or_create(target: &Target, size: u64, allow_foreign: bool) -> Result<Segment> {
+/// Opens or creates the segment; `true` if this call created it.
+fn open_or_create(target: &Target, size: u64, allow_foreign: bool) -> Result<(Segment, bool)> {
     Ok(match target {
-        Target::Posix(name) => Segment::Posix(
-            PosixShm::open_or_create(name, &posix::Options::new().size(size).allow_foreign(allow_foreign))?.0,
-        ),
-        Target::SysvKey(key) => Segment::Sysv(
-            SysvShm::open_or_create(*key, &sysv::Options::new().size(size).allow_foreign(allow_foreign))?.0,
-        ),
+        Target::Posix(name) => {
+            let (shm, created) =
+                PosixShm::open_or_create(name, &posix::Options::new().size(size).allow_foreign(allow_foreign))?;
+            (Segment::Posix(shm), created)
+        }
+        Target::SysvKey(key) => {
+            let (shm, created) =
+                SysvShm::open_or_create(*key, &sysv::Options::new().size(size).allow_foreign(allow_foreign))?;
+            (Segment::Sysv(shm), created)
+        }
         Target::PosixFile(_) => return Err(Failure::Message(format!("{target}: {}", crate::target::NOT_UTF8), 2)),
         Target::SysvId(_) => {
             return Err(Failure::Message(

@@ -4,5 +4,8 @@ mod channel;
 mod common;
 mod demo;
 mod full;
+mod grammar;
 mod inspect;
+mod install;
+mod leftovers;
 mod segments;

@@ -20,10 +20,10 @@ use shmkit::channel::{Options, Receiver, Sender};
 use shmkit::map::Mapping;
 use shmkit::posix::{PosixShm, ShmName};
 
-use crate::args::PeerPlan;
-use crate::error::{Error, Result};
-use crate::peer::PeerProcess;
-use crate::transport::{Pattern, Transport};
+use super::args::PeerPlan;
+use super::child::{Inherit, PeerProcess};
+use super::error::{Error, Result};
+use super::transport::{Pattern, Transport};
 
 /// How long either side waits for the other to connect.
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -51,9 +51,9 @@ pub(crate) enum AnyLink {
 macro_rules! with_link {
     ($link:expr, $l:ident => $body:expr) => {
         match $link {
-            $crate::link::AnyLink::Channel($l) => $body,
-            $crate::link::AnyLink::Shared($l) => $body,
-            $crate::link::AnyLink::Fd($l) => $body,
+            $crate::bench::link::AnyLink::Channel($l) => $body,
+            $crate::bench::link::AnyLink::Shared($l) => $body,
+            $crate::bench::link::AnyLink::Fd($l) => $body,
         }
     };
 }
@@ -255,11 +255,8 @@ fn fd_link(sock: OwnedFd) -> Result<FdLink> {
 /// What the leader prepared for one measurement, before the peer starts.
 #[derive(Debug)]
 pub(crate) struct Wiring {
-    /// The peer's standard input and output.
-    pub stdin: Stdio,
-    pub stdout: Stdio,
-    /// For the watchdog to wake the leader if it sleeps on an eventfd.
-    pub poke: Option<OwnedFd>,
+    /// What the peer inherits; taken by [`Wiring::take_inherit`].
+    inherit: Option<Inherit>,
     pending: Pending,
 }
 
@@ -341,10 +338,19 @@ impl Wiring {
             Transport::Memcpy => return Err(Error::Usage("memcpy needs no second process".into())),
         };
         Ok(Wiring {
-            stdin,
-            stdout,
-            poke,
+            inherit: Some(Inherit { stdin, stdout, poke }),
             pending,
+        })
+    }
+
+    /// What the peer inherits (its standard input and output, and the
+    /// watchdog's way to wake the leader), to start it with. Once: the
+    /// second call gives nothing to inherit.
+    pub(crate) fn take_inherit(&mut self) -> Inherit {
+        self.inherit.take().unwrap_or_else(|| Inherit {
+            stdin: Stdio::null(),
+            stdout: Stdio::null(),
+            poke: None,
         })
     }
 

@@ -5,10 +5,10 @@ use std::io::Write as _;
 
 use serde_json::{json, Map, Value};
 
-use crate::args::Plan;
-use crate::error::{Error, Result};
-use crate::measure::{PingPong, Stream};
-use crate::transport::{Pattern, Transport};
+use super::args::{Plan, ATTEMPTS};
+use super::error::{Error, Result};
+use super::measure::{PingPong, Stream};
+use super::transport::{Pattern, Transport};
 
 /// The machine the numbers belong to.
 #[derive(Debug, Clone)]
@@ -286,7 +286,7 @@ pub(crate) fn tables(machine: &Machine, plan: &Plan, rows: &[Row], retried: u32)
             s,
             "\nother processes took CPU time during {retried} round(s), which were run again; \
              * marks figures with a round disturbed all {} times",
-            crate::leader::ATTEMPTS
+            ATTEMPTS
         );
     }
     let targets = targets(rows);

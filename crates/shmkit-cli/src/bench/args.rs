@@ -2,8 +2,16 @@
 
 use std::time::Duration;
 
-use crate::transport::{Pattern, Transport};
+use super::transport::{Pattern, Transport};
+use crate::units;
 
+/// The name of the hidden subcommand that runs the second process: the
+/// leader starts `current_exe() PEER_SUBCOMMAND <PeerArgs>`, and the
+/// executable hands those arguments to [`run_peer`](super::run_peer).
+pub const PEER_SUBCOMMAND: &str = "bench-peer";
+
+/// How many times a round that other processes disturbed is tried.
+pub(crate) const ATTEMPTS: u32 = 3;
 /// The sizes measured unless `--sizes` says otherwise.
 pub(crate) const DEFAULT_SIZES: [usize; 5] = [8, 64, 4 << 10, 64 << 10, 1 << 20];
 /// The sizes `--quick` measures.
@@ -48,7 +56,8 @@ pub struct Args {
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_transport)]
     pub transports: Vec<Transport>,
 
-    /// How long each measurement lasts after its warm-up, e.g. 2s, 500ms
+    /// How long each measurement lasts after its warm-up, e.g. 2s, 500ms, up
+    /// to 1h
     /// [default: 1s; with --quick: 250ms].
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -65,7 +74,7 @@ pub struct Args {
     pub pin: bool,
 }
 
-/// The arguments of the hidden [`PEER_SUBCOMMAND`](crate::PEER_SUBCOMMAND):
+/// The arguments of the hidden [`PEER_SUBCOMMAND`](PEER_SUBCOMMAND):
 /// what the second process does, set by the first. Not for people.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PeerArgs {
@@ -136,9 +145,9 @@ impl PeerPlan {
 }
 
 impl TryFrom<PeerArgs> for PeerPlan {
-    type Error = crate::Error;
-    fn try_from(a: PeerArgs) -> Result<PeerPlan, crate::Error> {
-        let bad = |what: &str| crate::Error::Usage(format!("{}: invalid {what}", crate::PEER_SUBCOMMAND));
+    type Error = super::Error;
+    fn try_from(a: PeerArgs) -> Result<PeerPlan, super::Error> {
+        let bad = |what: &str| super::Error::Usage(format!("{}: invalid {what}", PEER_SUBCOMMAND));
         Ok(PeerPlan {
             transport: Transport::from_name(&a.transport).ok_or_else(|| bad("transport"))?,
             pattern: Pattern::from_name(&a.pattern).ok_or_else(|| bad("pattern"))?,
@@ -152,50 +161,24 @@ impl TryFrom<PeerArgs> for PeerPlan {
     }
 }
 
-/// Parses `4096`, `4K`, `4KiB`, `1M`, `1MiB`, `2G` (powers of 1024).
+/// Parses a message size: a size in the CLI's one grammar
+/// ([`units::parse_size`]), from [`MIN_SIZE`] to [`MAX_SIZE`].
 pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
-    let t = s.trim();
-    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(digits);
-    let n: usize = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a size (try 64, 4K, 1M)"))?;
-    let shift = match unit.trim().to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        _ => return Err(format!("{s:?} is not a size (try 64, 4K, 1M)")),
-    };
-    let bytes = n.checked_mul(1 << shift).ok_or_else(|| format!("{s:?} is too large"))?;
-    if !(MIN_SIZE..=MAX_SIZE).contains(&bytes) {
-        return Err(format!(
+    match units::parse_size(s)? {
+        n if (MIN_SIZE as u64..=MAX_SIZE as u64).contains(&n) => Ok(n as usize),
+        _ => Err(format!(
             "{s:?}: message sizes go from {MIN_SIZE} bytes (room for a sequence number) to 64M"
-        ));
+        )),
     }
-    Ok(bytes)
 }
 
-/// Parses `1s`, `1.5s`, `500ms`, `100us`, `2m`.
+/// Parses how long a measurement lasts: a duration in the CLI's one
+/// grammar ([`units::parse_duration`]), from 1ns to an hour.
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{s:?} is not a duration (try 1s, 500ms)"))?;
-    let secs = match unit.trim() {
-        "ns" => n / 1e9,
-        "us" | "µs" => n / 1e6,
-        "ms" => n / 1e3,
-        "" | "s" => n,
-        "m" | "min" => n * 60.0,
-        _ => return Err(format!("{s:?} is not a duration (try 1s, 500ms)")),
-    };
-    if !(secs.is_finite() && secs > 0.0 && secs <= 3600.0) {
-        return Err(format!("{s:?}: a duration from 1ns to an hour, please"));
+    match units::parse_duration(s)? {
+        d if !d.is_zero() && d <= Duration::from_secs(3600) => Ok(d),
+        _ => Err(format!("{s:?}: a measurement lasts from 1ns to an hour")),
     }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 fn parse_transport(s: &str) -> Result<Transport, String> {
@@ -271,7 +254,10 @@ mod tests {
         assert_eq!(parse_size("64KiB"), Ok(65536));
         assert_eq!(parse_size("1M"), Ok(1 << 20));
         assert_eq!(parse_size("1mib"), Ok(1 << 20));
+        assert_eq!(parse_size("64M"), Ok(64 << 20));
         assert!(parse_size("4").is_err());
+        assert!(parse_size("65M").is_err());
+        assert!(parse_size("4KB").unwrap_err().contains("write 4K or 4KiB"));
         assert!(parse_size("1T").is_err());
         assert!(parse_size("K").is_err());
         assert!(parse_size("1G").is_err());
@@ -281,7 +267,10 @@ mod tests {
     fn durations() {
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("1.5").is_err());
+        assert!(parse_duration("61m").is_err());
         assert_eq!(parse_duration("100us"), Ok(Duration::from_micros(100)));
         assert!(parse_duration("0s").is_err());
         assert!(parse_duration("fast").is_err());

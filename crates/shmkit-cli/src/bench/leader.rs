@@ -5,17 +5,15 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::args::{Args, PeerPlan, Plan};
-use crate::error::{Error, Result};
-use crate::link::{self, with_link, Wiring};
-use crate::load;
-use crate::measure;
-use crate::peer::PeerProcess;
-use crate::report::{self, Machine, Outcome, Row};
-use crate::transport::{Pattern, Transport};
-
-/// How many times a round that other processes disturbed is tried.
-pub(crate) const ATTEMPTS: u32 = 3;
+use super::args::{Args, PeerPlan, Plan, ATTEMPTS};
+use super::child::PeerProcess;
+use super::error::{Error, Result};
+use super::link::{self, with_link, Wiring};
+use super::load;
+use super::measure;
+use super::pin::{allowed_cpus, pin_to};
+use super::report::{self, Machine, Outcome, Row};
+use super::transport::{Pattern, Transport};
 
 /// How much longer than planned a measurement may take before its second
 /// process is killed (start-up, connecting, ending).
@@ -37,7 +35,7 @@ impl Case {
 
 /// `shmkit bench`: runs every measurement `args` asks for, each between
 /// this process and a second one (this executable, started with
-/// [`PEER_SUBCOMMAND`](crate::PEER_SUBCOMMAND)), and prints tables, or one
+/// [`PEER_SUBCOMMAND`](super::PEER_SUBCOMMAND)), and prints tables, or one
 /// JSON object with `--json`.
 ///
 /// A measurement that fails is reported on stderr and the others go on.
@@ -188,7 +186,7 @@ fn measure_with_peer(plan: &Plan, case: &Case, base: &str, peer_cpu: Option<usiz
     };
     let mut wiring = Wiring::prepare(&peer_plan)?;
     let deadline = Instant::now() + plan.warmup + plan.round + GRACE;
-    let mut peer = PeerProcess::spawn(&peer_plan, &mut wiring, deadline)?;
+    let mut peer = PeerProcess::spawn(&peer_plan, wiring.take_inherit(), deadline)?;
     let mut link = match wiring.connect(&mut peer) {
         Ok(link) => link,
         Err(e) => {
@@ -214,19 +212,4 @@ fn measure_with_peer(plan: &Plan, case: &Case, base: &str, peer_cpu: Option<usiz
             Err(e)
         }
     }
-}
-
-/// The CPUs this process may run on, in order.
-fn allowed_cpus() -> Result<Vec<usize>> {
-    let set = rustix::thread::sched_getaffinity(None).map_err(|e| Error::io("sched_getaffinity", e))?;
-    Ok((0..rustix::thread::CpuSet::MAX_CPU)
-        .filter(|&c| set.is_set(c))
-        .collect())
-}
-
-/// Pins the calling thread (and the threads it starts later) to `cpu`.
-pub(crate) fn pin_to(cpu: usize) -> Result<()> {
-    let mut set = rustix::thread::CpuSet::new();
-    set.set(cpu);
-    rustix::thread::sched_setaffinity(None, &set).map_err(|e| Error::io(format!("pinning to CPU {cpu}"), e))
 }

@@ -1,5 +1,6 @@
-//! The second process: how the leader starts, watches and ends it, and what
-//! it runs.
+//! The second process seen from the leader: how it is started, watched and
+//! ended. Knows nothing of transports beyond the descriptors it hands over
+//! ([`Inherit`]), nor of what the second process runs ([`super::peer`]).
 
 use std::os::fd::OwnedFd;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -11,11 +12,19 @@ use std::time::Instant;
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{pidfd_open, pidfd_send_signal, Pid, PidfdFlags, Signal};
 
-use crate::args::{PeerArgs, PeerPlan};
-use crate::error::{Error, Result};
-use crate::link::{peer_link, with_link, Wiring};
-use crate::measure;
-use crate::transport::Pattern;
+use super::args::{PeerPlan, PEER_SUBCOMMAND};
+use super::error::{Error, Result};
+
+/// What the second process inherits from the leader for one measurement.
+#[derive(Debug)]
+pub(crate) struct Inherit {
+    /// Its standard input and output (a pipe, a socket, an eventfd, or
+    /// nothing).
+    pub stdin: Stdio,
+    pub stdout: Stdio,
+    /// For the watchdog to wake the leader if it sleeps on an eventfd.
+    pub poke: Option<OwnedFd>,
+}
 
 /// The running second process, seen from the leader. Dropping it kills the
 /// process (if it still runs) and reaps it, so none outlives a failed
@@ -33,18 +42,16 @@ pub(crate) struct PeerProcess {
 }
 
 impl PeerProcess {
-    /// Starts `current_exe() PEER_SUBCOMMAND plan…` with `wiring`'s
+    /// Starts `current_exe() PEER_SUBCOMMAND plan…` with `inherit`'s
     /// standard input and output, and a watchdog thread that notices its
     /// end, and kills it at `deadline`.
-    pub(crate) fn spawn(plan: &PeerPlan, wiring: &mut Wiring, deadline: Instant) -> Result<PeerProcess> {
+    pub(crate) fn spawn(plan: &PeerPlan, inherit: Inherit, deadline: Instant) -> Result<PeerProcess> {
         let exe = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
-        let stdin = std::mem::replace(&mut wiring.stdin, Stdio::null());
-        let stdout = std::mem::replace(&mut wiring.stdout, Stdio::null());
         let child = Command::new(&exe)
-            .arg(crate::PEER_SUBCOMMAND)
+            .arg(PEER_SUBCOMMAND)
             .args(plan.to_args())
-            .stdin(stdin)
-            .stdout(stdout)
+            .stdin(inherit.stdin)
+            .stdout(inherit.stdout)
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| Error::io(format!("starting {}", exe.display()), e))?;
@@ -63,7 +70,7 @@ impl PeerProcess {
         };
         let dead = Arc::new(AtomicBool::new(false));
         let overran = Arc::new(AtomicBool::new(false));
-        let poke = wiring.poke.take();
+        let poke = inherit.poke;
         let watchdog = {
             let (pidfd, dead, overran) = (pidfd.clone(), dead.clone(), overran.clone());
             std::thread::Builder::new()
@@ -177,28 +184,4 @@ fn watch(pidfd: &OwnedFd, deadline: Instant, dead: &AtomicBool, overran: &Atomic
     if let Some(fd) = poke {
         let _ = rustix::io::write(&fd, &1u64.to_ne_bytes());
     }
-}
-
-/// The second process: does what the first asked in `args`, then exits.
-/// Dies with the first process (`PR_SET_PDEATHSIG`).
-///
-/// # Errors
-/// If the first process is gone, the transport cannot be set up, or the
-/// first process's messages are wrong.
-pub fn run_peer(args: PeerArgs) -> Result<(), Error> {
-    let plan = PeerPlan::try_from(args)?;
-    rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
-        .map_err(|e| Error::io("PR_SET_PDEATHSIG", e))?;
-    // The leader may have died before that took effect.
-    if rustix::process::getppid().map(|p| p.as_raw_nonzero().get() as u32) != Some(plan.parent) {
-        return Err(Error::Peer("lost its first process".into()));
-    }
-    if let Some(cpu) = plan.cpu {
-        crate::leader::pin_to(cpu)?;
-    }
-    let mut link = peer_link(&plan)?;
-    with_link!(&mut link, l => match plan.pattern {
-        Pattern::PingPong => measure::echo(l, plan.size),
-        Pattern::Stream => measure::send_stream(l, plan.size, plan.send_for),
-    })
 }

@@ -27,53 +27,29 @@
 //! leader kills it on any error, and every shared-memory object is removed
 //! by name once both processes are done with it, on error too.
 //!
-//! # Wiring it into a binary
+//! `main.rs` wires [`run`] to `shmkit bench` and [`run_peer`] to the hidden
+//! [`PEER_SUBCOMMAND`]. All of it is behind the `bench` cargo feature (on by
+//! default).
 //!
-//! ```no_run
-//! use clap::{Parser, Subcommand};
-//!
-//! #[derive(Parser)]
-//! struct Cli {
-//!     #[command(subcommand)]
-//!     cmd: Cmd,
-//! }
-//!
-//! #[derive(Subcommand)]
-//! enum Cmd {
-//!     /// Measure shmkit against pipes, sockets and the hardware bounds.
-//!     Bench(shmkit_bench::Args),
-//!     #[command(name = shmkit_bench::PEER_SUBCOMMAND, hide = true)]
-//!     BenchPeer(shmkit_bench::PeerArgs),
-//! }
-//!
-//! fn main() -> Result<(), shmkit_bench::Error> {
-//!     match Cli::parse().cmd {
-//!         Cmd::Bench(args) => shmkit_bench::run(args),
-//!         Cmd::BenchPeer(args) => shmkit_bench::run_peer(args),
-//!     }
-//! }
-//! ```
-
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
+//! Modules, each using only those listed before it: `transport` and
+//! `error` (leaves), `args` (the command lines and the plan), `pin` (CPU
+//! affinity), `child` (the second process as the leader starts, watches and
+//! ends it), `link` (the transports' two ends), `measure`, `load`,
+//! `report`, and at the top the two mains, `leader` and `peer`.
 
 mod args;
+mod child;
 mod error;
 mod leader;
 mod link;
 mod load;
 mod measure;
 mod peer;
+mod pin;
 mod report;
 mod transport;
 
-pub use args::{Args, PeerArgs};
+pub use args::{Args, PeerArgs, PEER_SUBCOMMAND};
 pub use error::Error;
 pub use leader::run;
 pub use peer::run_peer;
-pub use transport::{Pattern, Transport};
-
-/// The name of the hidden subcommand that runs the second process: the
-/// leader starts `current_exe() PEER_SUBCOMMAND <PeerArgs>`, and the
-/// executable must hand those arguments to [`run_peer`].
-pub const PEER_SUBCOMMAND: &str = "bench-peer";
