@@ -58,6 +58,32 @@ impl fmt::Display for Target {
     }
 }
 
+/// A participant's part in a channel (and, later, in the other patterns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Role {
+    /// A channel's sending end.
+    Sender,
+    /// A channel's receiving end.
+    Receiver,
+}
+
+impl Role {
+    /// The role's name: `"sender"`, `"receiver"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Sender => "sender",
+            Role::Receiver => "receiver",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A kernel limit that a request ran into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit {
@@ -237,16 +263,16 @@ pub enum Error {
         reason: &'static str,
     },
 
-    /// The channel side asked for is taken by another process.
+    /// The side asked for is taken by another process.
     #[error("{target}: already has a {side} (pid {pid}{})", if *.alive { "" } else { ", which is no longer running: remove the channel to start over" })]
     Busy {
         /// The channel.
         target: Target,
-        /// `"sender"` or `"receiver"`.
-        side: &'static str,
-        /// The process that holds it.
+        /// The side asked for.
+        side: Role,
+        /// The process that holds it (in its own PID namespace).
         pid: u32,
-        /// Whether that process still runs.
+        /// Whether that process still takes part.
         alive: bool,
     },
 
@@ -256,8 +282,8 @@ pub enum Error {
     Closed {
         /// The channel.
         target: Target,
-        /// The side that left: `"sender"` or `"receiver"`.
-        side: &'static str,
+        /// The side that left.
+        side: Role,
     },
 
     /// The other side's process died without closing the channel.
@@ -265,9 +291,10 @@ pub enum Error {
     PeerGone {
         /// The channel.
         target: Target,
-        /// `"sender"` or `"receiver"`.
-        side: &'static str,
-        /// Its pid.
+        /// The side that died.
+        side: Role,
+        /// Its pid, in its own PID namespace (another container's pid may
+        /// name a different process here).
         pid: u32,
     },
 
@@ -292,15 +319,29 @@ pub enum Error {
         max: u64,
     },
 
-    /// A channel's capacity differs from the one asked for.
-    #[error("{target}: the channel's capacity is {actual} bytes, but {expected} bytes were asked for")]
+    /// Two participants asked for different capacities: the first one's
+    /// choice stands, and both learn of the conflict.
+    #[error("{target}: capacity conflict: this side asked for {expected} bytes, the other side for {actual} bytes; give both the same --capacity, or give it on one side only")]
     CapacityMismatch {
         /// The channel.
         target: Target,
-        /// Its capacity, set by its creator.
+        /// The capacity the other side chose (the channel's, if it was
+        /// decided first).
         actual: u64,
-        /// The capacity asked for.
+        /// The capacity this side asked for.
         expected: u64,
+    },
+
+    /// An object made by another version of shmkit, whose layout this
+    /// version does not read.
+    #[error("{target}: made by another shmkit version (layout version {version}; this shmkit reads version {supported}); remove it, or use the same shmkit on both sides")]
+    Incompatible {
+        /// The object.
+        target: Target,
+        /// Its layout version.
+        version: u32,
+        /// The version this shmkit reads.
+        supported: u32,
     },
 
     /// The path given to `ftok` cannot be used.
@@ -387,6 +428,7 @@ impl Error {
             | Error::TimedOut { target, .. }
             | Error::MessageTooLarge { target, .. }
             | Error::CapacityMismatch { target, .. }
+            | Error::Incompatible { target, .. }
             | Error::Os { target, .. } => Some(target),
         }
     }

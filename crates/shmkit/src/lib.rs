@@ -54,7 +54,9 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+#[cfg(not(loom))]
 pub mod channel;
+mod core;
 pub mod error;
 pub mod guard;
 pub mod inspect;
@@ -72,5 +74,5 @@ pub mod sysv;
 #[allow(unsafe_code)]
 mod sys;
 
-pub use error::{Error, Result, Target};
+pub use error::{Error, Result, Role, Target};
 pub use guard::{Removable, RemoveOnDrop};

@@ -69,6 +69,9 @@ use rustix::mm::{MapFlags, ProtFlags};
 use crate::error::{Error, Result, Target};
 
 mod sigbus;
+mod view;
+
+pub use view::{OutOfBounds, View, ViewMut};
 
 /// Whether a mapping may be written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

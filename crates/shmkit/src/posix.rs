@@ -53,7 +53,7 @@ use crate::guard::{Removable, RemoveOnDrop};
 use crate::map::out_of_range;
 
 /// Where Linux keeps POSIX shared-memory objects (as `shm_open` does).
-const SHM_DIR: &str = "/dev/shm";
+pub(crate) const SHM_DIR: &str = "/dev/shm";
 
 /// The mode objects are created with unless asked otherwise: owner read/write.
 pub const DEFAULT_MODE: u32 = 0o600;
@@ -319,15 +319,48 @@ impl PosixShm {
         // Publish: the name appears, fully made, or not at all.
         let proc_path = format!("/proc/self/fd/{}", shm.fd.as_raw_fd());
         let path = format!("{SHM_DIR}/{}", name.file_name());
-        rustix::fs::linkat(
+        let linked = rustix::fs::linkat(
             rustix::fs::CWD,
             proc_path.as_str(),
             rustix::fs::CWD,
             path.as_str(),
             rustix::fs::AtFlags::SYMLINK_FOLLOW,
-        )
-        .map_err(|e| Error::from_errno("linkat", &target, e))?;
-        Ok((shm, map))
+        );
+        let linked = match linked {
+            // No /proc here (a container may have none): link the
+            // descriptor itself, which needs CAP_DAC_READ_SEARCH.
+            Err(Errno::NOENT) => rustix::fs::linkat(
+                &shm.fd,
+                "",
+                rustix::fs::CWD,
+                path.as_str(),
+                rustix::fs::AtFlags::EMPTY_PATH,
+            ),
+            other => other,
+        };
+        match linked {
+            Ok(()) => Ok((shm, map)),
+            // Neither works: create under the name, then initialise (the
+            // name then exists while `init` runs; openers wait for it).
+            Err(Errno::NOENT | Errno::PERM | Errno::ACCESS) => {
+                let named = Self::create(name, opts)?.remove_on_drop();
+                let named_map = named.map()?;
+                // What `init` wrote, copied over (zero chunks are skipped:
+                // the new object is zeroed already).
+                let mut chunk = vec![0u8; 64 << 10];
+                let mut at = 0;
+                while at < map.len() {
+                    let n = chunk.len().min(map.len() - at);
+                    map.read_at(at, &mut chunk[..n])?;
+                    if chunk[..n].iter().any(|&b| b != 0) {
+                        named_map.write_at(at, &chunk[..n])?;
+                    }
+                    at += n;
+                }
+                Ok((named.keep(), named_map))
+            }
+            Err(e) => Err(Error::from_errno("linkat", &target, e)),
+        }
     }
 
     /// `shm_open(name, O_RDONLY or O_RDWR)`—opens an existing object.

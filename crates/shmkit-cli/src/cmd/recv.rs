@@ -1,6 +1,6 @@
 //! `shmkit recv`: a channel's stream to standard output (or a file).
 
-use std::io::Write;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -34,11 +34,16 @@ pub struct Args {
 
 /// Runs `shmkit recv`.
 pub fn run(args: Args) -> Result {
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(path) => {
-            Box::new(std::fs::File::create(path).map_err(|e| Failure::Message(format!("{}: {e}", path.display()), 1))?)
-        }
-        None => Box::new(std::io::stdout().lock()),
+    // A descriptor, not a `Write`: each message goes out straight from the
+    // ring, with nothing buffered here.
+    let out: OwnedFd = match &args.output {
+        Some(path) => std::fs::File::create(path)
+            .map_err(|e| Failure::Message(format!("{}: {e}", path.display()), 1))?
+            .into(),
+        None => std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Failure::Message(format!("stdout: {e}"), 1))?,
     };
     let opts = args.chan.options();
     let mut rx = Receiver::connect(&args.chan.name, &opts)?;
@@ -73,7 +78,7 @@ pub fn run(args: Args) -> Result {
             continue;
         }
         let len = msg.len() as u64;
-        let written = out.write_all(&msg);
+        let written = write_all(&out, &msg);
         if let Err(e) = written {
             drop(msg);
             // The write reads straight from the channel's memory: if another
@@ -83,7 +88,6 @@ pub fn run(args: Args) -> Result {
         }
         bar.inc(len);
     }
-    out.flush()?;
     bar.finish();
     Ok(())
 }
@@ -94,4 +98,20 @@ fn receive(rx: &mut Receiver, timeout: Option<Duration>) -> std::result::Result<
         Some(t) => rx.recv_ref_timeout(t),
         None => rx.recv_ref().map_err(RecvTimeoutError::Failed),
     }
+}
+
+/// Writes the whole message to `out`, straight from shared memory, in as
+/// many `write(2)` calls as it takes.
+fn write_all(out: &OwnedFd, msg: &shmkit::map::View<'_>) -> std::io::Result<()> {
+    let mut done = 0;
+    while done < msg.len() {
+        let rest = msg.sub(done, msg.len() - done).expect("in bounds");
+        match rest.write_to_fd(out) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

@@ -1,6 +1,6 @@
 //! `shmkit send`: standard input (or a file) into a channel.
 
-use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
 use shmkit::channel::Sender;
@@ -33,14 +33,21 @@ pub struct Args {
 
 /// Runs `shmkit send`.
 pub fn run(args: Args) -> Result {
-    let (mut input, total): (Box<dyn Read>, Option<u64>) = match &args.file {
+    // A descriptor, not a `Read`: each read goes straight into the ring.
+    let (input, total): (OwnedFd, Option<u64>) = match &args.file {
         Some(path) => {
             let file =
                 std::fs::File::open(path).map_err(|e| Failure::Message(format!("{}: {e}", path.display()), 1))?;
             let len = file.metadata().ok().map(|m| m.len());
-            (Box::new(file), len)
+            (file.into(), len)
         }
-        None => (Box::new(std::io::stdin().lock()), None),
+        None => (
+            std::io::stdin()
+                .as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| Failure::Message(format!("stdin: {e}"), 1))?,
+            None,
+        ),
     };
     let opts = args.chan.options();
     let mut tx = Sender::connect(&args.chan.name, &opts)?;
@@ -49,7 +56,7 @@ pub fn run(args: Args) -> Result {
     let bar = args.progress.bar(total, "send");
     loop {
         let mut grant = tx.reserve(chunk)?;
-        let n = match read_some(&mut input, &mut grant) {
+        let n = match read_some(&input, &mut grant) {
             Ok(n) => n,
             Err(e) => {
                 // The read goes straight into the channel's memory: if
@@ -83,12 +90,13 @@ pub fn run(args: Args) -> Result {
     Ok(())
 }
 
-/// One read into `buf` (retried only when interrupted): whatever the input
-/// has now goes out now, so a slow stream (`tail -f log | shmkit send`) is
-/// not held back until a whole chunk has gathered. 0 at the end of input.
-fn read_some(input: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+/// One read into the grant (retried only when interrupted): whatever the
+/// input has now goes out now, so a slow stream (`tail -f log | shmkit
+/// send`) is not held back until a whole chunk has gathered. 0 at the end of
+/// input.
+fn read_some(input: &OwnedFd, grant: &mut shmkit::map::ViewMut<'_>) -> std::io::Result<usize> {
     loop {
-        match input.read(buf) {
+        match grant.read_from_fd(input) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             other => return other,
         }

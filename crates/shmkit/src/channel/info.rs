@@ -1,20 +1,23 @@
 //! What a channel's header says, for `shmkit stat`.
 
+use std::os::fd::AsFd;
 use std::sync::atomic::Ordering;
 
-use crate::error::Result;
+use crate::core::segment::{self, Kind};
+use crate::core::slots::{self, Presence};
+use crate::error::{Result, Role};
 use crate::posix::ShmName;
 
-use super::endpoint;
-use super::layout::{self, side, Header, Side};
-use super::peer;
+use super::layout::{slot_index, Header, DATA_OFFSET};
 
 /// One side of a channel as its header records it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SideInfo {
-    /// The process that holds (or held) the side.
+    /// The process that holds (or held) the side, as a pid of its own PID
+    /// namespace (a process in another container shows its number there).
     pub pid: u32,
-    /// Whether that very process still runs (pid and start time).
+    /// Whether it still takes part: it holds its slot's lock, which the
+    /// kernel drops when the process dies, in any namespace.
     pub alive: bool,
     /// Whether it has left in order.
     pub closed: bool,
@@ -24,7 +27,8 @@ pub struct SideInfo {
 /// at any time; every field was read once and is reported as it was.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChannelInfo {
-    /// The ring's size in bytes.
+    /// The ring's size in bytes; 0 while undecided (the side that made the
+    /// channel chose none, and the other has not come yet).
     pub capacity: u64,
     /// The longest message the channel carries.
     pub max_message: u64,
@@ -60,40 +64,47 @@ pub struct ChannelInfo {
 /// # Ok::<(), shmkit::Error>(())
 /// ```
 pub fn info(name: &ShmName) -> Result<ChannelInfo> {
-    let (map, hdr, capacity) = endpoint::open_for_info(name)?;
-    let info = read(hdr.get(), capacity);
+    let (shm, map) = segment::open_for_info(name, Kind::Channel, DATA_OFFSET)?;
+    let info = read(super::layout_of(&map), &shm);
     map.check_intact()?;
     Ok(info)
 }
 
-/// Reads a header whose capacity has been validated.
-pub(crate) fn read(h: &Header, capacity: u64) -> ChannelInfo {
-    let tail = h.tail.0.pos.load(Ordering::Acquire);
-    let head = h.head.0.pos.load(Ordering::Acquire);
-    let in_flight = tail.wrapping_sub(head);
+/// Reads a channel's header; `fd` is a descriptor of the object, to ask for
+/// the slots' locks.
+pub(crate) fn read(h: &Header, fd: impl AsFd) -> ChannelInfo {
+    let mut capacity = h.meta.capacity.load(Ordering::Acquire);
+    if !crate::core::ring::valid_capacity(capacity) {
+        capacity = 0;
+    }
+    let tail = h.producer.0.pos.load(Ordering::Acquire);
+    let head = h.consumer.0.pos.load(Ordering::Acquire);
+    // The receiver may pass the sender's counter by a frame (headers are
+    // published first): that is nothing in flight.
+    let in_flight = if head.wrapping_sub(tail) <= capacity {
+        0
+    } else {
+        tail.wrapping_sub(head)
+    };
+    let fd = fd.as_fd();
     ChannelInfo {
         capacity,
-        max_message: layout::max_message(capacity),
+        max_message: if capacity == 0 { 0 } else { super::max_message(capacity) },
         bytes_in_flight: (in_flight <= capacity).then_some(in_flight),
-        sender: side_info(&h.peers.0.sender),
-        receiver: side_info(&h.peers.0.receiver),
-        messages_sent: h.tail.0.messages.load(Ordering::Relaxed),
-        bytes_sent: h.tail.0.bytes.load(Ordering::Relaxed),
-        messages_received: h.head.0.messages.load(Ordering::Relaxed),
-        bytes_received: h.head.0.bytes.load(Ordering::Relaxed),
+        sender: side_info(h, fd, Role::Sender),
+        receiver: side_info(h, fd, Role::Receiver),
+        messages_sent: h.producer.0.messages.load(Ordering::Relaxed),
+        bytes_sent: h.producer.0.bytes.load(Ordering::Relaxed),
+        messages_received: h.consumer.0.messages.load(Ordering::Relaxed),
+        bytes_received: h.consumer.0.bytes.load(Ordering::Relaxed),
     }
 }
 
-fn side_info(s: &Side) -> Option<SideInfo> {
-    let state = s.state.load(Ordering::Acquire);
-    if state == side::EMPTY {
-        return None;
-    }
-    let pid = s.pid.load(Ordering::Relaxed);
-    let start = s.start.load(Ordering::Relaxed);
+fn side_info(h: &Header, fd: std::os::fd::BorrowedFd<'_>, role: Role) -> Option<SideInfo> {
+    let p = slots::presence(fd, slot_index(role), h.slot(role)).ok()?;
     Some(SideInfo {
-        pid,
-        alive: peer::is_running(pid, start),
-        closed: state == side::CLOSED,
+        pid: p.pid()?,
+        alive: p.is_alive(),
+        closed: matches!(p, Presence::Closed { .. }),
     })
 }

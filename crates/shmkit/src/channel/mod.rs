@@ -82,47 +82,55 @@
 
 use std::time::Duration;
 
-// Under `--cfg loom` only the ring and its format are built, for the model
-// checker; everything that needs processes and system calls is left out.
-#[cfg(not(loom))]
-#[allow(unsafe_code)] // the header and buffer pointers into the mapping
-mod endpoint;
-#[cfg(not(loom))]
+#[allow(unsafe_code)] // the header and the ring's memory in the mapping
+mod connect;
 mod errors;
-#[cfg(not(loom))]
 mod info;
+#[allow(unsafe_code)] // the header's place in the mapping
 pub(crate) mod layout;
-#[cfg(not(loom))]
-mod peer;
-#[cfg(not(loom))]
 mod receiver;
-#[allow(unsafe_code)]
-pub(crate) mod ring;
-#[cfg(not(loom))]
 mod sender;
-pub(crate) mod sync;
-#[cfg(not(loom))]
-mod wait;
 
-#[cfg(not(loom))]
+use layout::layout_of;
+
+pub use crate::error::Role;
 pub use errors::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
-#[cfg(not(loom))]
 pub use info::{info, ChannelInfo, SideInfo};
-#[cfg(not(loom))]
 pub use receiver::{Iter, Receiver, RecvGuard};
-#[cfg(not(loom))]
 pub use sender::{Grant, Sender};
 
 /// The fuzz harness, for the targets in `fuzz/` (feature `fuzz`).
-#[cfg(all(feature = "fuzz", not(loom)))]
+#[cfg(feature = "fuzz")]
 #[doc(hidden)]
 pub mod fuzz {
     /// Runs the ring's fuzz harness on `data`: arbitrary bytes as the
-    /// channel's memory, rewritten between operations. It must end without
-    /// a panic, whatever the bytes.
+    /// ring's memory and counters, rewritten between operations by a
+    /// "peer", with one or two consumers. It must end without a panic,
+    /// whatever the bytes.
     pub fn ring(data: &[u8]) {
-        super::ring::fuzz::run(data);
+        crate::core::ring::fuzz::run(data);
     }
+}
+
+/// The smallest capacity a channel can have, in bytes.
+pub const MIN_CAPACITY: u64 = crate::core::ring::MIN_CAPACITY;
+
+/// The largest capacity a channel can have, in bytes (1 TiB).
+pub const MAX_CAPACITY: u64 = crate::core::ring::MAX_CAPACITY;
+
+/// The longest message any channel carries: that of a channel of
+/// [`MAX_CAPACITY`]. A channel of capacity `c` carries messages of up to
+/// [`max_message(c)`](max_message) bytes.
+pub const MAX_MESSAGE: u64 = max_message(MAX_CAPACITY);
+
+/// The longest message a channel of `capacity` bytes carries: half the
+/// capacity, less 8.
+///
+/// ```
+/// assert_eq!(shmkit::channel::max_message(1 << 20), 524_280);
+/// ```
+pub const fn max_message(capacity: u64) -> u64 {
+    capacity / 2 - crate::core::ring::FRAME_HEADER
 }
 
 /// The capacity a new channel gets unless asked otherwise: 1 MiB.

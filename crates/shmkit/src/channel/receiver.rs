@@ -3,13 +3,14 @@
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::core::event::{self, Stop};
+use crate::core::ring::{Consumer, Frame, RingError};
+use crate::error::{Error, Result, Role};
+use crate::map::View;
 use crate::posix::ShmName;
 
-use super::endpoint::{self, Endpoint, Role};
+use super::connect::{self, Endpoint};
 use super::errors::{RecvTimeoutError, TryRecvError};
-use super::ring::{Consumer, Frame, RingError};
-use super::wait::{self, Stop};
 use super::Options;
 
 /// The receiving end of a channel. See the [module docs](super).
@@ -28,8 +29,9 @@ impl Receiver {
     /// As [`Sender::connect`](super::Sender::connect), for the receiver's
     /// side.
     pub fn connect(name: &ShmName, opts: &Options) -> Result<Receiver> {
-        let end = endpoint::connect(name, opts, Role::Receiver)?;
-        let ring = Consumer::new(end.hdr.clone(), end.buf, end.capacity, 0);
+        let end = connect::connect(name, opts, Role::Receiver)?;
+        let (producer, consumer) = end.counters();
+        let ring = Consumer::new(consumer, producer, end.buf(), end.capacity);
         Ok(Receiver { ring, end })
     }
 
@@ -90,7 +92,7 @@ impl Receiver {
     /// [`RecvTimeoutError::Timeout`], or the errors of
     /// [`recv`](Receiver::recv).
     pub fn recv_timeout(&mut self, timeout: Duration) -> std::result::Result<Vec<u8>, RecvTimeoutError> {
-        match self.wait_frame(wait::deadline(timeout)) {
+        match self.wait_frame(event::deadline(timeout)) {
             Ok(frame) => {
                 let mut out = Vec::new();
                 self.take(frame, &mut out).map_err(RecvTimeoutError::Failed)?;
@@ -104,11 +106,13 @@ impl Receiver {
     /// The next message in place, waiting for one: zero-copy. Its space goes
     /// back to the sender when the guard is dropped.
     ///
-    /// The ring's protocol keeps the sender from writing these bytes until
-    /// then, but a hostile or buggy sender could still change them under
-    /// the guard (or shrink the object, after which they read as zeros and
-    /// the next call returns [`Error::Truncated`]); copy what must not
-    /// change (and validate what you read).
+    /// The guard is a [`View`]: it copies out and loads integers, but never
+    /// lends a `&[u8]` over memory the sender could write. The ring's
+    /// protocol keeps the sender from writing these bytes until the guard
+    /// goes, but a hostile or buggy sender could still change them under it
+    /// (or shrink the object, after which they read as zeros and the next
+    /// call returns [`Error::Truncated`]); copy what must not change, and
+    /// validate what you read.
     ///
     /// # Errors
     /// As [`recv`](Receiver::recv).
@@ -121,7 +125,7 @@ impl Receiver {
     /// # let t = std::thread::spawn(move || Sender::connect(&n2, &Options::new()).unwrap().send(b"pong").unwrap());
     /// let mut rx = Receiver::connect(&name, &Options::new())?;
     /// let msg = rx.recv_ref()?;
-    /// assert_eq!(&*msg, b"pong");
+    /// assert_eq!(msg.to_vec(), b"pong");
     /// drop(msg); // gives the space back
     /// # t.join().unwrap();
     /// # Ok::<(), shmkit::Error>(())
@@ -140,7 +144,7 @@ impl Receiver {
     /// [`RecvTimeoutError::Timeout`], or the errors of
     /// [`recv`](Receiver::recv).
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> std::result::Result<RecvGuard<'_>, RecvTimeoutError> {
-        match self.wait_frame(wait::deadline(timeout)) {
+        match self.wait_frame(event::deadline(timeout)) {
             Ok(frame) => self.guard(frame).map_err(RecvTimeoutError::Failed),
             Err(Stop::TimedOut) => Err(RecvTimeoutError::Timeout),
             Err(Stop::Failed(e)) => Err(RecvTimeoutError::Failed(e)),
@@ -167,26 +171,33 @@ impl Receiver {
             Err(RingError::Empty) => {}
             Err(e) => return Err(Stop::Failed(self.ring_error(e))),
         }
-        let hdr = self.end.hdr.clone();
-        let waiter = self.end.waiter(hdr.get());
         let Receiver { ring, end } = self;
         let end = &*end;
-        wait::wait_for(
-            &waiter,
+        let ring = std::cell::RefCell::new(ring);
+        event::wait_for(
+            &end.header().events.0.data,
+            end.spin,
             deadline,
-            || match ring.peek() {
+            || match ring.borrow_mut().peek() {
                 Ok(frame) => Ok(Some(frame)),
                 Err(RingError::Empty) => Ok(None),
                 Err(e) => Err(ring_error(end, e)),
             },
-            || end.check_peer(),
+            || {
+                // A silent sender whose counter says otherwise is corrupt.
+                ring.borrow_mut().check_stalled().map_err(|e| ring_error(end, e))?;
+                end.check_peer()
+            },
         )
     }
 
     /// Lends the frame out, once checked against a shrink of the object.
     fn guard(&mut self, frame: Frame) -> Result<RecvGuard<'_>> {
         self.end.check_intact()?;
-        Ok(RecvGuard { receiver: self, frame })
+        let Receiver { ring, end } = self;
+        let end = &*end;
+        let view = end.view(ring.buf(), frame.at, frame.len);
+        Ok(RecvGuard { ring, end, frame, view })
     }
 
     /// Copies the frame's payload into `out` and releases the frame; fails
@@ -200,9 +211,7 @@ impl Receiver {
     }
 
     fn release(&mut self, frame: Frame) {
-        self.ring.release(frame);
-        let w = &self.end.hdr.get().wake.0;
-        wait::wake(&w.space_seq, &w.tx_waiting);
+        release(&mut self.ring, &self.end, frame);
     }
 
     fn ring_error(&self, e: RingError) -> Error {
@@ -212,7 +221,7 @@ impl Receiver {
     /// Bytes committed by the sender and not yet received (0 if the
     /// sender's counter is invalid, or the object has shrunk).
     pub fn bytes_in_flight(&mut self) -> u64 {
-        self.ring.refresh().unwrap_or(0)
+        self.ring.bytes_in_flight().unwrap_or(0)
     }
 
     /// The longest message this channel carries: half its capacity, less 8.
@@ -226,7 +235,7 @@ impl Receiver {
     /// object has shrunk it describes zeros, which
     /// [`check_intact`](Self::check_intact) tells apart.
     pub fn info(&self) -> super::ChannelInfo {
-        super::info::read(self.end.hdr.get(), self.end.capacity)
+        self.end.info()
     }
 
     /// How many messages are in the channel now: sent and not yet received.
@@ -263,7 +272,7 @@ impl Receiver {
 
     /// The sender's pid.
     pub fn peer_pid(&self) -> Option<u32> {
-        self.end.peer.as_ref().map(|p| p.pid())
+        self.end.peer_pid
     }
 
     /// Checks that the channel's object still has its full size and that
@@ -293,23 +302,31 @@ fn ring_error(end: &Endpoint, e: RingError) -> Error {
     }
 }
 
-/// A received message in place; see [`Receiver::recv_ref`].
-#[derive(Debug)]
-pub struct RecvGuard<'a> {
-    receiver: &'a mut Receiver,
-    frame: Frame,
+fn release(ring: &mut Consumer, end: &Endpoint, frame: Frame) {
+    ring.release(frame);
+    end.header().events.0.space.notify();
 }
 
-impl Deref for RecvGuard<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        self.receiver.ring.payload(&self.frame)
+/// A received message in place; see [`Receiver::recv_ref`]. It derefs to a
+/// [`View`] of the message's bytes; dropping it gives the space back.
+#[derive(Debug)]
+pub struct RecvGuard<'a> {
+    ring: &'a mut Consumer,
+    end: &'a Endpoint,
+    frame: Frame,
+    view: View<'a>,
+}
+
+impl<'a> Deref for RecvGuard<'a> {
+    type Target = View<'a>;
+    fn deref(&self) -> &View<'a> {
+        &self.view
     }
 }
 
 impl Drop for RecvGuard<'_> {
     fn drop(&mut self) {
-        self.receiver.release(self.frame);
+        release(self.ring, self.end, self.frame);
     }
 }
 

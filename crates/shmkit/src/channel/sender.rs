@@ -3,14 +3,14 @@
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::core::event::{self, Stop};
+use crate::core::ring::{Producer, Reservation, RingError};
+use crate::error::{Error, Result, Role};
+use crate::map::ViewMut;
 use crate::posix::ShmName;
 
-use super::endpoint::{self, Endpoint, Role};
+use super::connect::{self, Endpoint};
 use super::errors::{SendTimeoutError, TrySendError};
-use super::layout::side;
-use super::ring::{Producer, Reservation, RingError};
-use super::wait::{self, Stop};
 use super::Options;
 
 /// The sending end of a channel. See the [module docs](super) for the
@@ -50,8 +50,9 @@ impl Sender {
     /// # Ok::<(), shmkit::Error>(())
     /// ```
     pub fn connect(name: &ShmName, opts: &Options) -> Result<Sender> {
-        let end = endpoint::connect(name, opts, Role::Sender)?;
-        let ring = Producer::new(end.hdr.clone(), end.buf, end.capacity, 0);
+        let end = connect::connect(name, opts, Role::Sender)?;
+        let (producer, consumer) = end.counters();
+        let ring = Producer::new(producer, vec![consumer], end.buf(), end.capacity);
         Ok(Sender { ring, end })
     }
 
@@ -78,7 +79,7 @@ impl Sender {
         self.check_receiver()?;
         match self.ring.push(msg) {
             Ok(()) => {
-                self.wake_receiver();
+                self.end.header().events.0.data.notify();
                 self.end.check_intact()?;
                 Ok(())
             }
@@ -96,7 +97,7 @@ impl Sender {
     /// # Errors
     /// [`SendTimeoutError::Timeout`], or the errors of [`send`](Sender::send).
     pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> std::result::Result<(), SendTimeoutError> {
-        match self.send_until(msg, wait::deadline(timeout)) {
+        match self.send_until(msg, event::deadline(timeout)) {
             Ok(()) => Ok(()),
             Err(Stop::TimedOut) => Err(SendTimeoutError::Timeout),
             Err(Stop::Failed(e)) => Err(SendTimeoutError::Failed(e)),
@@ -117,9 +118,11 @@ impl Sender {
     /// message is sent when the grant is [committed](Grant::commit);
     /// dropping the grant sends nothing.
     ///
-    /// The grant's bytes are zeroed by nobody: they hold whatever an earlier
-    /// message left. A hostile receiver could write into them while the
-    /// grant lives; the ring's protocol gives them to the sender alone.
+    /// The grant is a [`ViewMut`]: it copies in and out and stores integers,
+    /// but never lends a `&mut [u8]` over memory the receiver could write.
+    /// Its bytes are zeroed by nobody: they hold whatever an earlier message
+    /// left. The ring's protocol gives them to the sender alone; a hostile
+    /// receiver could still write into them while the grant lives.
     ///
     /// # Errors
     /// As [`send`](Sender::send).
@@ -132,17 +135,39 @@ impl Sender {
     /// # let t = std::thread::spawn(move || Receiver::connect(&n2, &Options::new()).unwrap().recv().unwrap());
     /// let mut tx = Sender::connect(&name, &Options::new())?;
     /// let mut grant = tx.reserve(4)?;
-    /// grant.copy_from_slice(b"ping");
+    /// grant.copy_from_slice(b"ping")?;
     /// grant.commit()?;
     /// # assert_eq!(t.join().unwrap(), b"ping");
     /// # Ok::<(), shmkit::Error>(())
     /// ```
     pub fn reserve(&mut self, len: usize) -> Result<Grant<'_>> {
         match self.reserve_until(len, None) {
-            Ok(res) => Ok(Grant { sender: self, res }),
+            Ok(res) => Ok(self.grant(res)),
             Err(Stop::Failed(e)) => Err(e),
             Err(Stop::TimedOut) => unreachable!("no deadline"),
         }
+    }
+
+    /// Like [`reserve`](Sender::reserve), waiting at most `timeout` for room.
+    ///
+    /// # Errors
+    /// [`SendTimeoutError::Timeout`], or the errors of [`send`](Sender::send).
+    pub fn reserve_timeout(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> std::result::Result<Grant<'_>, SendTimeoutError> {
+        match self.reserve_until(len, event::deadline(timeout)) {
+            Ok(res) => Ok(self.grant(res)),
+            Err(Stop::TimedOut) => Err(SendTimeoutError::Timeout),
+            Err(Stop::Failed(e)) => Err(SendTimeoutError::Failed(e)),
+        }
+    }
+
+    fn grant(&mut self, res: Reservation) -> Grant<'_> {
+        let Sender { ring, end } = self;
+        let view = end.view_mut(ring.buf(), res.at, res.len);
+        Grant { ring, end, res, view }
     }
 
     /// Reserves room, waiting until `deadline`; checked against a shrink of
@@ -168,12 +193,11 @@ impl Sender {
             Err(RingError::Full) => {}
             Err(e) => return Err(Stop::Failed(self.ring_error(e))),
         }
-        let hdr = self.end.hdr.clone();
-        let waiter = self.end.waiter(hdr.get());
         let Sender { ring, end } = self;
         let end = &*end;
-        wait::wait_for(
-            &waiter,
+        event::wait_for(
+            &end.header().events.0.space,
+            end.spin,
             deadline,
             || match ring.reserve(len) {
                 Ok(r) => Ok(Some(r)),
@@ -186,17 +210,12 @@ impl Sender {
 
     fn commit(&mut self, r: Reservation) {
         self.ring.commit(r);
-        self.wake_receiver();
-    }
-
-    fn wake_receiver(&self) {
-        let w = &self.end.hdr.get().wake.0;
-        wait::wake(&w.data_seq, &w.rx_waiting);
+        self.end.header().events.0.data.notify();
     }
 
     /// Fails if the receiver has left (a cheap load, done on every send).
     fn check_receiver(&self) -> Result<()> {
-        if self.end.peer_state() == side::CLOSED {
+        if self.end.peer_closed() {
             return self.end.check_peer();
         }
         Ok(())
@@ -212,13 +231,12 @@ impl Sender {
     /// # Errors
     /// [`Error::Closed`] or [`Error::PeerGone`] if the receiver leaves first.
     pub fn flush(&mut self, timeout: Option<Duration>) -> Result<bool> {
-        let deadline = timeout.and_then(wait::deadline);
-        let hdr = self.end.hdr.clone();
-        let waiter = self.end.waiter(hdr.get());
+        let deadline = timeout.and_then(event::deadline);
         let Sender { ring, end } = self;
         let end = &*end;
-        match wait::wait_for(
-            &waiter,
+        match event::wait_for(
+            &end.header().events.0.space,
+            end.spin,
             deadline,
             || match ring.is_drained() {
                 Ok(true) => Ok(Some(())),
@@ -244,7 +262,7 @@ impl Sender {
     /// object has shrunk it describes zeros, which
     /// [`check_intact`](Self::check_intact) tells apart.
     pub fn info(&self) -> super::ChannelInfo {
-        super::info::read(self.end.hdr.get(), self.end.capacity)
+        self.end.info()
     }
 
     /// How many messages are in the channel now: sent and not yet received.
@@ -281,7 +299,7 @@ impl Sender {
 
     /// The receiver's pid.
     pub fn peer_pid(&self) -> Option<u32> {
-        self.end.peer.as_ref().map(|p| p.pid())
+        self.end.peer_pid
     }
 
     /// Checks that the channel's object still has its full size and that
@@ -305,7 +323,7 @@ impl Sender {
 fn ring_error(end: &Endpoint, e: RingError) -> Error {
     match e {
         RingError::TooLarge { len, max } => Error::MessageTooLarge {
-            target: end.target.clone(),
+            target: end.target().clone(),
             len,
             max,
         },
@@ -315,11 +333,13 @@ fn ring_error(end: &Endpoint, e: RingError) -> Error {
 }
 
 /// Room for one message in the ring, written in place; see
-/// [`Sender::reserve`].
+/// [`Sender::reserve`]. It derefs to a [`ViewMut`] of the message's bytes.
 #[derive(Debug)]
 pub struct Grant<'a> {
-    sender: &'a mut Sender,
+    ring: &'a mut Producer,
+    end: &'a Endpoint,
     res: Reservation,
+    view: ViewMut<'a>,
 }
 
 impl Grant<'_> {
@@ -330,10 +350,11 @@ impl Grant<'_> {
     /// was written or committed: it is lost. (A read(2) into the grant fails
     /// with `EFAULT` then; see [`Sender::check_intact`].)
     pub fn commit(self) -> Result<()> {
-        self.sender.commit(self.res);
-        // `commit` ends with a SeqCst fence (the wake-up check): the writes
-        // are ordered before this check.
-        self.sender.end.check_intact()
+        self.ring.commit(self.res);
+        // `notify` starts with a SeqCst fence: the writes are ordered before
+        // the check below.
+        self.end.header().events.0.data.notify();
+        self.end.check_intact()
     }
 
     /// Shortens the message to its first `len` bytes (for a read that came
@@ -346,26 +367,29 @@ impl Grant<'_> {
     /// # let t = std::thread::spawn(move || Receiver::connect(&n2, &Options::new()).unwrap().recv().unwrap());
     /// # let mut tx = Sender::connect(&name, &Options::new())?;
     /// let mut grant = tx.reserve(4096)?;
-    /// grant[..2].copy_from_slice(b"hi");
+    /// grant.write_at(0, b"hi")?;
     /// grant.truncate(2);
     /// grant.commit()?; // sends "hi"
     /// # assert_eq!(t.join().unwrap(), b"hi");
     /// # Ok::<(), shmkit::Error>(())
     /// ```
     pub fn truncate(&mut self, len: usize) {
-        self.res.len = self.res.len.min(len);
+        if len < self.res.len {
+            self.res.len = len;
+            self.view = self.end.view_mut(self.ring.buf(), self.res.at, len);
+        }
     }
 }
 
-impl Deref for Grant<'_> {
-    type Target = [u8];
-    fn deref(&self) -> &[u8] {
-        self.sender.ring.payload(&self.res)
+impl<'a> Deref for Grant<'a> {
+    type Target = ViewMut<'a>;
+    fn deref(&self) -> &ViewMut<'a> {
+        &self.view
     }
 }
 
-impl DerefMut for Grant<'_> {
-    fn deref_mut(&mut self) -> &mut [u8] {
-        self.sender.ring.payload_mut(&self.res)
+impl<'a> DerefMut for Grant<'a> {
+    fn deref_mut(&mut self) -> &mut ViewMut<'a> {
+        &mut self.view
     }
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use shmkit::channel::{self, Options, Receiver, Sender};
 use shmkit::posix::{PosixShm, ShmName};
-use shmkit::Error;
+use shmkit::{Error, Role};
 
 use crate::common::{posix_name, LiveChild};
 
@@ -273,7 +273,7 @@ fn sigkill_of_the_sender_drains_then_peer_gone() {
         }
     };
     let took = killed_at.elapsed();
-    assert!(matches!(err, Error::PeerGone { side: "sender", .. }), "{err}");
+    assert!(matches!(err, Error::PeerGone { side: Role::Sender, .. }), "{err}");
     assert!(took < Duration::from_secs(1), "PeerGone took {took:?}");
     // everything the sender committed was received
     let info = rx.info();
@@ -300,7 +300,16 @@ fn sigkill_of_the_receiver_makes_send_fail() {
             break e;
         }
     };
-    assert!(matches!(err, Error::PeerGone { side: "receiver", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::PeerGone {
+                side: Role::Receiver,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(1),
         "took {:?}",
@@ -318,7 +327,7 @@ fn a_second_sender_is_busy_and_a_plain_segment_is_not_a_channel() {
     match Sender::connect(&name, &opts()) {
         Err(
             e @ Error::Busy {
-                side: "sender",
+                side: Role::Sender,
                 alive: true,
                 ..
             },
@@ -329,7 +338,9 @@ fn a_second_sender_is_busy_and_a_plain_segment_is_not_a_channel() {
     }
     match Receiver::connect(&name, &opts()) {
         Err(Error::Busy {
-            side: "receiver", pid, ..
+            side: Role::Receiver,
+            pid,
+            ..
         }) => assert_eq!(pid, receiver.pid()),
         other => panic!("second receiver: {other:?}"),
     }
@@ -373,7 +384,16 @@ fn dropping_the_receiver_closes_for_the_sender() {
             break e;
         }
     };
-    assert!(matches!(err, Error::Closed { side: "receiver", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Closed {
+                side: Role::Receiver,
+                ..
+            }
+        ),
+        "{err}"
+    );
     drop(tx);
     assert!(gone(&name));
 }
@@ -408,8 +428,9 @@ fn try_and_timeout_variants() {
     let mut rx = t.join().unwrap();
     assert!(rx.try_recv().unwrap_err().is_empty());
     assert!(rx.recv_timeout(Duration::from_millis(20)).unwrap_err().is_timeout());
-    tx.try_send(&[1; 24]).unwrap();
-    tx.try_send(&[2; 24]).unwrap();
+    tx.try_send(&[1; 16]).unwrap();
+    tx.try_send(&[2; 16]).unwrap();
+    // 48 bytes of frames, and 8 for the next frame's end mark
     assert!(tx.try_send(&[3; 1]).unwrap_err().is_full());
     assert!(tx
         .send_timeout(&[3; 1], Duration::from_millis(20))
@@ -419,13 +440,15 @@ fn try_and_timeout_variants() {
         tx.try_send(&[0; 25]),
         Err(channel::TrySendError::Failed(Error::MessageTooLarge { max: 24, .. }))
     ));
-    assert_eq!(rx.try_recv().unwrap(), [1; 24]);
+    assert_eq!(rx.try_recv().unwrap(), [1; 16]);
     {
         let guard = rx.recv_ref().unwrap();
-        assert_eq!(&*guard, &[2; 24]);
+        assert_eq!(guard.to_vec(), [2; 16]);
+        assert_eq!(guard.load_u64(8).unwrap(), u64::from_ne_bytes([2; 8]));
     }
     let mut grant = tx.reserve(3).unwrap();
-    grant.copy_from_slice(b"abc");
+    grant.copy_from_slice(b"abc").unwrap();
+    assert!(grant.copy_from_slice(b"abcd").is_err(), "a grant is bounds-checked");
     grant.commit().unwrap();
     {
         let _unsent = tx.reserve(5).unwrap(); // dropped: nothing sent

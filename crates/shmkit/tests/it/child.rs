@@ -31,8 +31,10 @@ pub(crate) fn become_nobody() {
     }
 }
 
-/// The entry point of every child. A plain test run (no role) does nothing.
+/// The entry point of every child: not a test, so it is ignored in a plain
+/// run (and listed as such); `common::child` runs it with `--ignored`.
 #[test]
+#[ignore = "helper: the child side of the multi-process tests, run by them"]
 fn main() {
     let Ok(role) = std::env::var(ROLE_ENV) else { return };
     let args: Vec<String> = std::env::var(ARGS_ENV)
@@ -134,6 +136,8 @@ fn main() {
         r if r.starts_with("inspect-") => inspect_role(r, &args),
         // chan-*: the roles of channel.rs.
         r if r.starts_with("chan-") => crate::channel::child_role(r, &args),
+        // core-*: the roles of channel_core.rs.
+        r if r.starts_with("core-") => crate::channel_core::child_role(r, &args),
         // memfd-*: the roles of memfd.rs.
         r if r.starts_with("memfd-") => crate::memfd::child_role(r, &args),
         // shrink-*: the roles of shrink.rs.

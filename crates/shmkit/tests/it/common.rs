@@ -72,9 +72,16 @@ pub fn is_root() -> bool {
 /// `child.rs`). It reports with lines starting with `@` on stdout.
 pub fn child(role: &str, args: &[&str]) -> Command {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", "child::main", "--nocapture", "--test-threads=1", "--quiet"])
-        .env(ROLE_ENV, role)
-        .env(ARGS_ENV, args.join("\x1f"));
+    cmd.args([
+        "--exact",
+        "child::main",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+        "--quiet",
+    ])
+    .env(ROLE_ENV, role)
+    .env(ARGS_ENV, args.join("\x1f"));
     cmd
 }
 

@@ -2,6 +2,7 @@
 //! `common.rs` for names, guards and child processes).
 
 mod channel;
+mod channel_core;
 mod child;
 mod common;
 mod inspect;

@@ -1,0 +1,420 @@
+//! Meeting the other side: the segment, the slot, the capacity, the wait
+//! for the peer, and leaving.
+
+use std::ptr::NonNull;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::core::event::{self, LIVENESS_INTERVAL};
+use crate::core::ring::{self, Buf, CounterRef};
+use crate::core::segment::{Kind, Segment, Spec};
+use crate::core::slots::{self, Presence, Refusal};
+use crate::error::{Error, Result, Role, Target};
+use crate::posix::ShmName;
+
+use super::layout::{slot_index, Header, DATA_OFFSET, SLOTS};
+use super::Options;
+
+/// One side's hold on a channel: the segment, its claimed slot, and the
+/// ring's memory.
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    pub role: Role,
+    pub capacity: u64,
+    pub spin: std::time::Duration,
+    /// The peer's pid as its slot records it (display only).
+    pub peer_pid: Option<u32>,
+    /// The process that claimed the slot: only it may leave, close or
+    /// unlink (a forked child's copy does nothing of the kind).
+    owner: u32,
+    hdr: NonNull<Header>,
+    seg: Segment,
+}
+
+// SAFETY: the header pointer points into `seg.map`, which the endpoint owns
+// and which lives as long as it; the header is made of atomics only.
+unsafe impl Send for Endpoint {}
+
+/// Why one attempt to connect did not.
+enum Attempt {
+    /// The object was abandoned (or given up by this side): try again.
+    Again,
+    /// Anything else.
+    Failed(Error),
+}
+
+impl From<Error> for Attempt {
+    fn from(e: Error) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+/// Connects as `role` to the channel `name`, creating it if it does not
+/// exist, and waits for the other side to join.
+pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endpoint> {
+    let target = Target::Posix(name.clone());
+    if let Some(cap) = opts.capacity {
+        if !ring::valid_capacity(cap) {
+            return Err(Error::InvalidArgument {
+                target,
+                reason: format!(
+                    "capacity {cap} is not a power of two from {} to {} bytes",
+                    ring::MIN_CAPACITY,
+                    ring::MAX_CAPACITY
+                ),
+            });
+        }
+    }
+    let deadline = opts.timeout.and_then(event::deadline);
+    // An abandoned channel is removed and made anew; racing takers retry.
+    // Bounded, unless other processes keep abandoning this name.
+    for _ in 0..20 {
+        match connect_once(name, opts, role, deadline) {
+            Ok(end) => return Ok(end),
+            Err(Attempt::Failed(e)) => return Err(e),
+            Err(Attempt::Again) => {}
+        }
+    }
+    Err(Error::Os {
+        target,
+        op: "connect",
+        source: rustix::io::Errno::AGAIN,
+    })
+}
+
+fn connect_once(
+    name: &ShmName,
+    opts: &Options,
+    role: Role,
+    deadline: Option<Instant>,
+) -> std::result::Result<Endpoint, Attempt> {
+    let spec = Spec {
+        kind: Kind::Channel,
+        slots: SLOTS,
+        data_offset: DATA_OFFSET,
+        capacity: opts.capacity,
+        mode: opts.mode,
+        allow_foreign: opts.allow_foreign,
+    };
+    let seg = Segment::create_or_open(name, &spec)?;
+    let hdr = NonNull::from(super::layout_of(&seg.map));
+    let mut end = Endpoint {
+        role,
+        capacity: 0,
+        spin: opts.spin,
+        peer_pid: None,
+        owner: 0,
+        hdr,
+        seg,
+    };
+    // Nobody alive in it, and somebody was: abandoned (both sides died, or
+    // one died before the other came). Take it over.
+    if !end.seg.created && end.abandoned()? {
+        end.seg.unlink_if(|| end.abandoned().unwrap_or(false));
+        return Err(Attempt::Again);
+    }
+    // The capacity is settled before the claim, so that a side seen in its
+    // slot has agreed to it.
+    let capacity = end.negotiate(opts)?;
+    let me = std::process::id();
+    let index = slot_index(role);
+    // Claimed under the object's shared flock, while its name still names
+    // it: a taker that judged it abandoned either sees this claim or has
+    // removed the name already, and then this side starts anew.
+    let claimed = end
+        .seg
+        .while_named(|| slots::claim(&end.seg.shm, index, end.header().slot(role), me))
+        .ok_or(Attempt::Again)?;
+    match claimed.map_err(|e| end.os("fcntl(F_OFD_SETLK)", e))? {
+        Ok(()) => end.owner = me,
+        Err(Refusal::Taken { pid }) => {
+            return Err(Attempt::Failed(Error::Busy {
+                target: end.seg.target.clone(),
+                side: role,
+                pid,
+                alive: true,
+            }))
+        }
+        Err(Refusal::Used(p)) => {
+            return Err(Attempt::Failed(match p {
+                Presence::Closed { .. } => Error::Closed {
+                    target: end.seg.target.clone(),
+                    side: role,
+                },
+                p => Error::Busy {
+                    target: end.seg.target.clone(),
+                    side: role,
+                    pid: p.pid().unwrap_or(0),
+                    alive: false,
+                },
+            }))
+        }
+    }
+    end.header().events.0.peers.notify_always();
+    end.wait_for_peer(deadline, capacity)?;
+    Ok(end)
+}
+
+impl Endpoint {
+    /// The channel's header.
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: `hdr` points at the start of `seg.map` (page-aligned, at
+        // least DATA_OFFSET bytes: checked by `layout_of`), which lives as
+        // long as `self`; the header is atomics only, and remapping a larger
+        // view in `map_all` keeps the header at the mapping's start —
+        // `refresh_header` re-points `hdr` whenever the mapping changes.
+        unsafe { self.hdr.as_ref() }
+    }
+
+    pub(crate) fn target(&self) -> &Target {
+        &self.seg.target
+    }
+
+    fn os(&self, op: &'static str, e: rustix::io::Errno) -> Error {
+        Error::from_errno(op, &self.seg.target, e)
+    }
+
+    /// Who is in the other side's slot.
+    pub(crate) fn peer_presence(&self) -> Result<Presence> {
+        let other = other(self.role);
+        slots::presence(&self.seg.shm, slot_index(other), self.header().slot(other))
+            .map_err(|e| self.os("fcntl(F_OFD_GETLK)", e))
+    }
+
+    /// Whether nobody takes part and somebody did.
+    fn abandoned(&self) -> Result<bool> {
+        let mut used = false;
+        for role in [Role::Sender, Role::Receiver] {
+            let p = slots::presence(&self.seg.shm, slot_index(role), self.header().slot(role))
+                .map_err(|e| self.os("fcntl(F_OFD_GETLK)", e))?;
+            if p.is_alive() {
+                return Ok(false);
+            }
+            used |= p.is_used();
+        }
+        Ok(used)
+    }
+
+    /// Settles the capacity with the other side (see `core::segment`). On a
+    /// conflict, records it for the side that waits — unless this side's
+    /// slot is taken anyway (a second sender is not the peer) — and fails.
+    fn negotiate(&self, opts: &Options) -> Result<Option<u64>> {
+        match self
+            .seg
+            .negotiate(opts.capacity, super::DEFAULT_CAPACITY, ring::valid_capacity)?
+        {
+            Ok(cap) => Ok(cap),
+            Err(theirs) => {
+                let ours = opts.capacity.unwrap_or(0);
+                let mine = slots::presence(&self.seg.shm, slot_index(self.role), self.header().slot(self.role))
+                    .map_err(|e| self.os("fcntl(F_OFD_GETLK)", e))?;
+                if mine == Presence::Empty {
+                    self.seg.record_conflict(ours);
+                    self.header().events.0.peers.notify_always();
+                }
+                Err(Error::CapacityMismatch {
+                    target: self.seg.target.clone(),
+                    actual: theirs,
+                    expected: ours,
+                })
+            }
+        }
+    }
+
+    /// Waits until the other side has joined and the capacity is decided,
+    /// then maps the ring.
+    fn wait_for_peer(&mut self, deadline: Option<Instant>, mut capacity: Option<u64>) -> Result<()> {
+        loop {
+            let peers = &self.header().events.0.peers;
+            let seen = peers.seq.load(Ordering::Acquire);
+            self.seg.check_size(DATA_OFFSET)?;
+            if let Some(theirs) = self.seg.conflict() {
+                return Err(Error::CapacityMismatch {
+                    target: self.seg.target.clone(),
+                    actual: theirs,
+                    expected: capacity.unwrap_or(0),
+                });
+            }
+            if capacity.is_none() {
+                let decided = self.header().meta.capacity.load(Ordering::Acquire);
+                if decided != 0 {
+                    if !ring::valid_capacity(decided) {
+                        return Err(self.seg.corrupt(format!("invalid capacity {decided}")));
+                    }
+                    capacity = Some(decided);
+                }
+            }
+            let peer = self.peer_presence()?;
+            if let (Some(cap), true) = (capacity, peer.is_used()) {
+                self.peer_pid = peer.pid();
+                self.capacity = cap;
+                self.seg.map_all(cap)?;
+                self.hdr = NonNull::from(super::layout_of(&self.seg.map));
+                return Ok(());
+            }
+            if let Presence::Dead { pid } = peer {
+                return Err(Error::PeerGone {
+                    target: self.seg.target.clone(),
+                    side: other(self.role),
+                    pid,
+                });
+            }
+            let mut slice = LIVENESS_INTERVAL;
+            if let Some(d) = deadline {
+                let now = Instant::now();
+                if now >= d {
+                    return Err(Error::TimedOut {
+                        target: self.seg.target.clone(),
+                        waiting_for: match self.role {
+                            Role::Sender => "a receiver",
+                            _ => "a sender",
+                        },
+                    });
+                }
+                slice = slice.min(d - now);
+            }
+            event::sleep_on(peers, seen, slice);
+        }
+    }
+
+    /// The ring's bytes (after `connect`, the whole object is mapped).
+    pub(crate) fn buf(&self) -> Buf {
+        let len = usize::try_from(self.capacity).expect("mapped, so it fits");
+        assert!(self.seg.map.len() as u64 >= DATA_OFFSET + self.capacity);
+        // SAFETY: the mapping holds DATA_OFFSET + capacity bytes (asserted),
+        // page-aligned; the endpoint keeps it alive as long as the ring that
+        // holds this buffer (both live in the same Sender or Receiver).
+        unsafe {
+            Buf::new(
+                NonNull::new(self.seg.map.as_mut_ptr().add(DATA_OFFSET as usize)).expect("mapping is not null"),
+                len,
+            )
+        }
+    }
+
+    /// A read-only view of `len` bytes of the ring at `at`.
+    pub(crate) fn view(&self, buf: &Buf, at: usize, len: usize) -> crate::map::View<'_> {
+        // SAFETY: `range` checks that the bytes lie in the ring, whose
+        // mapping lives as long as `self`, which the view borrows.
+        unsafe { crate::map::View::new(buf.range(at, len), len) }
+    }
+
+    /// A writable view of `len` bytes of the ring at `at`.
+    /// The ring's protocol gives those bytes to one writer (the holder of
+    /// the reservation) at a time.
+    pub(crate) fn view_mut(&self, buf: &Buf, at: usize, len: usize) -> crate::map::ViewMut<'_> {
+        // SAFETY: as in `view`: the writable mapping lives as long as
+        // `self`, which the view borrows. A view makes no reference to the
+        // bytes, so two views of them would not be unsound either.
+        unsafe { crate::map::ViewMut::new(buf.range(at, len), len) }
+    }
+
+    /// The producer's and the consumer's counters.
+    pub(crate) fn counters(&self) -> (CounterRef, CounterRef) {
+        let h = self.header();
+        // SAFETY: both lie in the header, which the mapping keeps alive as
+        // long as the endpoint, and the endpoint outlives the ring halves
+        // that hold these (both live in the same Sender or Receiver).
+        unsafe {
+            (
+                CounterRef::new(NonNull::from(&h.producer.0)),
+                CounterRef::new(NonNull::from(&h.consumer.0)),
+            )
+        }
+    }
+
+    /// A snapshot of the header, through this side's own mapping.
+    pub(crate) fn info(&self) -> super::ChannelInfo {
+        let mut info = super::info::read(self.header(), &self.seg.shm);
+        // Our own lock does not conflict with our own description, so the
+        // kernel does not report it: this side is alive while it asks.
+        let mine = match self.role {
+            Role::Sender => &mut info.sender,
+            _ => &mut info.receiver,
+        };
+        if let Some(me) = mine.as_mut().filter(|me| !me.closed) {
+            me.alive = true;
+        }
+        info
+    }
+
+    /// `Err(Truncated)` if the object shrank under the mapping: the ring
+    /// then reads as zeros, so every operation checks this after touching
+    /// it, before trusting the result.
+    pub(crate) fn check_intact(&self) -> Result<()> {
+        self.seg.map.check_intact()
+    }
+
+    /// [`check_intact`](Self::check_intact), and `Err(Truncated)` if the
+    /// object is smaller now than the channel needs (by `fstat`).
+    pub(crate) fn check_size(&self) -> Result<()> {
+        self.seg.check_size(DATA_OFFSET + self.capacity)
+    }
+
+    /// `Err(Truncated)` if the object shrank, `Err(Closed)` if the peer has
+    /// left in order, `Err(PeerGone)` if it died; `Ok` while it takes part.
+    /// Asks the kernel (the slot's lock), not `/proc`.
+    pub(crate) fn check_peer(&self) -> Result<()> {
+        self.check_size()?;
+        match self.peer_presence()? {
+            Presence::Closed { .. } => Err(Error::Closed {
+                target: self.seg.target.clone(),
+                side: other(self.role),
+            }),
+            Presence::Dead { pid } => Err(Error::PeerGone {
+                target: self.seg.target.clone(),
+                side: other(self.role),
+                pid,
+            }),
+            Presence::Alive { .. } | Presence::Empty => Ok(()),
+        }
+    }
+
+    /// Whether the peer has left in order (a cheap load, for every send).
+    pub(crate) fn peer_closed(&self) -> bool {
+        self.header().slot(other(self.role)).state.load(Ordering::Acquire) == slots::CLOSED
+    }
+
+    /// A [`Error::Corrupt`] about this channel, or [`Error::Truncated`] if
+    /// what looked corrupt is the zero pages of a shrunk object.
+    pub(crate) fn corrupt_error(&self, reason: String) -> Error {
+        self.seg.corrupt(reason)
+    }
+
+    /// Whether this process is the one that claimed the slot (not a child
+    /// that inherited the handle through `fork`).
+    fn is_owner(&self) -> bool {
+        self.owner != 0 && self.owner == std::process::id()
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        if !self.is_owner() {
+            // Not ours to close: a forked child drops its copy of the
+            // mapping and the descriptor, nothing else. (The slot's lock
+            // belongs to the open file description, which the parent keeps.)
+            return;
+        }
+        let hdr = self.header();
+        slots::leave(hdr.slot(self.role));
+        // Whoever sleeps waiting for us should notice now.
+        let events = &hdr.events.0;
+        events.data.notify_always();
+        events.space.notify_always();
+        events.peers.notify_always();
+        // A side that has left is never claimed again, so nobody can join
+        // this channel any more: its name has no use. The first side to
+        // leave removes it (the other keeps its mapping until it leaves
+        // too); a survivor removes it after the other died.
+        self.seg.unlink_if(|| true);
+    }
+}
+
+/// The other side.
+pub(crate) fn other(role: Role) -> Role {
+    match role {
+        Role::Sender => Role::Receiver,
+        _ => Role::Sender,
+    }
+}

@@ -1,7 +1,0 @@
-//! The atomics the ring uses: std's, or loom's when model checking
-//! (`RUSTFLAGS="--cfg loom" cargo test -p shmkit --release --lib loom`).
-
-#[cfg(loom)]
-pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-#[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};

@@ -1,0 +1,343 @@
+//! Events: a futex sequence word and a count of the processes asleep on it.
+//!
+//! This module knows nothing of rings, roles or files: an [`Event`] is two
+//! 32-bit words in shared memory, and [`wait_for`] is a loop that spins, then
+//! sleeps on one, calling back to see whether the wait is over.
+//!
+//! # The protocol
+//! A waiter adds itself to `waiters`, reads `seq`, issues a `SeqCst` fence,
+//! then looks at its condition once more before it sleeps on `seq`. A
+//! notifier first makes the condition true (publishes a frame, frees room),
+//! issues a `SeqCst` fence, then loads `waiters`, and only if somebody may
+//! sleep bumps `seq` and makes the `futex(FUTEX_WAKE)` system call. The two
+//! fences order each side's store before its load, so at least one side sees
+//! the other's: either the waiter finds the condition true and does not
+//! sleep, or the notifier finds the waiter and bumps `seq` — which the
+//! waiter read before its check, so its `futex(FUTEX_WAIT)` returns at once.
+//! A busy conversation therefore costs no system calls, and several
+//! sleepers can share one word (N subscribers, N senders).
+//!
+//! A peer may write either word at any time. Garbage in `waiters` costs
+//! wake-ups that nobody needed; a zero written under a sleeper costs that
+//! sleeper at most one [`LIVENESS_INTERVAL`], because every sleep is that
+//! long at most, after which the condition and the peer's liveness are
+//! checked again.
+
+use std::time::{Duration, Instant};
+
+use super::sync::{fence, AtomicU32, Ordering};
+
+/// The longest sleep between two looks at the peer's liveness.
+pub(crate) const LIVENESS_INTERVAL: Duration = Duration::from_millis(50);
+
+/// A futex word and its sleepers, in shared memory (8 bytes, `repr(C)`).
+#[repr(C)]
+#[derive(Debug)]
+pub(crate) struct Event {
+    /// Bumped by every notification that may wake somebody.
+    pub seq: AtomicU32,
+    /// How many processes are (about to be) asleep on `seq`.
+    pub waiters: AtomicU32,
+}
+
+impl Event {
+    /// A new event (heap memory, tests).
+    #[cfg(any(test, feature = "fuzz", loom))]
+    pub(crate) fn new() -> Event {
+        Event {
+            seq: AtomicU32::new(0),
+            waiters: AtomicU32::new(0),
+        }
+    }
+
+    /// Wakes the sleepers, if the count says there may be any. Call after
+    /// making the condition true; the fence orders that store before the
+    /// count's load (see the module docs).
+    #[inline]
+    pub(crate) fn notify(&self) {
+        fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::Relaxed) != 0 {
+            self.notify_always();
+        }
+    }
+
+    /// Wakes every sleeper, count or not (rare events: joining, leaving).
+    pub(crate) fn notify_always(&self) {
+        // Release: whatever the notifier wrote before is visible to a
+        // sleeper that Acquire-loads the new value.
+        self.seq.fetch_add(1, Ordering::Release);
+        #[cfg(not(loom))]
+        futex::wake(&self.seq);
+    }
+
+    /// Counts this process among the sleepers; [`Registration`]'s drop
+    /// takes it off again.
+    pub(crate) fn register(&self) -> Registration<'_> {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        Registration { event: self }
+    }
+}
+
+/// One sleeper counted in an [`Event`]; dropping it uncounts it.
+#[derive(Debug)]
+pub(crate) struct Registration<'a> {
+    event: &'a Event,
+}
+
+impl Registration<'_> {
+    /// The sequence value to sleep on, read before the condition's last
+    /// check; the fence orders the count's increment (and this load)
+    /// before that check.
+    pub(crate) fn arm(&self) -> u32 {
+        let seen = self.event.seq.load(Ordering::Acquire);
+        fence(Ordering::SeqCst);
+        seen
+    }
+
+    /// Sleeps while `seq` still holds `seen`, at most `timeout`.
+    #[cfg(not(loom))]
+    pub(crate) fn sleep(&self, seen: u32, timeout: Duration) {
+        futex::wait(&self.event.seq, seen, timeout.min(LIVENESS_INTERVAL));
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        // A peer may have zeroed the count meanwhile: never wrap below zero
+        // (a wrapped count would only cost wake-ups, but needlessly).
+        let _ = self
+            .event
+            .waiters
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+}
+
+/// The instant `timeout` from now; `None` (no deadline) when that is too far
+/// to represent, as `Duration::MAX` is.
+pub(crate) fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+/// Why a wait ended without a value.
+#[derive(Debug)]
+pub(crate) enum Stop<E> {
+    /// The deadline passed.
+    TimedOut,
+    /// `check` or `attempt` failed.
+    Failed(E),
+}
+
+impl<E> From<E> for Stop<E> {
+    fn from(e: E) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+/// Calls `attempt` until it gives a value, spinning for `spin`, then
+/// sleeping on `event` in between.
+///
+/// `check` runs before each sleep and at least every [`LIVENESS_INTERVAL`]
+/// while spinning; an error from it ends the wait, after one last `attempt`
+/// (a peer may commit its last message and then close or die).
+#[cfg(not(loom))]
+pub(crate) fn wait_for<T, E>(
+    event: &Event,
+    spin: Duration,
+    deadline: Option<Instant>,
+    mut attempt: impl FnMut() -> Result<Option<T>, E>,
+    mut check: impl FnMut() -> Result<(), E>,
+) -> Result<T, Stop<E>> {
+    let start = Instant::now();
+    let mut last_check = start;
+    let mut spins: u32 = 0;
+    // Spin: cheap while the peer runs on another core.
+    loop {
+        if let Some(v) = attempt()? {
+            return Ok(v);
+        }
+        std::hint::spin_loop();
+        spins = spins.wrapping_add(1);
+        if spins % 64 != 0 {
+            continue;
+        }
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            return Err(Stop::TimedOut);
+        }
+        if now.duration_since(last_check) >= LIVENESS_INTERVAL {
+            last_check = now;
+            if let Err(e) = check() {
+                return last_attempt(&mut attempt, e);
+            }
+        }
+        if now.duration_since(start) >= spin {
+            break;
+        }
+    }
+    // Sleep: be counted, look once more, then sleep on the sequence word.
+    let registration = event.register();
+    loop {
+        let seen = registration.arm();
+        if let Some(v) = attempt()? {
+            return Ok(v);
+        }
+        if let Err(e) = check() {
+            drop(registration);
+            return last_attempt(&mut attempt, e);
+        }
+        let mut slice = LIVENESS_INTERVAL;
+        if let Some(d) = deadline {
+            let now = Instant::now();
+            if now >= d {
+                return Err(Stop::TimedOut);
+            }
+            slice = slice.min(d - now);
+        }
+        registration.sleep(seen, slice);
+    }
+}
+
+#[cfg(not(loom))]
+fn last_attempt<T, E>(attempt: &mut impl FnMut() -> Result<Option<T>, E>, e: E) -> Result<T, Stop<E>> {
+    match attempt()? {
+        Some(v) => Ok(v),
+        None => Err(Stop::Failed(e)),
+    }
+}
+
+/// Sleeps on `event` for at most `timeout` (capped at
+/// [`LIVENESS_INTERVAL`]) unless it is notified meanwhile; for waits on
+/// rare events, which poll their condition around it. Returns at once if
+/// `seen` is stale.
+#[cfg(not(loom))]
+pub(crate) fn sleep_on(event: &Event, seen: u32, timeout: Duration) {
+    let registration = event.register();
+    registration.sleep(seen, timeout);
+}
+
+#[cfg(not(loom))]
+mod futex {
+    use std::sync::atomic::AtomicU32;
+    use std::time::Duration;
+
+    use rustix::thread::futex;
+
+    /// `futex(FUTEX_WAIT)` on shared memory for at most `timeout`, if `word`
+    /// still holds `expected`. Spurious returns are fine: callers loop.
+    pub(super) fn wait(word: &AtomicU32, expected: u32, timeout: Duration) {
+        let ts = rustix::time::Timespec {
+            tv_sec: timeout.as_secs() as i64,
+            tv_nsec: i64::from(timeout.subsec_nanos()),
+        };
+        // Not FUTEX_PRIVATE: the word is shared between processes.
+        let _ = futex::wait(word, futex::Flags::empty(), expected, Some(&ts));
+    }
+
+    /// Wakes every sleeper on `word`.
+    pub(super) fn wake(word: &AtomicU32) {
+        let _ = futex::wake(word, futex::Flags::empty(), u32::MAX);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    #[test]
+    fn a_sleeper_is_woken_by_a_notification() {
+        let event = Arc::new(Event::new());
+        let flag = Arc::new(AtomicBool::new(false));
+        let (e2, f2) = (event.clone(), flag.clone());
+        let waiter = std::thread::spawn(move || {
+            wait_for::<(), ()>(
+                &e2,
+                Duration::ZERO,
+                deadline(Duration::from_secs(10)),
+                || Ok(f2.load(Ordering::Acquire).then_some(())),
+                || Ok(()),
+            )
+            .is_ok()
+        });
+        while event.waiters.load(Ordering::Relaxed) == 0 {
+            std::thread::yield_now();
+        }
+        flag.store(true, Ordering::Release);
+        event.notify();
+        assert!(waiter.join().unwrap());
+        assert_eq!(event.waiters.load(Ordering::Relaxed), 0, "the sleeper uncounted itself");
+    }
+
+    #[test]
+    fn a_zeroed_count_does_not_wrap() {
+        let event = Event::new();
+        let r = event.register();
+        event.waiters.store(0, Ordering::Relaxed); // a peer scribbles
+        drop(r);
+        assert_eq!(event.waiters.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_wait_ends_at_its_deadline_and_on_a_failed_check() {
+        let event = Event::new();
+        let r = wait_for::<(), ()>(
+            &event,
+            Duration::ZERO,
+            deadline(Duration::from_millis(20)),
+            || Ok(None),
+            || Ok(()),
+        );
+        assert!(matches!(r, Err(Stop::TimedOut)));
+        let r = wait_for::<(), &str>(&event, Duration::ZERO, None, || Ok(None), || Err("gone"));
+        assert!(matches!(r, Err(Stop::Failed("gone"))));
+    }
+}
+
+/// The waiter-count protocol under the loom model checker: in every
+/// interleaving, a waiter that goes to sleep with the condition false is
+/// woken (the sequence word it armed has moved), so no wake-up is lost,
+/// with one or two sleepers sharing the word.
+#[cfg(all(test, loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::AtomicBool;
+    use loom::sync::Arc;
+
+    fn model(sleepers: usize) {
+        loom::model(move || {
+            let event = Arc::new(Event::new());
+            let cond = Arc::new(AtomicBool::new(false));
+            let waiters: Vec<_> = (0..sleepers)
+                .map(|_| {
+                    let (e, c) = (event.clone(), cond.clone());
+                    loom::thread::spawn(move || {
+                        let r = e.register();
+                        let seen = r.arm();
+                        let cond_now = c.load(Ordering::Relaxed);
+                        std::mem::forget(r);
+                        (seen, cond_now)
+                    })
+                })
+                .collect();
+            cond.store(true, Ordering::Relaxed);
+            event.notify();
+            for w in waiters {
+                let (seen, cond_now) = w.join().unwrap();
+                if !cond_now {
+                    assert_ne!(event.seq.load(Ordering::Relaxed), seen, "a sleeper missed its wake-up");
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn loom_event_one_sleeper_never_misses_a_wake() {
+        model(1);
+    }
+
+    #[test]
+    fn loom_event_two_sleepers_never_miss_a_wake() {
+        model(2);
+    }
+}

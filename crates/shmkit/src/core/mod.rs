@@ -1,0 +1,26 @@
+//! The messaging core: the pieces every pattern is made of, each knowing
+//! nothing of the others' roles.
+//!
+//! - [`segment`]: the shared object and its header (magic, kind, version,
+//!   sizes), atomic publication, validation, trust, capacity negotiation,
+//!   and exclusive removal of an abandoned object.
+//! - [`slots`]: participants, whose liveness is an open-file-description
+//!   lock the kernel drops when they die ([`lock`]).
+//! - [`event`]: a futex word with a count of sleepers.
+//! - [`ring`]: frames from one producer to N consumer positions.
+//!
+//! Under `--cfg loom` only the lock-free parts (`event`, `ring`) are built,
+//! for the model checker.
+
+pub(crate) mod event;
+#[cfg(not(loom))]
+#[allow(unsafe_code)] // fcntl(F_OFD_*) through libc
+pub(crate) mod lock;
+#[allow(unsafe_code)] // the ring's memory and counters
+pub(crate) mod ring;
+#[cfg(not(loom))]
+#[allow(unsafe_code)] // the meta line's place in the mapping
+pub(crate) mod segment;
+#[cfg(not(loom))]
+pub(crate) mod slots;
+pub(crate) mod sync;
