@@ -38,6 +38,11 @@ impl ChannelArgs {
         if let Some(t) = self.timeout {
             opts = opts.timeout(t);
         }
+        // SIGINT, SIGTERM, SIGHUP end a wait, so the command closes its side
+        // (the peer sees a close, not a death) and removes what it made.
+        if let Some(stop) = crate::signals::stop_flag() {
+            opts = opts.interrupt(stop);
+        }
         opts
     }
 }

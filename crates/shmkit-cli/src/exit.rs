@@ -56,6 +56,8 @@ pub fn code(e: &shmkit::Error) -> u8 {
         PeerGone { .. } => 8,
         TimedOut { .. } => 9,
         MessageTooLarge { .. } => 6,
+        // ended by SIGINT, SIGTERM or SIGHUP: the status a shell expects
+        Interrupted { .. } => crate::signals::interrupted().map_or(130, |s| s.exit_code()),
         _ => 1,
     }
 }
@@ -69,6 +71,8 @@ impl Failure {
                 warn(format!("{e} with --allow-foreign"));
                 ExitCode::from(code(&e))
             }
+            // a signal ended the command, as the user asked: nothing to say
+            Failure::Shm(e @ shmkit::Error::Interrupted { .. }) => ExitCode::from(code(&e)),
             Failure::Shm(e) => {
                 warn(&e);
                 ExitCode::from(code(&e))

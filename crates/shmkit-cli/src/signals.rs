@@ -23,7 +23,7 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::flag;
@@ -78,6 +78,8 @@ impl Signal {
 static LAST: AtomicUsize = AtomicUsize::new(0);
 /// Set by the first signal: the next one ends the process.
 static ARMED: AtomicBool = AtomicBool::new(false);
+/// Set by the first signal, for the library's waits (`channel::Options::interrupt`).
+static STOP: OnceLock<Arc<AtomicBool>> = OnceLock::new();
 /// The read end of the socket pair the handlers write a byte to.
 static WAKE: OnceLock<UnixStream> = OnceLock::new();
 /// Makes [`install`] run once, even from two threads.
@@ -99,8 +101,10 @@ pub fn install() -> io::Result<()> {
     // MSG_DONTWAIT too); the reader is for poll, never drained.
     reader.set_nonblocking(true)?;
     writer.set_nonblocking(true)?;
+    let stop = Arc::new(AtomicBool::new(false));
     for signal in Signal::ALL {
         let n = signal.number();
+        flag::register(n, stop.clone())?;
         // Run in this order (signal-hook runs a signal's actions in the order
         // they were registered): a second signal finds ARMED set and ends the
         // process before anything else; the first one arms it.
@@ -109,8 +113,16 @@ pub fn install() -> io::Result<()> {
         flag::register_usize(n, &LAST, n as usize)?;
         pipe::register(n, writer.try_clone()?)?;
     }
+    let _ = STOP.set(stop);
     let _ = WAKE.set(reader);
     Ok(())
+}
+
+/// A flag the first of the signals sets, to hand to a library wait
+/// (`channel::Options::interrupt`), which then ends within a twentieth of a
+/// second with `Error::Interrupted`; `None` before [`install`].
+pub fn stop_flag() -> Option<Arc<AtomicBool>> {
+    STOP.get().cloned()
 }
 
 /// The last of SIGINT, SIGTERM and SIGHUP that arrived since [`install`],

@@ -307,6 +307,14 @@ pub enum Error {
         waiting_for: &'static str,
     },
 
+    /// A wait ended because the caller's interrupt flag was set (see
+    /// `channel::Options::interrupt`).
+    #[error("{target}: interrupted")]
+    Interrupted {
+        /// The object waited on.
+        target: Target,
+    },
+
     /// A message longer than the channel carries.
     #[error("{target}: a message of {len} bytes is longer than the {max} bytes this channel carries")]
     MessageTooLarge {
@@ -429,6 +437,7 @@ impl Error {
             | Error::MessageTooLarge { target, .. }
             | Error::CapacityMismatch { target, .. }
             | Error::Incompatible { target, .. }
+            | Error::Interrupted { target }
             | Error::Os { target, .. } => Some(target),
         }
     }

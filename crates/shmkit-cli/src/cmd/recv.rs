@@ -45,6 +45,7 @@ pub fn run(args: Args) -> Result {
             .try_clone_to_owned()
             .map_err(|e| Failure::Message(format!("stdout: {e}"), 1))?,
     };
+    crate::signals::install()?;
     let opts = args.chan.options();
     let mut rx = Receiver::connect(&args.chan.name, &opts)?;
     let bar = args.progress.bar(None, "recv");

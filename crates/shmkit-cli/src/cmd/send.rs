@@ -49,12 +49,18 @@ pub fn run(args: Args) -> Result {
             None,
         ),
     };
+    crate::signals::install()?;
     let opts = args.chan.options();
     let mut tx = Sender::connect(&args.chan.name, &opts)?;
     // A quarter of the ring: several chunks in flight at once.
     let chunk = (tx.capacity() / 4).min(tx.max_message()).max(1);
     let bar = args.progress.bar(total, "send");
     loop {
+        // Wait for input before taking room, so that a signal ends the wait
+        // for input too (the handlers restart a blocked read).
+        if wait_for_input(&input)? {
+            return Err(interrupted(&args.chan.name));
+        }
         let mut grant = tx.reserve(chunk)?;
         let n = match read_some(&input, &mut grant) {
             Ok(n) => n,
@@ -88,6 +94,37 @@ pub fn run(args: Args) -> Result {
     }
     bar.finish();
     Ok(())
+}
+
+/// Waits until `input` has something (or its end) to read; `true` if a
+/// signal came first.
+fn wait_for_input(input: &OwnedFd) -> std::io::Result<bool> {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let Some(wake) = crate::signals::wake_fd() else {
+        return Ok(false);
+    };
+    loop {
+        let mut fds = [PollFd::new(input, PollFlags::IN), PollFd::new(&wake, PollFlags::IN)];
+        match poll(&mut fds, None) {
+            Ok(_) => {
+                if !fds[1].revents().is_empty() {
+                    return Ok(true);
+                }
+                if !fds[0].revents().is_empty() {
+                    return Ok(false);
+                }
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// The error that ends a command a signal interrupted.
+fn interrupted(name: &shmkit::posix::ShmName) -> Failure {
+    Failure::Shm(shmkit::Error::Interrupted {
+        target: shmkit::Target::Posix(name.clone()),
+    })
 }
 
 /// One read into the grant (retried only when interrupted): whatever the

@@ -255,3 +255,165 @@ fn capacity_must_be_a_power_of_two() {
     assert_code(&out, 2);
     assert!(stderr(&out).contains("power of two"));
 }
+
+/// Runs `shmkit ARGS` with piped stdin, stdout and stderr.
+fn spawn_shmkit(args: &[&str]) -> std::process::Child {
+    shmkit()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits (bounded) until the channel object exists, so that a second
+/// command surely finds it.
+fn wait_for_object(name: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while gone(name) {
+        assert!(std::time::Instant::now() < deadline, "{name} never appeared");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn capacities_meet_whoever_starts_first_and_a_conflict_fails_both() {
+    for receiver_first in [true, false] {
+        // one side chose, the other takes its choice
+        let (name, _guard) = posix_name();
+        let recv_args = ["recv", &name, "--timeout", "20s"];
+        let send_args = ["send", &name, "--capacity", "256K", "--timeout", "20s"];
+        let (first, second) = if receiver_first {
+            (&recv_args[..], &send_args[..])
+        } else {
+            (&send_args[..], &recv_args[..])
+        };
+        let mut a = spawn_shmkit(first);
+        wait_for_object(&name);
+        let mut b = spawn_shmkit(second);
+        let tx = if receiver_first { &mut b } else { &mut a };
+        tx.stdin.take().unwrap().write_all(b"moved with 256K").unwrap();
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let (rx, tx) = if receiver_first { (a, b) } else { (b, a) };
+        assert_code(&tx, 0);
+        assert_code(&rx, 0);
+        assert_eq!(stdout(&rx), "moved with 256K");
+        assert!(gone(&name));
+
+        // two different choices: both fail with one clear error
+        let (name, _guard) = posix_name();
+        let recv_args = ["recv", &name, "--capacity", "1M", "--timeout", "20s"];
+        let send_args = ["send", &name, "--capacity", "256K", "--timeout", "20s"];
+        let (first, second) = if receiver_first {
+            (&recv_args[..], &send_args[..])
+        } else {
+            (&send_args[..], &recv_args[..])
+        };
+        let a = spawn_shmkit(first);
+        wait_for_object(&name);
+        let b = spawn_shmkit(second);
+        for out in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
+            assert_code(&out, 1);
+            let err = stderr(&out);
+            assert!(
+                err.contains("capacity conflict") && err.contains("1048576") && err.contains("262144"),
+                "{err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+        assert!(gone(&name));
+    }
+}
+
+/// Sends `signal` to `child` (our own, unreaped).
+fn signal(child: &std::process::Child, signal: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, signal).unwrap();
+}
+
+#[test]
+fn a_signal_ends_a_waiting_send_or_recv_with_its_status_and_nothing_left() {
+    use rustix::process::Signal;
+    for (sig, code) in [(Signal::INT, 130), (Signal::TERM, 143), (Signal::HUP, 129)] {
+        // recv waits for a sender that never comes
+        let (name, _guard) = posix_name();
+        let recv = spawn_shmkit(&["recv", &name]);
+        wait_for_object(&name);
+        std::thread::sleep(Duration::from_millis(100));
+        signal(&recv, sig);
+        let out = recv.wait_with_output().unwrap();
+        assert_code(&out, code);
+        assert_eq!(stderr(&out), "", "a signal the user sent needs no message");
+        assert!(gone(&name), "{name} left behind after signal {sig:?}");
+
+        // send waits for input with the receiver connected: the receiver
+        // sees a close (exit 1: no end-of-stream mark), not a death (8)
+        let (name, _guard) = posix_name();
+        let recv = spawn_shmkit(&["recv", &name]);
+        let mut send = spawn_shmkit(&["send", &name]);
+        let mut stdin = send.stdin.take().unwrap();
+        stdin.write_all(b"partial").unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        signal(&send, sig);
+        let out = send.wait_with_output().unwrap();
+        drop(stdin);
+        assert_code(&out, code);
+        let out = recv.wait_with_output().unwrap();
+        assert_code(&out, 1);
+        assert_eq!(stdout(&out), "partial");
+        assert!(
+            stderr(&out).contains("closed the channel before the end"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(gone(&name));
+    }
+}
+
+#[test]
+fn a_sender_in_a_container_killed_makes_recv_exit_8() {
+    if !is_root() || !have("unshare") {
+        println!("skipped: needs root and unshare for new PID and mount namespaces");
+        return;
+    }
+    let (name, _guard) = posix_name();
+    let bin = assert_cmd::cargo::cargo_bin("shmkit");
+    // the sender in its own PID and mount namespaces, /dev/shm bind-mounted
+    // from the host's, as a container sharing it would have
+    let script = "set -e; d=$(mktemp -d); mount --bind /dev/shm \"$d\"; mount -t tmpfs hidden /dev/shm; \
+                  mount --bind \"$d\" /dev/shm; umount \"$d\"; rmdir \"$d\"; mount -t proc proc /proc; exec \"$@\"";
+    let mut send = Command::new("unshare")
+        .args([
+            "--pid",
+            "--fork",
+            "--kill-child",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            script,
+            "sh",
+        ])
+        .arg(&bin)
+        .args(["send", &name])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut recv = spawn_shmkit(&["recv", &name]);
+    let mut stdin = send.stdin.take().unwrap();
+    stdin.write_all(b"committed before the kill").unwrap();
+    let mut got = [0u8; 25];
+    recv.stdout.as_mut().unwrap().read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"committed before the kill");
+    send.kill().unwrap(); // unshare, and with it (--kill-child) the sender
+    send.wait().unwrap();
+    let out = recv.wait_with_output().unwrap();
+    assert_code(&out, 8);
+    assert!(stderr(&out).contains("(pid 1) is gone"), "{}", stderr(&out));
+    drop(stdin);
+    assert!(gone(&name));
+}

@@ -22,6 +22,8 @@ pub(crate) struct Endpoint {
     pub role: Role,
     pub capacity: u64,
     pub spin: std::time::Duration,
+    /// Ends waits when set (see `Options::interrupt`).
+    interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// The peer's pid as its slot records it (display only).
     pub peer_pid: Option<u32>,
     /// The process that claimed the slot: only it may leave, close or
@@ -102,6 +104,7 @@ fn connect_once(
         role,
         capacity: 0,
         spin: opts.spin,
+        interrupt: opts.interrupt.clone(),
         peer_pid: None,
         owner: 0,
         hdr,
@@ -227,6 +230,7 @@ impl Endpoint {
         loop {
             let peers = &self.header().events.0.peers;
             let seen = peers.seq.load(Ordering::Acquire);
+            self.check_interrupt()?;
             self.seg.check_size(DATA_OFFSET)?;
             if let Some(theirs) = self.seg.conflict() {
                 return Err(Error::CapacityMismatch {
@@ -368,6 +372,23 @@ impl Endpoint {
             }),
             Presence::Alive { .. } | Presence::Empty => Ok(()),
         }
+    }
+
+    /// `Err(Interrupted)` once the caller's interrupt flag is set.
+    pub(crate) fn check_interrupt(&self) -> Result<()> {
+        match &self.interrupt {
+            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Interrupted {
+                target: self.seg.target.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// What a waiting side checks between looks at the ring: the caller's
+    /// interrupt, then the peer.
+    pub(crate) fn check_wait(&self) -> Result<()> {
+        self.check_interrupt()?;
+        self.check_peer()
     }
 
     /// Whether the peer has left in order (a cheap load, for every send).

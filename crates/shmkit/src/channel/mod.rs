@@ -80,6 +80,8 @@
 //! # Ok::<(), shmkit::Error>(())
 //! ```
 
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[allow(unsafe_code)] // the header and the ring's memory in the mapping
@@ -147,14 +149,36 @@ pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 ///     .capacity(4 << 20)
 ///     .timeout(Duration::from_secs(5));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Options {
     capacity: Option<u64>,
     timeout: Option<Duration>,
     spin: Duration,
     mode: u32,
     allow_foreign: bool,
+    interrupt: Option<Arc<AtomicBool>>,
 }
+
+impl PartialEq for Options {
+    fn eq(&self, other: &Options) -> bool {
+        let same_flag = match (&self.interrupt, &other.interrupt) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        };
+        same_flag
+            && (self.capacity, self.timeout, self.spin, self.mode, self.allow_foreign)
+                == (
+                    other.capacity,
+                    other.timeout,
+                    other.spin,
+                    other.mode,
+                    other.allow_foreign,
+                )
+    }
+}
+
+impl Eq for Options {}
 
 impl Default for Options {
     fn default() -> Self {
@@ -164,6 +188,7 @@ impl Default for Options {
             spin: DEFAULT_SPIN,
             mode: 0o600,
             allow_foreign: false,
+            interrupt: None,
         }
     }
 }
@@ -211,6 +236,35 @@ impl Options {
     /// whoever made it can read and change the traffic.
     pub fn allow_foreign(mut self, yes: bool) -> Self {
         self.allow_foreign = yes;
+        self
+    }
+
+    /// A flag that ends any wait of the endpoint (connecting, waiting for
+    /// room or for a message) with [`Error::Interrupted`](crate::Error::Interrupted)
+    /// once it is set, within a twentieth of a second: for a signal handler
+    /// (Ctrl-C) or another thread. The endpoint stays usable; clear the
+    /// flag to wait again. Nothing is lost: an interrupted send sent
+    /// nothing, an interrupted receive took nothing.
+    ///
+    /// ```
+    /// use std::sync::{atomic::{AtomicBool, Ordering}, Arc};
+    /// use std::time::Duration;
+    /// let stop = Arc::new(AtomicBool::new(false));
+    /// let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-interrupt-{}", std::process::id()))?;
+    /// let opts = shmkit::channel::Options::new().interrupt(stop.clone());
+    /// let setter = std::thread::spawn(move || {
+    ///     std::thread::sleep(Duration::from_millis(100));
+    ///     stop.store(true, Ordering::Relaxed);
+    /// });
+    /// // nobody comes: the wait ends when the flag is set, and nothing is left
+    /// let err = shmkit::channel::Receiver::connect(&name, &opts).unwrap_err();
+    /// assert!(matches!(err, shmkit::Error::Interrupted { .. }));
+    /// setter.join().unwrap();
+    /// assert!(shmkit::posix::PosixShm::open(&name, &Default::default()).is_err());
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn interrupt(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.interrupt = Some(flag);
         self
     }
 }

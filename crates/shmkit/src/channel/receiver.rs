@@ -186,7 +186,7 @@ impl Receiver {
             || {
                 // A silent sender whose counter says otherwise is corrupt.
                 ring.borrow_mut().check_stalled().map_err(|e| ring_error(end, e))?;
-                end.check_peer()
+                end.check_wait()
             },
         )
     }

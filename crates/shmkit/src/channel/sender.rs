@@ -204,7 +204,7 @@ impl Sender {
                 Err(RingError::Full) => Ok(None),
                 Err(e) => Err(ring_error(end, e)),
             },
-            || end.check_peer(),
+            || end.check_wait(),
         )
     }
 
@@ -243,7 +243,7 @@ impl Sender {
                 Ok(false) => Ok(None),
                 Err(e) => Err(ring_error(end, e)),
             },
-            || end.check_peer(),
+            || end.check_wait(),
         ) {
             Ok(()) => Ok(true),
             Err(Stop::TimedOut) => Ok(false),
