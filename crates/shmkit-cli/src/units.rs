@@ -60,15 +60,18 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{s:?} is not a duration ({e}); {DURATION_FORMS}"))
 }
 
-/// Parses a channel capacity: a size that is a power of two from 64 bytes
-/// to 4 GiB.
+/// Parses a channel capacity: a size that is a power of two from
+/// [`MIN_CAPACITY`](shmkit::channel::MIN_CAPACITY) (64 bytes) to
+/// [`MAX_CAPACITY`](shmkit::channel::MAX_CAPACITY) (1 TiB), the library's
+/// own bounds.
 pub fn parse_capacity(s: &str) -> Result<u64, String> {
+    use shmkit::channel::{MAX_CAPACITY, MIN_CAPACITY};
     let n = parse_size(s)?;
-    if n.is_power_of_two() && (64..=1 << 32).contains(&n) {
+    if n.is_power_of_two() && (MIN_CAPACITY..=MAX_CAPACITY).contains(&n) {
         Ok(n)
     } else {
         Err(format!(
-            "{s:?}: a channel's capacity is a power of two from 64 bytes to 4G, e.g. 1M"
+            "{s:?}: a channel's capacity is a power of two from {MIN_CAPACITY} bytes to 1T, e.g. 1M"
         ))
     }
 }
@@ -203,11 +206,12 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn capacities_are_powers_of_two_from_64_to_4g() {
+    fn capacities_are_powers_of_two_from_64_to_1t() {
         assert_eq!(parse_capacity("64"), Ok(64));
         assert_eq!(parse_capacity("1M"), Ok(1 << 20));
         assert_eq!(parse_capacity("4GiB"), Ok(1 << 32));
-        for bad in ["32", "100", "8G", "4KB", "0"] {
+        assert_eq!(parse_capacity("1T"), Ok(shmkit::channel::MAX_CAPACITY));
+        for bad in ["32", "100", "2T", "4KB", "0"] {
             assert!(parse_capacity(bad).is_err(), "{bad}");
         }
     }

@@ -75,4 +75,10 @@ pub mod sysv;
 mod sys;
 
 pub use error::{Error, Result, Role, Target};
+
+/// The README's Rust examples, compiled as doc tests (`no_run` where they
+/// would touch well-known names).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeExamples;
 pub use guard::{Removable, RemoveOnDrop};

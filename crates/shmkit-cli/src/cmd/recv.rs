@@ -56,8 +56,8 @@ pub fn run(args: Args) -> Result {
         // needs `rx` again.
         let msg = match receive(&mut rx, args.chan.timeout) {
             Ok(msg) => msg,
-            Err(RecvTimeoutError::Failed(shmkit::Error::Closed { .. })) if ended => break,
-            Err(RecvTimeoutError::Failed(shmkit::Error::Closed { .. })) => {
+            Err(RecvTimeoutError::Disconnected(shmkit::Error::Closed { .. })) if ended => break,
+            Err(RecvTimeoutError::Disconnected(shmkit::Error::Closed { .. })) => {
                 return Err(Failure::Message(
                     format!(
                         "{}: the sender closed the channel before the end of its stream",
@@ -66,7 +66,7 @@ pub fn run(args: Args) -> Result {
                     1,
                 ))
             }
-            Err(RecvTimeoutError::Failed(e)) => return Err(e.into()),
+            Err(RecvTimeoutError::Disconnected(e) | RecvTimeoutError::Failed(e)) => return Err(e.into()),
             Err(RecvTimeoutError::Timeout) => {
                 return Err(Failure::Shm(shmkit::Error::TimedOut {
                     target: shmkit::Target::Posix(args.chan.name.clone()),
@@ -97,7 +97,7 @@ pub fn run(args: Args) -> Result {
 fn receive(rx: &mut Receiver, timeout: Option<Duration>) -> std::result::Result<RecvGuard<'_>, RecvTimeoutError> {
     match timeout {
         Some(t) => rx.recv_ref_timeout(t),
-        None => rx.recv_ref().map_err(RecvTimeoutError::Failed),
+        None => rx.recv_ref().map_err(RecvTimeoutError::from),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
 
-use shmkit::channel::Sender;
+use shmkit::channel::{SendTimeoutError, Sender};
 
 use crate::channel_args::ChannelArgs;
 use crate::exit::{Failure, Result};
@@ -86,11 +86,19 @@ pub fn run(args: Args) -> Result {
     }
     tx.send(&[])?; // end of stream
                    // Exit only once the receiver has everything (or is gone).
-    if !tx.flush(args.chan.timeout)? {
-        return Err(Failure::Shm(shmkit::Error::TimedOut {
-            target: shmkit::Target::Posix(args.chan.name.clone()),
-            waiting_for: "the receiver to take the last bytes",
-        }));
+    let flushed = match args.chan.timeout {
+        Some(t) => tx.flush_timeout(t),
+        None => tx.flush().map_err(SendTimeoutError::from),
+    };
+    match flushed {
+        Ok(()) => {}
+        Err(SendTimeoutError::Timeout) => {
+            return Err(Failure::Shm(shmkit::Error::TimedOut {
+                target: shmkit::Target::Posix(args.chan.name.clone()),
+                waiting_for: "the receiver to take the last bytes",
+            }))
+        }
+        Err(SendTimeoutError::Disconnected(e) | SendTimeoutError::Failed(e)) => return Err(e.into()),
     }
     bar.finish();
     Ok(())

@@ -75,14 +75,14 @@ impl Receiver {
                 // The sender commits before it leaves: look once more.
                 Err(gone) => match self.ring.peek() {
                     Ok(frame) => frame,
-                    Err(RingError::Empty) => return Err(TryRecvError::Failed(gone)),
-                    Err(e) => return Err(TryRecvError::Failed(self.ring_error(e))),
+                    Err(RingError::Empty) => return Err(TryRecvError::from(gone)),
+                    Err(e) => return Err(TryRecvError::from(self.ring_error(e))),
                 },
             },
-            Err(e) => return Err(TryRecvError::Failed(self.ring_error(e))),
+            Err(e) => return Err(TryRecvError::from(self.ring_error(e))),
         };
         let mut out = Vec::new();
-        self.take(frame, &mut out).map_err(TryRecvError::Failed)?;
+        self.take(frame, &mut out).map_err(TryRecvError::from)?;
         Ok(out)
     }
 
@@ -95,11 +95,11 @@ impl Receiver {
         match self.wait_frame(event::deadline(timeout)) {
             Ok(frame) => {
                 let mut out = Vec::new();
-                self.take(frame, &mut out).map_err(RecvTimeoutError::Failed)?;
+                self.take(frame, &mut out).map_err(RecvTimeoutError::from)?;
                 Ok(out)
             }
             Err(Stop::TimedOut) => Err(RecvTimeoutError::Timeout),
-            Err(Stop::Failed(e)) => Err(RecvTimeoutError::Failed(e)),
+            Err(Stop::Failed(e)) => Err(RecvTimeoutError::from(e)),
         }
     }
 
@@ -145,9 +145,9 @@ impl Receiver {
     /// [`recv`](Receiver::recv).
     pub fn recv_ref_timeout(&mut self, timeout: Duration) -> std::result::Result<RecvGuard<'_>, RecvTimeoutError> {
         match self.wait_frame(event::deadline(timeout)) {
-            Ok(frame) => self.guard(frame).map_err(RecvTimeoutError::Failed),
+            Ok(frame) => self.guard(frame).map_err(RecvTimeoutError::from),
             Err(Stop::TimedOut) => Err(RecvTimeoutError::Timeout),
-            Err(Stop::Failed(e)) => Err(RecvTimeoutError::Failed(e)),
+            Err(Stop::Failed(e)) => Err(RecvTimeoutError::from(e)),
         }
     }
 

@@ -86,9 +86,9 @@ impl Sender {
             // Full: is the receiver still there to make room?
             Err(RingError::Full) => match self.end.check_peer() {
                 Ok(()) => Err(TrySendError::Full),
-                Err(e) => Err(TrySendError::Failed(e)),
+                Err(e) => Err(TrySendError::from(e)),
             },
-            Err(e) => Err(TrySendError::Failed(self.ring_error(e))),
+            Err(e) => Err(TrySendError::from(self.ring_error(e))),
         }
     }
 
@@ -100,7 +100,7 @@ impl Sender {
         match self.send_until(msg, event::deadline(timeout)) {
             Ok(()) => Ok(()),
             Err(Stop::TimedOut) => Err(SendTimeoutError::Timeout),
-            Err(Stop::Failed(e)) => Err(SendTimeoutError::Failed(e)),
+            Err(Stop::Failed(e)) => Err(SendTimeoutError::from(e)),
         }
     }
 
@@ -160,7 +160,7 @@ impl Sender {
         match self.reserve_until(len, event::deadline(timeout)) {
             Ok(res) => Ok(self.grant(res)),
             Err(Stop::TimedOut) => Err(SendTimeoutError::Timeout),
-            Err(Stop::Failed(e)) => Err(SendTimeoutError::Failed(e)),
+            Err(Stop::Failed(e)) => Err(SendTimeoutError::from(e)),
         }
     }
 
@@ -225,16 +225,36 @@ impl Sender {
         ring_error(&self.end, e)
     }
 
-    /// Waits until the receiver has taken every message sent so far, or
-    /// `timeout` passes; returns whether it has.
+    /// Waits until the receiver has taken every message sent so far.
     ///
     /// # Errors
-    /// [`Error::Closed`] or [`Error::PeerGone`] if the receiver leaves first.
-    pub fn flush(&mut self, timeout: Option<Duration>) -> Result<bool> {
-        let deadline = timeout.and_then(event::deadline);
+    /// [`Error::Closed`] or [`Error::PeerGone`] if the receiver leaves
+    /// first; [`Error::Interrupted`] if [`Options::interrupt`] says so.
+    pub fn flush(&mut self) -> Result<()> {
+        match self.flush_until(None) {
+            Ok(()) => Ok(()),
+            Err(Stop::Failed(e)) => Err(e),
+            Err(Stop::TimedOut) => unreachable!("no deadline"),
+        }
+    }
+
+    /// Like [`flush`](Sender::flush), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`SendTimeoutError::Timeout`] if the receiver has not taken
+    /// everything by then, or the errors of [`flush`](Sender::flush).
+    pub fn flush_timeout(&mut self, timeout: Duration) -> std::result::Result<(), SendTimeoutError> {
+        match self.flush_until(event::deadline(timeout)) {
+            Ok(()) => Ok(()),
+            Err(Stop::TimedOut) => Err(SendTimeoutError::Timeout),
+            Err(Stop::Failed(e)) => Err(SendTimeoutError::from(e)),
+        }
+    }
+
+    fn flush_until(&mut self, deadline: Option<Instant>) -> std::result::Result<(), Stop<Error>> {
         let Sender { ring, end } = self;
         let end = &*end;
-        match event::wait_for(
+        event::wait_for(
             &end.header().events.0.space,
             end.spin,
             deadline,
@@ -244,11 +264,7 @@ impl Sender {
                 Err(e) => Err(ring_error(end, e)),
             },
             || end.check_wait(),
-        ) {
-            Ok(()) => Ok(true),
-            Err(Stop::TimedOut) => Ok(false),
-            Err(Stop::Failed(e)) => Err(e),
-        }
+        )
     }
 
     /// The longest message this channel carries: half its capacity, less 8.

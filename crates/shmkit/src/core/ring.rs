@@ -1127,6 +1127,67 @@ mod tests {
         assert_eq!(frame_size(big) % FRAME_ALIGN, 0);
     }
 
+    /// A message over 4 GiB, in a 16 GiB ring that is never touched but
+    /// for its headers (an anonymous mapping reserved lazily).
+    #[test]
+    #[cfg_attr(miri, ignore = "mmap")]
+    fn the_largest_message_over_4_gib_and_one_byte_more() {
+        use rustix::mm::{mmap_anonymous, munmap, MapFlags, ProtFlags};
+        let cap: u64 = 1 << 34;
+        let len = cap as usize;
+        // SAFETY: a fresh private anonymous mapping, unmapped below; nothing
+        // else refers to it.
+        let Ok(base) = (unsafe {
+            mmap_anonymous(
+                std::ptr::null_mut(),
+                len,
+                ProtFlags::READ | ProtFlags::WRITE,
+                MapFlags::PRIVATE | MapFlags::NORESERVE,
+            )
+        }) else {
+            println!("skipped: no 16 GiB of address space to reserve here");
+            return;
+        };
+        let (mem, _, _) = ring(64); // only for its counters
+                                    // SAFETY: `base` is valid for `len` bytes until the munmap below,
+                                    // after the halves are gone.
+        let (p, c) = unsafe {
+            let buf = Buf::new(std::ptr::NonNull::new(base.cast()).unwrap(), len);
+            let own = CounterRef::new(std::ptr::NonNull::from(mem.counter(2)));
+            let theirs = CounterRef::new(std::ptr::NonNull::from(mem.counter(3)));
+            (
+                Producer::new(own, vec![theirs], buf, cap),
+                Consumer::new(theirs, own, buf, cap),
+            )
+        };
+        let (mut p, mut c) = (p, c);
+        let max = max_message(cap) as usize;
+        assert!(max > u32::MAX as usize);
+        assert_eq!(
+            p.reserve(max + 1),
+            Err(RingError::TooLarge {
+                len: max as u64 + 1,
+                max: max as u64
+            })
+        );
+        let r = p.reserve(max).unwrap();
+        p.buf().write(r.at + max - 4, b"tail");
+        p.commit(r);
+        let frame = c.peek().unwrap();
+        assert_eq!(frame.len, max, "the whole length, not cut to 32 bits");
+        let mut tail = [0u8; 4];
+        c.buf().read(frame.at + max - 4, &mut tail);
+        assert_eq!(&tail, b"tail");
+        c.release(frame);
+        p.push(b"next").unwrap();
+        let mut out = Vec::new();
+        c.pop_into(&mut out).unwrap();
+        assert_eq!(out, b"next");
+        drop((p, c));
+        // SAFETY: mapped above; the halves that pointed into it are gone.
+        unsafe { munmap(base, len).unwrap() };
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(if cfg!(miri) { 8 } else { 256 }))]
 
@@ -1251,9 +1312,15 @@ mod loom_tests {
 
     /// One producer, two consumers: each receives every message intact and
     /// in order, and the producer never overwrites what either still reads.
+    /// (Three threads that spin while waiting: the search is bounded to
+    /// interleavings with at most two preemptions, as loom advises for
+    /// spinning code, and may take more branches per interleaving.)
     #[test]
     fn loom_ring_broadcast_to_two_consumers() {
-        loom::model(|| {
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(2);
+        builder.max_branches = 100_000;
+        builder.check(|| {
             const SIZES: &[usize] = &[20, 12];
             let (p, mut cs) = halves(64, 2, u64::MAX);
             let mut c1 = cs.pop().unwrap();

@@ -130,7 +130,7 @@ pub fn child_role(role: &str, args: &[String]) {
                     if args[1] == "sender" {
                         let mut tx = Sender::connect(&name, &opts()).unwrap();
                         tx.send(b"ping").unwrap();
-                        tx.flush(Some(Duration::from_secs(20))).unwrap();
+                        tx.flush_timeout(Duration::from_secs(20)).unwrap();
                     } else {
                         let mut rx = Receiver::connect(&name, &opts()).unwrap();
                         assert_eq!(rx.recv().unwrap(), b"ping");
@@ -148,7 +148,7 @@ pub fn child_role(role: &str, args: &[String]) {
                 fork_and_drop(Inherited::Tx(&mut tx));
                 tx.send(b"after the fork").unwrap();
                 report("sent".into());
-                tx.flush(Some(Duration::from_secs(20))).unwrap();
+                tx.flush_timeout(Duration::from_secs(20)).unwrap();
             } else {
                 let mut rx = Receiver::connect(&name, &opts()).unwrap();
                 fork_and_drop(Inherited::Rx(&mut rx));
@@ -285,7 +285,7 @@ fn a_sender_in_a_container_killed_while_the_receiver_sleeps() {
     sender.kill();
     let killed = Instant::now();
     match rx.recv_timeout(Duration::from_secs(1)) {
-        Err(RecvTimeoutError::Failed(e @ Error::PeerGone { side: Role::Sender, .. })) => {
+        Err(RecvTimeoutError::Disconnected(e @ Error::PeerGone { side: Role::Sender, .. })) => {
             println!("{e} ({:?} after the kill)", killed.elapsed())
         }
         other => panic!("{other:?}"),
@@ -319,7 +319,7 @@ fn a_receiver_in_a_container_killed_while_the_sender_waits_for_room() {
     assert!(
         matches!(
             err,
-            shmkit::channel::SendTimeoutError::Failed(Error::PeerGone {
+            shmkit::channel::SendTimeoutError::Disconnected(Error::PeerGone {
                 side: Role::Receiver,
                 ..
             })

@@ -7,7 +7,7 @@
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
-use shmkit::channel::{Options as ChanOptions, Receiver};
+use shmkit::channel::{self, Receiver};
 use shmkit::map::Access;
 use shmkit::posix::{Options, PosixShm, ShmName};
 use shmkit::Error;
@@ -278,8 +278,10 @@ fn a_sigbus_sent_by_kill_does_not_disarm_the_defence() {
     assert_eq!(at_lines(&String::from_utf8_lossy(&out.stdout)), ["killed", "truncated"]);
 }
 
-fn chan_opts() -> ChanOptions {
-    ChanOptions::new().capacity(64 * 1024).timeout(Duration::from_secs(20))
+fn chan_opts() -> channel::Options {
+    channel::Options::new()
+        .capacity(64 * 1024)
+        .timeout(Duration::from_secs(20))
 }
 
 #[test]
