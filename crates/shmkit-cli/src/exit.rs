@@ -24,6 +24,18 @@ impl From<shmkit::Error> for Failure {
 }
 
 #[cfg(feature = "bench")]
+impl From<shmkit::posix::InvalidName> for Failure {
+    fn from(e: shmkit::posix::InvalidName) -> Self {
+        Failure::Shm(e.into())
+    }
+}
+
+impl From<shmkit::sysv::KeyError> for Failure {
+    fn from(e: shmkit::sysv::KeyError) -> Self {
+        Failure::Shm(e.into())
+    }
+}
+
 impl From<crate::bench::Error> for Failure {
     fn from(e: crate::bench::Error) -> Self {
         match (&e, e.as_shmkit()) {

@@ -375,6 +375,27 @@ pub enum Error {
     },
 }
 
+impl From<crate::name::InvalidName> for Error {
+    fn from(e: crate::name::InvalidName) -> Self {
+        Error::InvalidName {
+            name: e.name,
+            reason: e.reason,
+        }
+    }
+}
+
+impl From<crate::key::KeyError> for Error {
+    fn from(e: crate::key::KeyError) -> Self {
+        match e {
+            crate::key::KeyError::Path { path, source } => Error::KeyPath { path, source },
+            crate::key::KeyError::Invalid { path, reason } => Error::InvalidArgument {
+                target: path.map_or(Target::Memory, Target::Path),
+                reason,
+            },
+        }
+    }
+}
+
 impl Error {
     /// Turns an OS error from `op` on `target` into the variant that says
     /// what it means. Size-related errors need more context: see

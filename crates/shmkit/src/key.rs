@@ -3,9 +3,35 @@
 use std::ffi::CString;
 use std::fmt;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result, Target};
+use rustix::io::Errno;
+
+/// Why a key could not be made: this module's own error, a leaf that needs
+/// nothing else of the crate (`?` turns it into [`crate::Error::KeyPath`]
+/// or [`crate::Error::InvalidArgument`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// `ftok`'s path cannot be examined (it does not exist, say).
+    #[error("{}: cannot make a System V key from this path: {source}", .path.display())]
+    Path {
+        /// The path.
+        path: PathBuf,
+        /// The OS error from `stat`/`ftok`.
+        #[source]
+        source: Errno,
+    },
+    /// An id, path or text that cannot make a key.
+    #[error("{}: {reason}", .path.as_ref().map_or("key".into(), |p| p.display().to_string()))]
+    Invalid {
+        /// The path given to `ftok`, if that was the call.
+        path: Option<PathBuf>,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+type Result<T> = std::result::Result<T, KeyError>;
 
 /// A System V IPC key, the name under which processes find a segment.
 ///
@@ -46,13 +72,13 @@ impl Key {
     /// is refused, because whether it works is left undefined by POSIX.
     ///
     /// # Errors
-    /// [`Error::KeyPath`] with the path's error when it does not exist or
-    /// cannot be examined; [`Error::InvalidArgument`] for id `0` or a path with
+    /// [`KeyError::Path`] with the path's error when it does not exist or
+    /// cannot be examined; [`KeyError::Invalid`] for id `0` or a path with
     /// a NUL byte.
     pub fn ftok(path: impl AsRef<Path>, proj_id: u8) -> Result<Key> {
         let path = path.as_ref();
-        let invalid = |reason: &str| Error::InvalidArgument {
-            target: Target::Path(path.to_owned()),
+        let invalid = |reason: &str| KeyError::Invalid {
+            path: Some(path.to_owned()),
             reason: reason.to_owned(),
         };
         if proj_id == 0 {
@@ -61,7 +87,7 @@ impl Key {
             ));
         }
         let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| invalid("path contains a NUL byte"))?;
-        let key = crate::sysv::ffi::ftok(&c_path, proj_id).map_err(|source| Error::KeyPath {
+        let key = crate::sysv::ffi::ftok(&c_path, proj_id).map_err(|source| KeyError::Path {
             path: path.to_owned(),
             source,
         })?;
@@ -98,7 +124,7 @@ impl From<i32> for Key {
 }
 
 impl std::str::FromStr for Key {
-    type Err = Error;
+    type Err = KeyError;
 
     /// Parses `0x1234` (hex), `4660` (decimal) or a negative decimal; any
     /// value that fits in 32 bits.
@@ -110,8 +136,8 @@ impl std::str::FromStr for Key {
         } else {
             s.parse::<u32>().ok().map(|v| v as i32)
         };
-        parsed.map(Key).ok_or_else(|| Error::InvalidArgument {
-            target: Target::Memory,
+        parsed.map(Key).ok_or_else(|| KeyError::Invalid {
+            path: None,
             reason: format!("{s:?} is not a System V key: use a 32-bit number such as 0x1234 or 4660"),
         })
     }
@@ -120,7 +146,7 @@ impl std::str::FromStr for Key {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::Errno;
+    use rustix::io::Errno;
 
     #[test]
     fn parses_and_displays_like_ipcs() {
@@ -148,7 +174,7 @@ mod tests {
         assert!(
             matches!(
                 err,
-                Error::KeyPath {
+                KeyError::Path {
                     source: Errno::NOENT,
                     ..
                 }
@@ -158,6 +184,12 @@ mod tests {
         assert!(err
             .to_string()
             .starts_with("/shmkit/surely/missing: cannot make a System V key"));
-        assert!(matches!(Key::ftok("/", 0), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(
+            Key::ftok("/", 0),
+            Err(KeyError::Invalid { path: Some(_), .. })
+        ));
+        // and as the crate's error, as `?` makes it
+        let err: crate::Error = Key::ftok("/", 0).unwrap_err().into();
+        assert!(matches!(err, crate::Error::InvalidArgument { .. }));
     }
 }

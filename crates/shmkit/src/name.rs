@@ -2,7 +2,26 @@
 
 use std::fmt;
 
-use crate::error::{Error, Result};
+/// A POSIX name that the rules refuse: this module's own error, a leaf that
+/// needs nothing else of the crate ([`crate::Error::InvalidName`] is made
+/// from it with `?`).
+///
+/// ```
+/// let e = shmkit::posix::ShmName::new("nope").unwrap_err();
+/// assert_eq!(e.reason, "must start with '/'");
+/// let e: shmkit::Error = e.into();
+/// assert!(matches!(e, shmkit::Error::InvalidName { .. }));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name:?}: invalid shared memory name: {reason}")]
+pub struct InvalidName {
+    /// The name as given.
+    pub name: String,
+    /// Which rule it breaks.
+    pub reason: &'static str,
+}
+
+type Result<T> = std::result::Result<T, InvalidName>;
 
 /// The longest name accepted, in bytes, counting the leading `/`.
 ///
@@ -37,12 +56,13 @@ impl ShmName {
     /// Checks `name` and wraps it.
     ///
     /// # Errors
-    /// [`Error::InvalidName`] with the rule it breaks.
+    /// [`InvalidName`] with the rule it breaks (which `?` turns into
+    /// [`crate::Error::InvalidName`]).
     pub fn new(name: impl Into<String>) -> Result<ShmName> {
         let name = name.into();
         match check(&name) {
             Ok(()) => Ok(ShmName(name)),
-            Err(reason) => Err(Error::InvalidName { name, reason }),
+            Err(reason) => Err(InvalidName { name, reason }),
         }
     }
 
@@ -105,21 +125,21 @@ impl AsRef<str> for ShmName {
 }
 
 impl std::str::FromStr for ShmName {
-    type Err = Error;
+    type Err = InvalidName;
     fn from_str(s: &str) -> Result<ShmName> {
         ShmName::new(s)
     }
 }
 
 impl TryFrom<&str> for ShmName {
-    type Error = Error;
+    type Error = InvalidName;
     fn try_from(s: &str) -> Result<ShmName> {
         ShmName::new(s)
     }
 }
 
 impl TryFrom<String> for ShmName {
-    type Error = Error;
+    type Error = InvalidName;
     fn try_from(s: String) -> Result<ShmName> {
         ShmName::new(s)
     }
@@ -131,7 +151,7 @@ mod tests {
 
     fn reason(name: &str) -> &'static str {
         match ShmName::new(name) {
-            Err(Error::InvalidName { reason, .. }) => reason,
+            Err(InvalidName { reason, .. }) => reason,
             other => panic!("{name:?} was accepted: {other:?}"),
         }
     }

@@ -46,7 +46,7 @@ use rustix::io::Errno;
 use rustix::shm;
 
 pub use crate::map::{Access, Mapping};
-pub use crate::name::{ShmName, MAX_NAME_LEN};
+pub use crate::name::{InvalidName, ShmName, MAX_NAME_LEN};
 
 use crate::error::{Error, Limit, Result, Target};
 use crate::guard::{Removable, RemoveOnDrop};

@@ -7,6 +7,9 @@ pub enum Error {
     /// The shmkit library failed (a channel or a segment).
     #[error(transparent)]
     Shmkit(#[from] shmkit::Error),
+    /// A name the rules refuse.
+    #[error(transparent)]
+    Name(#[from] shmkit::posix::InvalidName),
     /// A system call or an I/O operation failed.
     #[error("{what}: {source}")]
     Io {

@@ -372,6 +372,7 @@ fn a_signal_ends_a_waiting_send_or_recv_with_its_status_and_nothing_left() {
 }
 
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn a_sender_in_a_container_killed_makes_recv_exit_8() {
     if !is_root() || !have("unshare") {
         println!("skipped: needs root and unshare for new PID and mount namespaces");

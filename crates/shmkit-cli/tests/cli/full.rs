@@ -32,6 +32,7 @@ fn in_namespaces(script: &str) -> Option<std::process::Output> {
 }
 
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn a_full_dev_shm_fails_at_creation_with_6() {
     let Some(out) = in_namespaces(
         "mount -t tmpfs -o size=1M tmpfs /dev/shm || exit 99
@@ -74,6 +75,7 @@ fn a_full_dev_shm_fails_at_creation_with_6() {
 }
 
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn system_v_limits_are_named_with_their_values() {
     let Some(out) = in_namespaces(
         "echo 1048576 > /proc/sys/kernel/shmmax || exit 99

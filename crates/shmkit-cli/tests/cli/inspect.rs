@@ -518,6 +518,7 @@ fn ls_stale_lists_what_a_killed_user_left_and_rm_dry_run_keeps_it() {
 /// `rm --stale` removes every stale object of the machine, so it runs in
 /// new mount and IPC namespaces, with a /dev/shm of their own.
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn rm_stale_removes_what_a_killed_user_left_in_private_namespaces() {
     run_in_private_namespaces("stale-scenario");
 }
@@ -528,6 +529,7 @@ fn rm_stale_removes_what_a_killed_user_left_in_private_namespaces() {
 /// cannot be read), `ls --stale` must list every orphan and `rm --stale`
 /// remove them and nothing a live process maps.
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn every_orphan_of_a_killed_server_is_listed_and_removed_in_private_namespaces() {
     run_in_private_namespaces("orphans-scenario");
 }
@@ -897,6 +899,7 @@ fn rm_of_a_posix_object_in_use_says_who_uses_it() {
 }
 
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn rm_as_another_user_exits_5() {
     if !is_root() {
         eprintln!("skipped: needs root to run shmkit as uid 65534");

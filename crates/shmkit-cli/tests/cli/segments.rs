@@ -295,6 +295,7 @@ fn missing_and_bad_targets() {
 }
 
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn read_as_another_user_exits_5() {
     if !is_root() {
         eprintln!("skipped: needs root to run shmkit as uid 65534");

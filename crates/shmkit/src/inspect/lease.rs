@@ -6,6 +6,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 #[cfg(test)]
 use std::path::Path;
+use std::time::Duration;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, CWD};
 use rustix::io::Errno;
@@ -167,8 +168,26 @@ pub(crate) struct Lease {
 }
 
 impl Lease {
-    /// Takes the lease, or says why not.
+    /// Takes the lease, or says why not. "In use" is asked again twice, a
+    /// moment apart: another probe (a second `shmkit ls`, say) holds the
+    /// object open for an instant too, and two probes at once would each
+    /// see the other. A real user keeps it open, and is still seen.
     pub(crate) fn take(file_name: &OsStr, expected: Option<(u64, u64)>) -> Result<Lease, NotTaken> {
+        // a little jitter, so that two probes do not retry in step
+        let jitter = u64::from(std::process::id() % 7) * 100;
+        for pause in [
+            Duration::from_micros(500 + jitter),
+            Duration::from_micros(2000 + jitter),
+        ] {
+            match Self::take_once(file_name, expected) {
+                Err(NotTaken::InUse) => std::thread::sleep(pause),
+                other => return other,
+            }
+        }
+        Self::take_once(file_name, expected)
+    }
+
+    fn take_once(file_name: &OsStr, expected: Option<(u64, u64)>) -> Result<Lease, NotTaken> {
         let unknown = NotTaken::Unknown;
         let bytes = file_name.as_bytes();
         if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') {

@@ -41,7 +41,7 @@ use std::time::SystemTime;
 
 use rustix::io::Errno;
 
-pub use crate::key::Key;
+pub use crate::key::{Key, KeyError};
 pub use crate::map::{Access, Mapping};
 
 use crate::error::{Error, Limit, Result, Target};

@@ -611,6 +611,7 @@ fn a_dead_sender_with_a_live_receiver_is_reported_not_taken_over() {
 }
 
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn a_channel_made_by_another_user_is_refused_unless_allowed() {
     if !crate::common::is_root() {
         eprintln!("skipped: needs root to drop a child to uid 65534");

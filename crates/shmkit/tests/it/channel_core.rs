@@ -251,6 +251,7 @@ fn in_container(cmd: Command, no_proc: bool) -> Option<Command> {
 }
 
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn a_sender_in_a_container_killed_while_the_receiver_sleeps() {
     let (name, _guard) = posix_name();
     let Some(cmd) = in_container(crate::common::child("core-send", &[name.as_str(), "1000"]), false) else {
@@ -295,6 +296,7 @@ fn a_sender_in_a_container_killed_while_the_receiver_sleeps() {
 }
 
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn a_receiver_in_a_container_killed_while_the_sender_waits_for_room() {
     let (name, _guard) = posix_name();
     let Some(cmd) = in_container(crate::common::child("core-recv-hold", &[name.as_str()]), false) else {
@@ -332,6 +334,7 @@ fn a_receiver_in_a_container_killed_while_the_sender_waits_for_room() {
 }
 
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn liveness_needs_no_proc() {
     // The receiver runs where /proc is empty; the sender is killed.
     let (name, _guard) = posix_name();

@@ -227,6 +227,7 @@ fn run_in_new_pid_namespace(role: &str, args: &[&str]) -> Option<Vec<String>> {
 }
 
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn a_user_that_proc_cannot_show_keeps_an_object_in_use() {
     let (name, _guard) = posix_name();
     drop(PosixShm::create(&name, &Options::new().size(4096)).unwrap());
@@ -244,6 +245,7 @@ fn a_user_that_proc_cannot_show_keeps_an_object_in_use() {
 }
 
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn a_user_in_another_pid_namespace_keeps_an_object_in_use() {
     let (name, _guard) = posix_name();
     drop(PosixShm::create(&name, &Options::new().size(4096)).unwrap());
@@ -455,6 +457,7 @@ fn names_that_are_not_utf8_are_listed_and_their_users_found() {
 }
 
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn owners_above_65535_are_read() {
     if !is_root() {
         eprintln!("skipped: needs root to give objects away");
@@ -485,6 +488,7 @@ fn owners_above_65535_are_read() {
 }
 
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn a_scan_without_root_says_it_is_incomplete() {
     if !is_root() {
         eprintln!("skipped: needs root to run a child as nobody");

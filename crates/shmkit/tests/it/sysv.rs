@@ -213,6 +213,7 @@ fn remove_on_drop_marks_for_removal() {
 }
 
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn permission_denied_for_another_user() {
     if !is_root() {
         eprintln!("skipped: needs root to drop a child to uid 65534");
@@ -269,6 +270,7 @@ fn attach_after_rmid_while_attached_elsewhere_is_the_same_segment() {
 /// child creates lives in its namespace, which the kernel destroys, segments
 /// and all, when the child exits, even if it fails.
 #[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
 fn attach_refuses_a_segment_that_got_the_id_since() {
     let (k1, k2) = (unique_key(), unique_key());
     let lines = run_child("sysv-reuse-id", &[&k1.to_string(), &k2.to_string()]);
