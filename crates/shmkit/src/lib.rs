@@ -70,7 +70,7 @@ pub mod posix;
 pub mod map;
 #[allow(unsafe_code)]
 pub mod sysv;
-// File leases, signal dispositions and the name service: C calls rustix lacks.
+// File leases, OFD locks, signal dispositions and the name service: C calls rustix lacks.
 #[allow(unsafe_code)]
 mod sys;
 

@@ -5,7 +5,8 @@
 //!   sizes), atomic publication, validation, trust, capacity negotiation,
 //!   and exclusive removal of an abandoned object.
 //! - [`slots`]: participants, whose liveness is an open-file-description
-//!   lock the kernel drops when they die ([`lock`]).
+//!   lock the kernel drops when they die (the `fcntl` calls are in
+//!   `crate::sys::ofd`).
 //! - [`event`]: a futex word with a count of sleepers.
 //! - [`ring`]: frames from one producer to N consumer positions.
 //!
@@ -13,9 +14,6 @@
 //! for the model checker.
 
 pub(crate) mod event;
-#[cfg(not(loom))]
-#[allow(unsafe_code)] // fcntl(F_OFD_*) through libc
-pub(crate) mod lock;
 #[allow(unsafe_code)] // the ring's memory and counters
 pub(crate) mod ring;
 #[cfg(not(loom))]

@@ -4,7 +4,7 @@
 //! This module knows nothing of rings or roles. A slot is eight bytes in
 //! shared memory (a state and a pid) plus one byte of the object's *file*
 //! that the participant keeps locked with an open-file-description lock
-//! ([`super::lock`]) for as long as it takes part. **Liveness comes from the
+//! (`crate::sys::ofd`) for as long as it takes part. **Liveness comes from the
 //! kernel, not from pids:** the lock disappears when the participant's
 //! process dies, whatever its PID namespace, and asking for it needs no
 //! `/proc`. The pid is kept only to show it (`shmkit stat`); in another PID
@@ -22,8 +22,8 @@ use std::os::fd::AsFd;
 
 use rustix::io::Errno;
 
-use super::lock;
 use super::sync::{AtomicU32, Ordering};
+use crate::sys::ofd as lock;
 
 /// Nobody has claimed the slot.
 pub(crate) const EMPTY: u32 = 0;

@@ -12,19 +12,7 @@ pub(super) const SHM_DEST: u32 = 0o1000;
 /// `shm_perm.mode` bit: the segment is locked in memory.
 pub(super) const SHM_LOCKED: u32 = 0o2000;
 
-/// The `errno` of the call that just failed.
-fn last_errno() -> Errno {
-    Errno::from_io_error(&std::io::Error::last_os_error()).unwrap_or(Errno::IO)
-}
-
-/// `-1` becomes the error in `errno`.
-fn cvt(ret: libc::c_int) -> Result<libc::c_int, Errno> {
-    if ret == -1 {
-        Err(last_errno())
-    } else {
-        Ok(ret)
-    }
-}
+use crate::sys::{cvt, last_errno};
 
 /// `ftok(path, proj_id)`.
 pub(crate) fn ftok(path: &std::ffi::CStr, proj_id: u8) -> Result<i32, Errno> {

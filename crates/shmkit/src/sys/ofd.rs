@@ -1,7 +1,7 @@
 //! Open-file-description locks on single bytes of a file (`F_OFD_SETLK`,
 //! `F_OFD_GETLK`): the kernel's record of which participant is alive.
 //!
-//! This module knows nothing of slots or roles: it locks byte `n` of a file
+//! This module knows nothing of slots, segments or roles: it locks byte `n` of a file
 //! through one open file description, and asks whether anybody holds byte
 //! `n`. An OFD lock belongs to the open file description, not to a process:
 //! it is released when the last descriptor referring to it is closed, which
