@@ -70,7 +70,11 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
     let deadline = opts.timeout.and_then(event::deadline);
     // An abandoned channel is removed and made anew; racing takers retry.
     // Bounded, unless other processes keep abandoning this name.
-    for _ in 0..20 {
+    for attempt in 0..20 {
+        if attempt > 0 {
+            // the process that removes the old object needs a moment
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         match connect_once(name, opts, role, deadline) {
             Ok(end) => return Ok(end),
             Err(Attempt::Failed(e)) => return Err(e),
@@ -138,18 +142,18 @@ fn connect_once(
                 alive: true,
             }))
         }
+        // This side left in order: its leaving removed the name (or is
+        // about to), and its peer is finishing an old conversation. Start a
+        // new channel under the name.
+        Err(Refusal::Used(Presence::Closed { .. })) => return Err(Attempt::Again),
+        // This side died while its peer still drains what it sent: the
+        // peer removes the name when it is done.
         Err(Refusal::Used(p)) => {
-            return Err(Attempt::Failed(match p {
-                Presence::Closed { .. } => Error::Closed {
-                    target: end.seg.target.clone(),
-                    side: role,
-                },
-                p => Error::Busy {
-                    target: end.seg.target.clone(),
-                    side: role,
-                    pid: p.pid().unwrap_or(0),
-                    alive: false,
-                },
+            return Err(Attempt::Failed(Error::Busy {
+                target: end.seg.target.clone(),
+                side: role,
+                pid: p.pid().unwrap_or(0),
+                alive: false,
             }))
         }
     }

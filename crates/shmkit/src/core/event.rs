@@ -42,7 +42,7 @@ pub(crate) struct Event {
 
 impl Event {
     /// A new event (heap memory, tests).
-    #[cfg(any(test, feature = "fuzz", loom))]
+    #[cfg(any(test, loom))]
     pub(crate) fn new() -> Event {
         Event {
             seq: AtomicU32::new(0),

@@ -815,6 +815,7 @@ pub(crate) mod heap {
     }
 
     /// A ring of `capacity` bytes with one consumer.
+    #[cfg(test)]
     pub(crate) fn ring(capacity: u64) -> (HeapRing, Producer, Consumer) {
         let (mem, p, mut cs) = ring_n(capacity, 1);
         (mem, p, cs.pop().unwrap())
