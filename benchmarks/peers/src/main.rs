@@ -15,8 +15,10 @@
 //!   history 0, a subscriber buffer of 1, safe overflow (as iceoryx2's own
 //!   benchmark); stream: no overflow, the publisher retries until delivered.
 //! - `shmkit-spin`: a channel each way with `spin(Duration::MAX)`; the
-//!   sender reserves a grant (`reserve`), writes the message into it and
-//!   commits; the receiver reads it in place (`recv_ref`).
+//!   sender reserves a grant (`reserve`), writes the message into it
+//!   (`copy_from_slice` on the grant's view) and commits; the receiver
+//!   reads the first and last eight bytes in place through the guard's view
+//!   (`recv_ref`, `load_u64`).
 //!
 //! Each message is written whole by the sender and carries its sequence
 //! number in its first and last eight bytes, which the receiver checks in
@@ -293,8 +295,8 @@ impl Zc for ShmkitLink {
     fn send(&mut self, msg: &[u8], _alive: &mut dyn FnMut() -> Result<()>) -> Result<()> {
         let tx = self.tx.as_mut().ok_or("not a sender")?;
         let mut grant = tx.reserve(msg.len())?;
-        grant.copy_from_slice(msg);
-        grant.commit();
+        grant.copy_from_slice(msg)?;
+        grant.commit()?;
         Ok(())
     }
 
@@ -302,7 +304,16 @@ impl Zc for ShmkitLink {
         // The channel spins and watches the other process itself.
         let rx = self.rx.as_mut().ok_or("not a receiver")?;
         let msg = rx.recv_ref()?;
-        read_stamp(&msg, size)
+        // In place, through the guard's view: its first and last eight
+        // bytes, as iceoryx2's side reads its sample's.
+        if msg.len() != size {
+            return Err(format!("a message of {} bytes, expected {size}", msg.len()).into());
+        }
+        let front = u64::from_le(msg.load_u64(0)?);
+        if size >= 16 && u64::from_le(msg.load_u64(size - 8)?) != front {
+            return Err(format!("message {front} is torn").into());
+        }
+        Ok(front)
     }
 }
 
