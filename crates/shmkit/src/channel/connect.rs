@@ -22,6 +22,8 @@ pub(crate) struct Endpoint {
     pub role: Role,
     pub capacity: u64,
     pub spin: std::time::Duration,
+    /// This process notifies without a fence (see `core::event`).
+    pub fenceless: bool,
     /// Ends waits when set (see `Options::interrupt`).
     interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// The peer's pid as its slot records it (display only).
@@ -108,6 +110,7 @@ fn connect_once(
         role,
         capacity: 0,
         spin: opts.spin,
+        fenceless: false,
         interrupt: opts.interrupt.clone(),
         peer_pid: None,
         owner: 0,
@@ -123,6 +126,15 @@ fn connect_once(
     // The capacity is settled before the claim, so that a side seen in its
     // slot has agreed to it.
     let capacity = end.negotiate(opts)?;
+    // A notifier that will skip its fence says so before it takes part.
+    if event::membarrier::registered() {
+        let events = &end.header().events.0;
+        match role {
+            Role::Sender => events.data.announce_fenceless(),
+            _ => events.space.announce_fenceless(),
+        }
+        end.fenceless = true;
+    }
     let me = std::process::id();
     let index = slot_index(role);
     // Claimed under the object's shared flock, while its name still names

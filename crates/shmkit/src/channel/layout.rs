@@ -67,7 +67,7 @@ const _: () = {
     assert!(size_of::<Header>() == 640);
     assert!(align_of::<Header>() == 128);
     assert!(offset_of!(Counter, pos) == 0 && offset_of!(Counter, messages) == 8 && offset_of!(Counter, bytes) == 16);
-    assert!(offset_of!(Events, data) == 0 && offset_of!(Events, space) == 8 && offset_of!(Events, peers) == 16);
+    assert!(offset_of!(Events, data) == 0 && offset_of!(Events, space) == 12 && offset_of!(Events, peers) == 24);
     assert!(size_of::<Slot>() == 8);
     assert!((size_of::<Header>() as u64) <= DATA_OFFSET);
 };

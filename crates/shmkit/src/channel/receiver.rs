@@ -165,11 +165,21 @@ impl Receiver {
     /// against a shrink of the object (which would make the frame's header
     /// zeros): [`take`](Self::take) checks after copying, and the zero-copy
     /// calls through [`guard`](Self::guard).
+    #[inline]
     fn wait_frame(&mut self, deadline: Option<Instant>) -> std::result::Result<Frame, Stop<Error>> {
         match self.ring.peek() {
-            Ok(frame) => return Ok(frame),
-            Err(RingError::Empty) => {}
-            Err(e) => return Err(Stop::Failed(self.ring_error(e))),
+            Ok(frame) => Ok(frame),
+            Err(e) => self.wait_slow(deadline, e),
+        }
+    }
+
+    /// The slow path of [`wait_frame`](Self::wait_frame): nothing (or a
+    /// failure) at the first look.
+    #[cold]
+    #[inline(never)]
+    fn wait_slow(&mut self, deadline: Option<Instant>, first: RingError) -> std::result::Result<Frame, Stop<Error>> {
+        if first != RingError::Empty {
+            return Err(Stop::Failed(self.ring_error(first)));
         }
         let Receiver { ring, end } = self;
         let end = &*end;
@@ -202,6 +212,7 @@ impl Receiver {
 
     /// Copies the frame's payload into `out` and releases the frame; fails
     /// if the object shrank under the copy (then `out` holds zeros).
+    #[inline]
     fn take(&mut self, frame: Frame, out: &mut Vec<u8>) -> Result<()> {
         out.clear();
         self.ring.buf().append_to(frame.at, frame.len, out);
@@ -304,7 +315,7 @@ fn ring_error(end: &Endpoint, e: RingError) -> Error {
 
 fn release(ring: &mut Consumer, end: &Endpoint, frame: Frame) {
     ring.release(frame);
-    end.header().events.0.space.notify();
+    end.header().events.0.space.notify(end.fenceless);
 }
 
 /// A received message in place; see [`Receiver::recv_ref`]. It derefs to a

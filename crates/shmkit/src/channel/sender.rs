@@ -79,7 +79,7 @@ impl Sender {
         self.check_receiver()?;
         match self.ring.push(msg) {
             Ok(()) => {
-                self.end.header().events.0.data.notify();
+                self.end.header().events.0.data.notify(self.end.fenceless);
                 self.end.check_intact()?;
                 Ok(())
             }
@@ -170,28 +170,35 @@ impl Sender {
         Grant { ring, end, res, view }
     }
 
-    /// Reserves room, waiting until `deadline`; checked against a shrink of
-    /// the object (a shrunk ring reads as zeros, which can look like free
-    /// room, and reserving may write a padding frame).
+    /// Reserves room, waiting until `deadline`. Reserving writes nothing
+    /// (padding is published with the frame), so a shrink of the object is
+    /// checked after the message is written, by the commit's caller.
+    #[inline]
     fn reserve_until(
         &mut self,
         len: usize,
         deadline: Option<Instant>,
     ) -> std::result::Result<Reservation, Stop<Error>> {
-        let r = self.find_room(len, deadline)?;
-        // A padding frame written here is checked with the message, after
-        // the commit's SeqCst fence.
-        self.end.check_intact()?;
-        Ok(r)
-    }
-
-    fn find_room(&mut self, len: usize, deadline: Option<Instant>) -> std::result::Result<Reservation, Stop<Error>> {
         self.check_receiver()?;
         // Fast path: room now.
         match self.ring.reserve(len) {
-            Ok(r) => return Ok(r),
-            Err(RingError::Full) => {}
-            Err(e) => return Err(Stop::Failed(self.ring_error(e))),
+            Ok(r) => Ok(r),
+            Err(e) => self.wait_for_room(len, deadline, e),
+        }
+    }
+
+    /// The slow path of [`reserve_until`](Self::reserve_until): the ring
+    /// was full (or failed) at the first look.
+    #[cold]
+    #[inline(never)]
+    fn wait_for_room(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+        first: RingError,
+    ) -> std::result::Result<Reservation, Stop<Error>> {
+        if first != RingError::Full {
+            return Err(Stop::Failed(self.ring_error(first)));
         }
         let Sender { ring, end } = self;
         let end = &*end;
@@ -208,17 +215,24 @@ impl Sender {
         )
     }
 
+    #[inline]
     fn commit(&mut self, r: Reservation) {
         self.ring.commit(r);
-        self.end.header().events.0.data.notify();
+        self.end.header().events.0.data.notify(self.end.fenceless);
     }
 
     /// Fails if the receiver has left (a cheap load, done on every send).
+    #[inline]
     fn check_receiver(&self) -> Result<()> {
         if self.end.peer_closed() {
-            return self.end.check_peer();
+            return self.closed_receiver();
         }
         Ok(())
+    }
+
+    #[cold]
+    fn closed_receiver(&self) -> Result<()> {
+        self.end.check_peer()
     }
 
     fn ring_error(&self, e: RingError) -> Error {
@@ -369,7 +383,7 @@ impl Grant<'_> {
         self.ring.commit(self.res);
         // `notify` starts with a SeqCst fence: the writes are ordered before
         // the check below.
-        self.end.header().events.0.data.notify();
+        self.end.header().events.0.data.notify(self.end.fenceless);
         self.end.check_intact()
     }
 

@@ -17,7 +17,22 @@
 //! A busy conversation therefore costs no system calls, and several
 //! sleepers can share one word (N subscribers, N senders).
 //!
-//! A peer may write either word at any time. Garbage in `waiters` costs
+//! # Fenceless notifiers
+//! A `SeqCst` fence costs a notifier several nanoseconds on every message.
+//! A process that registers for `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`
+//! notifies without it (a compiler fence only) and says so in the event's
+//! `fenceless` word, before it takes part; a sleeper that sees the word set
+//! calls `membarrier(GLOBAL_EXPEDITED)` instead of its own fence. That call
+//! makes every CPU running a registered process execute a full barrier
+//! before it returns, so the notifier's load of `waiters` either comes after
+//! that barrier (and sees the sleeper's increment, made before the call) or
+//! before it (and then the notifier's earlier store of the condition is
+//! visible to the sleeper's check, made after the call): the asymmetric form
+//! of the same argument, with the cost moved to the side that is about to
+//! sleep anyway (about 0.4 µs here). Where registration fails (an old
+//! kernel, a seccomp filter), the process fences as before.
+//!
+//! A peer may write any of the words at any time. Garbage in `waiters` costs
 //! wake-ups that nobody needed; a zero written under a sleeper costs that
 //! sleeper at most one [`LIVENESS_INTERVAL`], because every sleep is that
 //! long at most, after which the condition and the peer's liveness are
@@ -25,12 +40,12 @@
 
 use std::time::{Duration, Instant};
 
-use super::sync::{fence, AtomicU32, Ordering};
+use super::sync::{compiler_fence, fence, AtomicU32, Ordering};
 
 /// The longest sleep between two looks at the peer's liveness.
 pub(crate) const LIVENESS_INTERVAL: Duration = Duration::from_millis(50);
 
-/// A futex word and its sleepers, in shared memory (8 bytes, `repr(C)`).
+/// A futex word and its sleepers, in shared memory (12 bytes, `repr(C)`).
 #[repr(C)]
 #[derive(Debug)]
 pub(crate) struct Event {
@@ -38,6 +53,9 @@ pub(crate) struct Event {
     pub seq: AtomicU32,
     /// How many processes are (about to be) asleep on `seq`.
     pub waiters: AtomicU32,
+    /// Non-zero once a notifier that skips its fence takes part (see the
+    /// module docs).
+    pub fenceless: AtomicU32,
 }
 
 impl Event {
@@ -47,18 +65,33 @@ impl Event {
         Event {
             seq: AtomicU32::new(0),
             waiters: AtomicU32::new(0),
+            fenceless: AtomicU32::new(0),
         }
     }
 
     /// Wakes the sleepers, if the count says there may be any. Call after
     /// making the condition true; the fence orders that store before the
-    /// count's load (see the module docs).
+    /// count's load (see the module docs). `fenceless`: this process is
+    /// registered for global expedited membarriers and has announced it
+    /// with [`announce_fenceless`](Self::announce_fenceless), so sleepers
+    /// supply the barrier.
     #[inline]
-    pub(crate) fn notify(&self) {
-        fence(Ordering::SeqCst);
+    pub(crate) fn notify(&self, fenceless: bool) {
+        if fenceless {
+            compiler_fence(Ordering::SeqCst);
+        } else {
+            fence(Ordering::SeqCst);
+        }
         if self.waiters.load(Ordering::Relaxed) != 0 {
             self.notify_always();
         }
+    }
+
+    /// Says that a notifier of this event skips its fence; call before
+    /// taking part (before claiming a slot), so that a sleeper that has seen
+    /// the participant also sees this.
+    pub(crate) fn announce_fenceless(&self) {
+        self.fenceless.store(1, Ordering::SeqCst);
     }
 
     /// Wakes every sleeper, count or not (rare events: joining, leaving).
@@ -90,7 +123,9 @@ impl Registration<'_> {
     /// before that check.
     pub(crate) fn arm(&self) -> u32 {
         let seen = self.event.seq.load(Ordering::Acquire);
-        fence(Ordering::SeqCst);
+        if self.event.fenceless.load(Ordering::Relaxed) == 0 || !membarrier::global() {
+            fence(Ordering::SeqCst);
+        }
         seen
     }
 
@@ -215,6 +250,46 @@ pub(crate) fn sleep_on(event: &Event, seen: u32, timeout: Duration) {
     registration.sleep(seen, timeout);
 }
 
+/// Global expedited membarriers (see the module docs).
+pub(crate) mod membarrier {
+    /// Whether this process is registered for global expedited membarriers,
+    /// registering it the first time (per process: a forked child asks
+    /// again). Under loom, never.
+    pub(crate) fn registered() -> bool {
+        #[cfg(loom)]
+        return false;
+        #[cfg(not(loom))]
+        {
+            use rustix::thread::{membarrier, MembarrierCommand};
+            use std::sync::atomic::{AtomicU64, Ordering};
+            // pid << 1 | registered, for the process that asked; 0: nobody yet
+            static STATE: AtomicU64 = AtomicU64::new(0);
+            let pid = u64::from(std::process::id());
+            let state = STATE.load(Ordering::Acquire);
+            if state >> 1 == pid {
+                return state & 1 == 1;
+            }
+            let ok = membarrier(MembarrierCommand::RegisterGlobalExpedited).is_ok();
+            STATE.store(pid << 1 | u64::from(ok), Ordering::Release);
+            ok
+        }
+    }
+
+    /// `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)`: a full barrier on every
+    /// CPU that runs a registered process. `false` if it failed (then the
+    /// caller fences itself; a notifier that announced itself fenceless has
+    /// registered, so the command exists).
+    pub(crate) fn global() -> bool {
+        #[cfg(loom)]
+        return false;
+        #[cfg(not(loom))]
+        {
+            use rustix::thread::{membarrier, MembarrierCommand};
+            membarrier(MembarrierCommand::GlobalExpedited).is_ok()
+        }
+    }
+}
+
 #[cfg(not(loom))]
 mod futex {
     use std::sync::atomic::AtomicU32;
@@ -264,7 +339,7 @@ mod tests {
             std::thread::yield_now();
         }
         flag.store(true, Ordering::Release);
-        event.notify();
+        event.notify(false);
         assert!(waiter.join().unwrap());
         assert_eq!(event.waiters.load(Ordering::Relaxed), 0, "the sleeper uncounted itself");
     }
@@ -321,7 +396,7 @@ mod loom_tests {
                 })
                 .collect();
             cond.store(true, Ordering::Relaxed);
-            event.notify();
+            event.notify(false);
             for w in waiters {
                 let (seen, cond_now) = w.join().unwrap();
                 if !cond_now {

@@ -150,10 +150,9 @@ pub(crate) use counter_ref::CounterRef;
 /// Space for one frame, reserved by [`Producer::reserve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Reservation {
-    /// The position of the frame's header.
+    /// The position of the frame's header; padding fills the bytes from the
+    /// producer's position to it, if any.
     start: u64,
-    /// Padding to publish with the frame: its position and size.
-    pad: Option<(u64, u64)>,
     /// Where the payload starts in the buffer.
     pub at: usize,
     /// The payload's length.
@@ -273,6 +272,7 @@ impl Producer {
 
     /// Reserves a frame for `len` payload bytes (with padding before it if
     /// it must not straddle a line or the ring's end, or jumps to offset 0).
+    #[inline]
     pub(crate) fn reserve(&mut self, len: usize) -> Result<Reservation, RingError> {
         let len64 = len as u64;
         if len64 > self.geo.max {
@@ -293,7 +293,6 @@ impl Producer {
             if self.cached_head == self.tail {
                 return Ok(Reservation {
                     start: self.tail.wrapping_add(to_end),
-                    pad: Some((self.tail, to_end)),
                     at: FRAME_HEADER as usize,
                     len,
                 });
@@ -318,13 +317,13 @@ impl Producer {
         let start = self.tail.wrapping_add(skip);
         Ok(Reservation {
             start,
-            pad: (skip > 0).then_some((self.tail, skip)),
             at: self.geo.offset(start) + FRAME_HEADER as usize,
             len,
         })
     }
 
     /// Publishes the reserved frame, whose payload has been written.
+    #[inline]
     pub(crate) fn commit(&mut self, r: Reservation) {
         let end = r.start.wrapping_add(frame_size(r.len as u64));
         // The end mark first: a consumer that sees this frame's header
@@ -335,11 +334,12 @@ impl Producer {
         // that Acquire-loads this header reads them.
         let header = encode(r.len as u64, KIND_MESSAGE, self.geo.stamp(r.start));
         self.buf.store_word(self.geo.offset(r.start), header, Ordering::Release);
-        if let Some((at, size)) = r.pad {
+        let skipped = r.start.wrapping_sub(self.tail);
+        if skipped != 0 {
             // Release, after the frame: a consumer that follows the padding
             // finds the frame published.
-            let pad = encode(size - FRAME_HEADER, KIND_PAD, self.geo.stamp(at));
-            self.buf.store_word(self.geo.offset(at), pad, Ordering::Release);
+            let pad = encode(skipped - FRAME_HEADER, KIND_PAD, self.geo.stamp(self.tail));
+            self.buf.store_word(self.geo.offset(self.tail), pad, Ordering::Release);
         }
         self.tail = end;
         self.messages += 1;
@@ -433,6 +433,7 @@ impl Consumer {
 
     /// The next frame, validated, without consuming it. Reads only the
     /// header words at this consumer's position (and after one padding).
+    #[inline]
     pub(crate) fn peek(&mut self) -> Result<Frame, RingError> {
         let mut pos = self.head;
         let mut skipped = 0;
@@ -480,6 +481,7 @@ impl Consumer {
     }
 
     /// Consumes `frame`, giving its space back to the producer.
+    #[inline]
     pub(crate) fn release(&mut self, frame: Frame) {
         self.head = self.head.wrapping_add(frame.advance);
         self.messages += 1;
