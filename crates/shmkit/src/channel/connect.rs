@@ -22,7 +22,8 @@ pub(crate) struct Endpoint {
     pub role: Role,
     pub capacity: u64,
     pub spin: std::time::Duration,
-    /// This process notifies without a fence (see `core::event`).
+    /// This process notifies without a fence (see `core::event`): it and
+    /// its peer both registered for global expedited membarriers.
     pub fenceless: bool,
     /// Ends waits when set (see `Options::interrupt`).
     interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
@@ -171,6 +172,17 @@ fn connect_once(
     }
     end.header().events.0.peers.notify_always();
     end.wait_for_peer(deadline, capacity)?;
+    // Skip the fence only if the peer, which sleeps on our event, can issue
+    // the membarrier in our place: it registered too (and announced so on
+    // the event it notifies, before it took part).
+    if end.fenceless {
+        let events = &end.header().events.0;
+        let peer_registered = match role {
+            Role::Sender => &events.space,
+            _ => &events.data,
+        };
+        end.fenceless = peer_registered.fenceless.load(Ordering::Acquire) != 0;
+    }
     Ok(end)
 }
 

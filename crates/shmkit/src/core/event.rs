@@ -29,8 +29,11 @@
 //! before it (and then the notifier's earlier store of the condition is
 //! visible to the sleeper's check, made after the call): the asymmetric form
 //! of the same argument, with the cost moved to the side that is about to
-//! sleep anyway (about 0.4 µs here). Where registration fails (an old
-//! kernel, a seccomp filter), the process fences as before.
+//! sleep anyway (about 0.4 µs here). A notifier skips its fence only if
+//! the sleepers registered too (so that they can issue the membarrier); the
+//! channel learns that from the word its peer sets on the event the peer
+//! notifies. Where registration fails (an old kernel, a seccomp filter),
+//! the process fences as before.
 //!
 //! A peer may write any of the words at any time. Garbage in `waiters` costs
 //! wake-ups that nobody needed; a zero written under a sleeper costs that
