@@ -23,7 +23,6 @@ impl From<shmkit::Error> for Failure {
     }
 }
 
-#[cfg(feature = "bench")]
 impl From<shmkit::posix::InvalidName> for Failure {
     fn from(e: shmkit::posix::InvalidName) -> Self {
         Failure::Shm(e.into())
@@ -36,6 +35,7 @@ impl From<shmkit::sysv::KeyError> for Failure {
     }
 }
 
+#[cfg(feature = "bench")]
 impl From<crate::bench::Error> for Failure {
     fn from(e: crate::bench::Error) -> Self {
         match (&e, e.as_shmkit()) {
