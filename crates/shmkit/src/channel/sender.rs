@@ -80,7 +80,7 @@ impl Sender {
         match self.ring.push(msg) {
             Ok(()) => {
                 self.end.header().events.0.data.notify(self.end.fenceless);
-                self.end.check_intact()?;
+                self.end.check_written()?;
                 Ok(())
             }
             // Full: is the receiver still there to make room?
@@ -109,7 +109,7 @@ impl Sender {
         self.ring.buf().write(r.at, msg);
         self.commit(r);
         // A shrink under the copy sent (part of) it to zero pages.
-        self.end.check_intact()?;
+        self.end.check_written()?;
         Ok(())
     }
 
@@ -381,10 +381,8 @@ impl Grant<'_> {
     /// with `EFAULT` then; see [`Sender::check_intact`].)
     pub fn commit(self) -> Result<()> {
         self.ring.commit(self.res);
-        // `notify` starts with a SeqCst fence: the writes are ordered before
-        // the check below.
         self.end.header().events.0.data.notify(self.end.fenceless);
-        self.end.check_intact()
+        self.end.check_written()
     }
 
     /// Shortens the message to its first `len` bytes (for a read that came

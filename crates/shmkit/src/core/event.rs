@@ -185,8 +185,10 @@ pub(crate) fn wait_for<T, E>(
     mut attempt: impl FnMut() -> Result<Option<T>, E>,
     mut check: impl FnMut() -> Result<(), E>,
 ) -> Result<T, Stop<E>> {
-    let start = Instant::now();
-    let mut last_check = start;
+    // The clock is first read after 64 looks: a wait that ends sooner (a
+    // busy conversation) costs no clock read at all.
+    let mut start: Option<Instant> = None;
+    let mut last_check = None;
     let mut spins: u32 = 0;
     // Spin: cheap while the peer runs on another core.
     loop {
@@ -199,11 +201,13 @@ pub(crate) fn wait_for<T, E>(
             continue;
         }
         let now = Instant::now();
+        let start = *start.get_or_insert(now);
+        let last_check = last_check.get_or_insert(now);
         if deadline.is_some_and(|d| now >= d) {
             return Err(Stop::TimedOut);
         }
-        if now.duration_since(last_check) >= LIVENESS_INTERVAL {
-            last_check = now;
+        if now.duration_since(*last_check) >= LIVENESS_INTERVAL {
+            *last_check = now;
             if let Err(e) = check() {
                 return last_attempt(&mut attempt, e);
             }
