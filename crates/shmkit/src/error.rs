@@ -329,7 +329,7 @@ pub enum Error {
 
     /// Two participants asked for different capacities: the first one's
     /// choice stands, and both learn of the conflict.
-    #[error("{target}: capacity conflict: this side asked for {expected} bytes, the other side for {actual} bytes; give both the same --capacity, or give it on one side only")]
+    #[error("{target}: capacity conflict: this side asked for {expected} bytes, the other side for {actual} bytes; ask both for the same capacity, or choose it on one side only")]
     CapacityMismatch {
         /// The channel.
         target: Target,

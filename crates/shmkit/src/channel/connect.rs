@@ -191,9 +191,9 @@ impl Endpoint {
     pub(crate) fn header(&self) -> &Header {
         // SAFETY: `hdr` points at the start of `seg.map` (page-aligned, at
         // least DATA_OFFSET bytes: checked by `layout_of`), which lives as
-        // long as `self`; the header is atomics only, and remapping a larger
-        // view in `map_all` keeps the header at the mapping's start —
-        // `refresh_header` re-points `hdr` whenever the mapping changes.
+        // long as `self`; the header is atomics only. The one place that
+        // replaces the mapping (`map_all`, in `wait_for_peer`) re-points
+        // `hdr` right after, failed or not.
         unsafe { self.hdr.as_ref() }
     }
 
@@ -280,8 +280,11 @@ impl Endpoint {
             if let (Some(cap), true) = (capacity, peer.is_used()) {
                 self.peer_pid = peer.pid();
                 self.capacity = cap;
-                self.seg.map_all(cap)?;
+                let mapped = self.seg.map_all(cap);
+                // Re-pointed whatever `map_all` says: it may have replaced
+                // the mapping before failing, and `Drop` reads the header.
                 self.hdr = NonNull::from(super::layout_of(&self.seg.map));
+                mapped?;
                 return Ok(());
             }
             if let Presence::Dead { pid } = peer {

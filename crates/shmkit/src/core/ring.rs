@@ -393,7 +393,7 @@ impl Producer {
         Ok(self.cached_head == self.tail)
     }
 
-    /// The lowest stamp a jump can make (tests).
+    /// Sets the smallest frame that may jump to offset 0 (tests).
     #[cfg(test)]
     pub(crate) fn set_jump_min(&mut self, bytes: u64) {
         self.jump_min = bytes;
