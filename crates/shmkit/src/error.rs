@@ -58,22 +58,41 @@ impl fmt::Display for Target {
     }
 }
 
-/// A participant's part in a channel (and, later, in the other patterns).
+/// A participant's part in a channel or another pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Role {
-    /// A channel's sending end.
+    /// A channel's (or a many-to-one's) sending end.
     Sender,
-    /// A channel's receiving end.
+    /// A channel's (or a many-to-one's) receiving end.
     Receiver,
+    /// A topic's one publisher.
+    Publisher,
+    /// One of a topic's subscribers.
+    Subscriber,
+    /// A service's one server.
+    Server,
+    /// One of a service's clients.
+    Client,
+    /// A latest value's one writer.
+    Writer,
+    /// A reader of a latest value.
+    Reader,
 }
 
 impl Role {
-    /// The role's name: `"sender"`, `"receiver"`.
+    /// The role's name: `"sender"`, `"receiver"`, `"publisher"`,
+    /// `"subscriber"`, `"server"`, `"client"`, `"writer"`, `"reader"`.
     pub fn name(self) -> &'static str {
         match self {
             Role::Sender => "sender",
             Role::Receiver => "receiver",
+            Role::Publisher => "publisher",
+            Role::Subscriber => "subscriber",
+            Role::Server => "server",
+            Role::Client => "client",
+            Role::Writer => "writer",
+            Role::Reader => "reader",
         }
     }
 }

@@ -53,21 +53,48 @@ pub(crate) const READY: u32 = 1;
 pub(crate) enum Kind {
     /// One sender, one receiver.
     Channel = 1,
+    /// One publisher, many subscribers.
+    Topic = 2,
+    /// Many senders, one receiver.
+    ManyToOne = 3,
+    /// One server, many clients: request/response.
+    Service = 4,
+    /// One writer of a latest value, any number of readers.
+    LatestValue = 5,
 }
 
 impl Kind {
-    fn name(self) -> &'static str {
+    /// Every kind, in number order.
+    pub(crate) const ALL: [Kind; 5] = [
+        Kind::Channel,
+        Kind::Topic,
+        Kind::ManyToOne,
+        Kind::Service,
+        Kind::LatestValue,
+    ];
+
+    /// The kind's name, as `ls` shows it.
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Kind::Channel => "channel",
+            Kind::Topic => "topic",
+            Kind::ManyToOne => "many-to-one",
+            Kind::Service => "service",
+            Kind::LatestValue => "latest-value",
         }
+    }
+
+    /// The kind a number read from a segment stands for.
+    pub(crate) fn from_number(kind: u32) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| *k as u32 == kind)
     }
 }
 
 /// The name of a kind number read from a segment, for messages.
 fn kind_name(kind: u32) -> String {
-    match kind {
-        1 => "channel".into(),
-        k => format!("kind {k}"),
+    match Kind::from_number(kind) {
+        Some(k) => k.name().into(),
+        None => format!("kind {kind}"),
     }
 }
 
