@@ -61,6 +61,7 @@ pub mod error;
 pub mod guard;
 pub mod inspect;
 pub mod key;
+pub mod latest;
 pub mod memfd;
 pub mod name;
 pub mod posix;
