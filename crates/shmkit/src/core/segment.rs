@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::FlockOperation;
 
+use super::slots::Slot;
 use crate::error::{Error, Result, Target};
 use crate::map::{Access, Mapping};
 use crate::posix::{self, PosixShm, ShmName};
@@ -223,6 +224,22 @@ impl Segment {
     /// The header's first line.
     pub(crate) fn meta(&self) -> &Meta {
         meta_of(&self.map)
+    }
+
+    /// The `n` participant slots at byte `at` of the header.
+    ///
+    /// # Panics
+    /// If they do not lie in the mapped header or `at` is not a multiple
+    /// of 8: the kind's layout (a constant) is wrong.
+    pub(crate) fn slots(&self, at: usize, n: usize) -> &[Slot] {
+        let size = std::mem::size_of::<Slot>();
+        assert!(at % size == 0 && at + n * size <= self.map.len() && at >= std::mem::size_of::<Meta>());
+        // SAFETY: the slots lie inside the mapping (asserted), which is
+        // page-aligned, so `at` (a multiple of 8) is aligned for `Slot`
+        // (atomics only: any bit pattern is valid, and sharing them with
+        // other processes is what they are for); they do not overlap the
+        // meta line; the slice borrows `self`, which owns the mapping.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(at).cast::<Slot>(), n) }
     }
 
     /// An opener waits for the header to be published, then checks it.
