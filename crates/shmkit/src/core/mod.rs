@@ -16,6 +16,7 @@
 //! for the model checker.
 
 pub(crate) mod event;
+pub(crate) mod kind;
 #[cfg(not(loom))]
 pub(crate) mod participant;
 #[allow(unsafe_code)] // the ring's memory and counters
