@@ -14,32 +14,59 @@ pub(crate) use model::Area;
 
 #[cfg(not(loom))]
 mod real {
+    use std::marker::PhantomData;
     use std::ptr::NonNull;
 
     use crate::map::{View, ViewMut};
 
-    /// `buffers * max` bytes at `ptr`, shared with other processes.
+    /// `buffers * max` bytes at `ptr`, shared with other processes, valid
+    /// for `'a` (the mapping's borrow).
     #[derive(Debug)]
-    pub(crate) struct Area {
+    pub(crate) struct Area<'a> {
         ptr: NonNull<u8>,
         buffers: usize,
         max: usize,
+        _mapping: PhantomData<&'a [u8]>,
     }
 
     // SAFETY: the bytes are shared memory, accessed only by copies within
     // bounds (see the module docs); moving or sharing the pointer between
     // threads adds nothing another process could not do to them.
-    unsafe impl Send for Area {}
+    unsafe impl Send for Area<'_> {}
     // SAFETY: as for Send.
-    unsafe impl Sync for Area {}
+    unsafe impl Sync for Area<'_> {}
 
-    impl Area {
+    impl<'a> Area<'a> {
         /// # Safety
         /// `ptr` must be valid for reads and writes of `buffers * max` bytes
-        /// (which must not overflow) for as long as this value lives.
-        pub(crate) unsafe fn new(ptr: NonNull<u8>, buffers: usize, max: usize) -> Area {
+        /// (which must not overflow) for `'a`.
+        pub(crate) unsafe fn new(ptr: NonNull<u8>, buffers: usize, max: usize) -> Area<'a> {
             debug_assert!(buffers.checked_mul(max).is_some());
-            Area { ptr, buffers, max }
+            Area {
+                ptr,
+                buffers,
+                max,
+                _mapping: PhantomData,
+            }
+        }
+
+        /// The buffers of a latest value's segment, mapped whole for values
+        /// of `max` bytes.
+        pub(crate) fn of_segment(seg: &'a crate::core::segment::Segment, max: u64) -> Area<'a> {
+            use super::super::layout::{capacity_for, DATA_OFFSET};
+            use super::super::seqlock::BUFFERS;
+            let need = DATA_OFFSET + capacity_for(max);
+            assert!(seg.map.len() as u64 >= need, "a shmkit bug: the buffers are not mapped");
+            // SAFETY: the mapping holds the header and BUFFERS * max bytes
+            // after it (asserted; they fit in usize because the mapping
+            // does), and lives as long as `seg`, which the area borrows.
+            unsafe {
+                Area::new(
+                    NonNull::new(seg.map.as_mut_ptr().add(DATA_OFFSET as usize)).expect("mapping is not null"),
+                    BUFFERS,
+                    max as usize,
+                )
+            }
         }
 
         /// The largest value a buffer holds.
@@ -63,9 +90,9 @@ mod real {
         }
 
         /// A view of the first `len` bytes of buffer `b`.
-        pub(crate) fn view(&self, b: usize, len: usize) -> View<'_> {
-            // SAFETY: in bounds (checked by `at`) of memory valid while
-            // `self` lives (contract of `new`), which the view borrows.
+        pub(crate) fn view(&self, b: usize, len: usize) -> View<'a> {
+            // SAFETY: in bounds (checked by `at`) of memory valid for 'a
+            // (contract of `new`).
             unsafe { View::new(self.at(b, len), len) }
         }
 
@@ -101,22 +128,26 @@ mod model {
     /// Under loom: the bytes as 8-byte atomic words, accessed Relaxed (the
     /// seqlock's fences order them), `max` a multiple of 8.
     #[derive(Debug)]
-    pub(crate) struct Area {
+    pub(crate) struct Area<'a> {
         words: Arc<[AtomicU64]>,
         buffers: usize,
         max: usize,
+        _unused: std::marker::PhantomData<&'a ()>,
     }
 
-    impl Area {
-        pub(crate) fn new_loom(buffers: usize, max: usize) -> Area {
+    impl Area<'static> {
+        pub(crate) fn new_loom(buffers: usize, max: usize) -> Area<'static> {
             assert!(max % 8 == 0);
             Area {
                 words: (0..buffers * max / 8).map(|_| AtomicU64::new(0)).collect(),
                 buffers,
                 max,
+                _unused: std::marker::PhantomData,
             }
         }
+    }
 
+    impl Area<'_> {
         pub(crate) fn max(&self) -> usize {
             self.max
         }
@@ -196,9 +227,9 @@ pub(crate) mod heap {
         }
 
         /// The buffers.
-        pub(crate) fn area(&self) -> Area {
+        pub(crate) fn area(&self) -> Area<'_> {
             // SAFETY: the allocation holds BUFFERS * max bytes after the
-            // header; `Area` is used only while `self` lives (tests keep it).
+            // header, and lives as long as `self`, which the area borrows.
             unsafe {
                 Area::new(
                     NonNull::new_unchecked(self.ptr.as_ptr().add(DATA_OFFSET as usize)),

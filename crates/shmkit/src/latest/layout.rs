@@ -27,6 +27,7 @@ use crate::core::slots::Slot;
 use crate::core::sync::{AtomicU32, AtomicU64};
 
 use super::seqlock::{BufHead, Words, BUFFERS};
+use super::MAX_SIZE;
 
 /// Where the buffers start.
 pub(crate) const DATA_OFFSET: u64 = 4096;
@@ -90,10 +91,6 @@ const _: () = {
     assert!(size_of::<Slot>() == 8);
     assert!((size_of::<Header>() as u64) <= DATA_OFFSET);
 };
-
-/// The largest maximum size of a value: 4 GiB (the object then holds
-/// [`BUFFERS`] times that).
-pub(crate) const MAX_SIZE: u64 = 1 << 32;
 
 /// The data area's size (the meta line's capacity) for values of at most
 /// `max_size` bytes.

@@ -69,8 +69,8 @@ pub(crate) struct BufHead {
 }
 
 impl BufHead {
-    /// A zeroed head (heap memory: tests, loom).
-    #[cfg(any(test, loom))]
+    /// A zeroed head (the loom model's memory).
+    #[cfg(loom)]
     pub(crate) fn new() -> BufHead {
         BufHead {
             seq: AtomicU64::new(0),
@@ -99,8 +99,8 @@ impl Words<'_> {
 /// Writes `data` (at most `area.max()` bytes: the caller checks) as version
 /// `next`, which must be one more than the version published now, and
 /// publishes it. Never waits.
-pub(crate) fn write(words: Words<'_>, area: &Area, next: u64, data: &[u8]) {
-    debug_assert!(next >= 1 && next <= MAX_VERSION && data.len() <= area.max());
+pub(crate) fn write(words: Words<'_>, area: &Area<'_>, next: u64, data: &[u8]) {
+    debug_assert!((1..=MAX_VERSION).contains(&next) && data.len() <= area.max());
     debug_assert!(words.heads.len() == area.buffers());
     let b = words.buffer_of(next);
     let head = &words.heads[b];
@@ -122,6 +122,7 @@ pub(crate) enum Attempt {
     /// Nothing was ever written.
     Empty,
     /// The output holds this version's value, complete.
+    #[cfg_attr(not(any(test, feature = "fuzz", loom)), allow(dead_code))]
     Got(u64),
     /// The writer overwrote the buffer during the copy: try again.
     Retry,
@@ -142,7 +143,8 @@ pub(crate) fn version(words: Words<'_>) -> Result<u64, String> {
 /// One attempt to copy the newest value into `out` (replacing its
 /// contents). On anything but [`Attempt::Got`], `out` holds nothing
 /// meaningful.
-pub(crate) fn try_read(words: Words<'_>, area: &Area, out: &mut Vec<u8>) -> Attempt {
+#[cfg(any(test, feature = "fuzz", loom))]
+pub(crate) fn try_read(words: Words<'_>, area: &Area<'_>, out: &mut Vec<u8>) -> Attempt {
     try_read_with(words, area, |src| {
         out.clear();
         out.resize(src.len(), 0);
@@ -157,7 +159,7 @@ pub(crate) fn try_read(words: Words<'_>, area: &Area, out: &mut Vec<u8>) -> Atte
 /// `Err(Attempt::Retry)` and its result is dropped).
 pub(crate) fn try_read_with<T>(
     words: Words<'_>,
-    area: &Area,
+    area: &Area<'_>,
     f: impl FnOnce(Source<'_>) -> T,
 ) -> Result<(u64, T), Attempt> {
     let v = version(words).map_err(Attempt::Corrupt)?;
@@ -209,7 +211,7 @@ pub(crate) fn try_read_with<T>(
 /// The bytes of one buffer's value, as a reader sees them during an attempt.
 #[derive(Debug)]
 pub(crate) struct Source<'a> {
-    area: &'a Area,
+    area: &'a Area<'a>,
     buffer: usize,
     len: usize,
 }
@@ -374,7 +376,7 @@ mod loom_tests {
     struct Shared {
         version: AtomicU64,
         heads: [BufHead; 2],
-        area: Area,
+        area: Area<'static>,
     }
 
     impl Shared {
