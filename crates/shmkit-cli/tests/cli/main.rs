@@ -7,5 +7,6 @@ mod full;
 mod grammar;
 mod inspect;
 mod install;
+mod latest;
 mod leftovers;
 mod segments;
