@@ -292,9 +292,12 @@ impl Reader {
         &self.seg.target
     }
 
-    /// What the header says now, through this reader's mapping.
+    /// What the header says now, through this reader's mapping (`in_use`
+    /// is true: this reader takes part).
     pub fn info(&self) -> super::LatestInfo {
-        super::info::read(header(&self.seg), &self.seg.shm)
+        let mut info = super::info::read(header(&self.seg), &self.seg.shm);
+        info.in_use = true;
+        info
     }
 
     /// A bounded read through `f`, checked against the versions seen.

@@ -165,6 +165,11 @@ fn join(name: &ShmName, opts: &Options, how: How) -> Result<Writer> {
             });
         }
     }
+    if how == How::Open {
+        // Look first, so that a missing object is not made and removed
+        // again (joining creates; `prepare` below undoes that in a race).
+        crate::posix::PosixShm::open(name, &crate::posix::Options::new().read_only(true))?;
+    }
     let want = opts.max_size.map(capacity_for);
     let plan = Plan {
         spec: endpoint::spec(

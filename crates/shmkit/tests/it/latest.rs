@@ -352,3 +352,50 @@ fn missing_and_foreign_objects() {
     assert!(matches!(latest::info(&name), Err(Error::Corrupt { .. })));
     shmkit::posix::remove(&name).unwrap();
 }
+
+/// A third process writes random words over the object (mostly its header)
+/// while a writer writes and a reader reads: every call ends, with a value,
+/// `Corrupt` or `TimedOut` — never a panic, a crash or a hang.
+#[test]
+fn a_scribbling_peer_never_crashes_or_hangs_a_reader() {
+    let (name, _guard) = posix_name();
+    let mut w = Writer::create(&name, &Options::new().max_size(1024)).unwrap();
+    w.write(b"start").unwrap();
+    let mut r = Reader::open(&name, &Options::new()).unwrap();
+    let mut scribbler = LiveChild::spawn("chan-scribble", &[name.as_str(), "1000"]);
+    assert_eq!(scribbler.expect_line(), "scribbling");
+    let end = Instant::now() + Duration::from_millis(1000);
+    let writer = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while Instant::now() < end {
+            n += 1;
+            w.write(&n.to_le_bytes().repeat(16)).unwrap();
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        w
+    });
+    let (mut values, mut errors) = (0u64, 0u64);
+    let mut last = 0;
+    while Instant::now() < end {
+        let outcomes = [
+            r.read().map(|v| v.map(|v| v.version())),
+            r.wait_newer(last, Duration::from_millis(10)).map(|v| Some(v.version())),
+            r.version().map(Some),
+        ];
+        for outcome in outcomes {
+            match outcome {
+                Ok(v) => {
+                    values += 1;
+                    last = v.unwrap_or(last);
+                }
+                Err(Error::Corrupt { .. } | Error::TimedOut { .. }) => errors += 1,
+                Err(e) => panic!("{e:?}"),
+            }
+        }
+    }
+    println!("{values} values, {errors} errors; {}", scribbler.expect_line());
+    scribbler.finish();
+    drop(writer.join().unwrap());
+    drop(r);
+    assert!(values + errors > 0);
+}
