@@ -108,6 +108,9 @@
 //! killed, an object that is not kept stays (`shmkit ls --stale` shows it)
 //! until the next participant leaves it in order.
 
+// Under loom only the protocol (`seqlock`, `area`) is exercised, by its tests.
+#![cfg_attr(loom, allow(dead_code))]
+
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
