@@ -12,6 +12,8 @@ const SUBCOMMANDS: &[&str] = &[
     "read",
     "send",
     "recv",
+    "put",
+    "get",
     "stat",
     "ls",
     "rm",
