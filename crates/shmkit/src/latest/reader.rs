@@ -206,6 +206,19 @@ impl Reader {
     /// # Errors
     /// [`Error::Corrupt`] for a version out of range, or one older than
     /// this reader has seen; [`Error::Truncated`].
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::latest::{Options, Reader, Writer};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-version-{}", std::process::id()))?;
+    /// let mut w = Writer::create(&name, &Options::new())?;
+    /// let mut r = Reader::open(&name, &Options::new())?;
+    /// assert_eq!(r.version()?, 0);
+    /// w.write(b"a")?;
+    /// w.write(b"b")?;
+    /// assert_eq!(r.version()?, 2); // news: read it
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
     pub fn version(&mut self) -> Result<u64> {
         let v = seqlock::version(header(&self.seg).words()).map_err(|why| self.seg.corrupt(why))?;
         self.seg.map.check_intact()?;
@@ -294,6 +307,17 @@ impl Reader {
 
     /// What the header says now, through this reader's mapping (`in_use`
     /// is true: this reader takes part).
+    ///
+    /// ```
+    /// # use shmkit::latest::{Options, Reader, Writer};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-rinfo-{}", std::process::id()))?;
+    /// let w = Writer::create(&name, &Options::new())?;
+    /// let r = Reader::open(&name, &Options::new())?;
+    /// drop(w);
+    /// let info = r.info();
+    /// assert!(info.writer.unwrap().closed && info.in_use);
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
     pub fn info(&self) -> super::LatestInfo {
         let mut info = super::info::read(header(&self.seg), &self.seg.shm);
         info.in_use = true;

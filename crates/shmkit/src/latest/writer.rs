@@ -87,6 +87,19 @@ impl Writer {
     ///
     /// # Errors
     /// As [`create`](Writer::create) and [`open`](Writer::open).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmkit::latest::{Options, Writer};
+    /// let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-ooc-{}", std::process::id()))?;
+    /// let opts = Options::new().max_size(32).keep(true);
+    /// Writer::open_or_create(&name, &opts)?.write(b"made")?;
+    /// let w = Writer::open_or_create(&name, &opts)?; // opened this time
+    /// assert_eq!((w.version(), w.max_size(), w.keeps()), (1, 32, true));
+    /// # drop(w);
+    /// shmkit::posix::remove(&name)?;
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
     pub fn open_or_create(name: &ShmName, opts: &Options) -> Result<Writer> {
         join(name, opts, How::Either)
     }
