@@ -97,7 +97,7 @@ mod real {
         }
 
         /// A writable view of the first `len` bytes of buffer `b`.
-        fn view_mut(&self, b: usize, len: usize) -> ViewMut<'_> {
+        pub(crate) fn view_mut(&self, b: usize, len: usize) -> ViewMut<'a> {
             // SAFETY: as in `view`; the memory is valid for writes. A view
             // makes no reference, so two of one buffer would be sound too.
             unsafe { ViewMut::new(self.at(b, len), len) }

@@ -99,8 +99,22 @@ impl Words<'_> {
 /// Writes `data` (at most `area.max()` bytes: the caller checks) as version
 /// `next`, which must be one more than the version published now, and
 /// publishes it. Never waits.
+#[cfg(any(test, feature = "fuzz", loom))]
 pub(crate) fn write(words: Words<'_>, area: &Area<'_>, next: u64, data: &[u8]) {
-    debug_assert!((1..=MAX_VERSION).contains(&next) && data.len() <= area.max());
+    write_with(words, area, next, data.len(), |b| area.write(b, data));
+}
+
+/// Like [`write`], with `fill` writing the `len` bytes into buffer `b`
+/// (given to it) in place. If `fill` panics, nothing is published: the
+/// buffer stays marked as being written, as a dead writer's does.
+pub(crate) fn write_with<T>(
+    words: Words<'_>,
+    area: &Area<'_>,
+    next: u64,
+    len: usize,
+    fill: impl FnOnce(usize) -> T,
+) -> T {
+    debug_assert!((1..=MAX_VERSION).contains(&next) && len <= area.max());
     debug_assert!(words.heads.len() == area.buffers());
     let b = words.buffer_of(next);
     let head = &words.heads[b];
@@ -108,12 +122,13 @@ pub(crate) fn write(words: Words<'_>, area: &Area<'_>, next: u64, data: &[u8]) {
     // Release fence: the odd mark is ordered before every byte below, so a
     // reader whose copy sees one of them sees the mark when it checks again.
     fence(Ordering::Release);
-    head.len.store(data.len() as u64, Ordering::Relaxed);
-    area.write(b, data);
+    head.len.store(len as u64, Ordering::Relaxed);
+    let result = fill(b);
     // Release: the length and bytes above are visible to whoever sees 2n.
     head.seq.store(2 * next, Ordering::Release);
     // Release: ... and to whoever sees the new version.
     words.version.store(next, Ordering::Release);
+    result
 }
 
 /// The outcome of one attempt to read.

@@ -4,8 +4,10 @@ use crate::core::participant::{self, Member, Plan};
 use crate::core::segment::Segment;
 use crate::core::sync::Ordering;
 use crate::error::{Error, Result, Role, Target};
+use crate::map::ViewMut;
 use crate::posix::ShmName;
 
+use super::area::Area;
 use super::endpoint::{self, header};
 use super::layout::{capacity_for, max_size_of, KEEP_NO, KEEP_UNSET, KEEP_YES, SLOTS_AT};
 use super::seqlock::{self, MAX_VERSION};
@@ -125,10 +127,42 @@ impl Writer {
     /// # Ok::<(), shmkit::Error>(())
     /// ```
     pub fn write(&mut self, value: &[u8]) -> Result<u64> {
-        if value.len() as u64 > self.max {
+        self.publish(value.len(), |area, b| area.write(b, value))
+    }
+
+    /// Zero-copy: publishes a value of `len` bytes that `fill` writes in
+    /// place, through a [`ViewMut`] of the buffer (which holds whatever it
+    /// held before: write every byte), and returns its version. Readers see
+    /// nothing of it until `fill` returns; if `fill` panics, nothing is
+    /// published (as if this writer had died mid-write).
+    ///
+    /// # Errors
+    /// As [`write`](Writer::write).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::latest::{Options, Reader, Writer};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-wwith-{}", std::process::id()))?;
+    /// let mut w = Writer::create(&name, &Options::new())?;
+    /// let v = w.write_with(16, |view| {
+    ///     view.store_u64(0, 42).unwrap();
+    ///     view.write_at(8, b"position").unwrap();
+    /// })?;
+    /// let got = Reader::open(&name, &Options::new())?.read()?.unwrap();
+    /// assert_eq!((got.version(), &got[8..]), (v, &b"position"[..]));
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn write_with(&mut self, len: usize, fill: impl FnOnce(&mut ViewMut<'_>)) -> Result<u64> {
+        self.publish(len, |area, b| fill(&mut area.view_mut(b, len)))
+    }
+
+    /// Publishes the next version, of `len` bytes that `fill` puts in
+    /// buffer `b` of the area.
+    fn publish(&mut self, len: usize, fill: impl FnOnce(&Area<'_>, usize)) -> Result<u64> {
+        if len as u64 > self.max {
             return Err(Error::MessageTooLarge {
                 target: self.target().clone(),
-                len: value.len() as u64,
+                len: len as u64,
                 max: self.max,
             });
         }
@@ -137,7 +171,8 @@ impl Writer {
             return Err(self.member.corrupt("the version is at its maximum"));
         }
         let seg = self.member.seg();
-        seqlock::write(header(seg).words(), &endpoint::area(seg, self.max), next, value);
+        let area = endpoint::area(seg, self.max);
+        seqlock::write_with(header(seg).words(), &area, next, len, |b| fill(&area, b));
         self.version = next;
         header(seg).newer.0.notify(false);
         // The fence in `notify` orders the writes before this check.

@@ -399,3 +399,28 @@ fn a_scribbling_peer_never_crashes_or_hangs_a_reader() {
     drop(r);
     assert!(values + errors > 0);
 }
+
+/// A zero-copy write whose filler panics publishes nothing: readers keep
+/// the last value, and the next write takes the version it did not.
+#[test]
+fn a_panicking_zero_copy_write_publishes_nothing() {
+    let (name, _guard) = posix_name();
+    let mut w = Writer::create(&name, &Options::new().max_size(64)).unwrap();
+    let mut r = Reader::open(&name, &Options::new()).unwrap();
+    w.write_with(5, |view| view.write_at(0, b"whole").unwrap()).unwrap();
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        w.write_with(64, |view| {
+            view.write_at(0, b"half of a").unwrap();
+            panic!("the filler fails half-way");
+        })
+    }));
+    assert!(panicked.is_err());
+    let v = r.read().unwrap().unwrap();
+    assert_eq!((v.version(), v.as_bytes()), (1, &b"whole"[..]));
+    assert_eq!(w.write(b"next").unwrap(), 2);
+    assert_eq!(r.read().unwrap().unwrap().as_bytes(), b"next");
+    assert!(matches!(
+        w.write_with(65, |_| unreachable!()),
+        Err(Error::MessageTooLarge { len: 65, max: 64, .. })
+    ));
+}
