@@ -19,6 +19,10 @@
 //!   keep it out; then (or when a peer keeps scribbling on the header) the
 //!   read gives up with [`Error::TimedOut`](crate::Error::TimedOut) rather
 //!   than loop for ever.
+//! - **Zero-copy.** [`Writer::write_with`] fills the next buffer in place
+//!   through a [`ViewMut`](crate::map::ViewMut); [`Reader::read_with`]
+//!   hands a [`View`](crate::map::View) of the value to a closure whose
+//!   result counts only if the value did not change meanwhile.
 //! - **Waiting for news.** [`Reader::wait_newer`] sleeps on a futex until a
 //!   value newer than a version the reader has is published (or a timeout);
 //!   the writer makes the wake-up system call only when somebody sleeps.
