@@ -10,6 +10,7 @@ mod bench;
 mod channel_args;
 mod cmd;
 mod exit;
+mod pattern_view;
 mod progress;
 mod reported;
 mod segment;

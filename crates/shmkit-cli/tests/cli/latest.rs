@@ -25,6 +25,35 @@ fn put_then_get_after_put_exited() {
     assert_eq!(stdout(&run(&["get", &name])), "mode=manual\n");
     let out = run(&["stat", &name]);
     assert_code(&out, 0);
+    // kept, so nobody uses it on purpose: not stale for ls and rm
+    let all: serde_json::Value = serde_json::from_slice(&run(&["ls", "--json"]).stdout).unwrap();
+    let entry = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["name"] == name.as_str())
+        .expect("listed");
+    assert_eq!(
+        (entry["pattern"].as_str(), entry["kept"].as_bool()),
+        (Some("latest-value"), Some(true))
+    );
+    let stale = stdout(&run(&["ls", "--stale", "--posix"]));
+    assert!(!stale.contains(name.as_str()), "{stale}");
+    let dry = run(&["rm", "--stale", "--dry-run"]);
+    assert!(!stdout(&dry).contains(name.as_str()), "{}", stdout(&dry));
+    assert!(!gone(&name));
+    let st: serde_json::Value = serde_json::from_slice(&run(&["stat", &name, "--json"]).stdout).unwrap();
+    let v = &st["latest_value"];
+    assert_eq!(
+        (v["version"].as_u64(), v["len"].as_u64(), v["keep"].as_bool()),
+        (Some(2), Some(11), Some(true)),
+        "{st:#}"
+    );
+    assert_eq!(
+        (v["writer"]["role"].as_str(), v["writer"]["closed"].as_bool()),
+        (Some("writer"), Some(true))
+    );
+    assert!(stdout(&run(&["stat", &name])).contains("kept on purpose"));
 }
 
 #[test]
