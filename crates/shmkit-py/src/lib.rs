@@ -11,7 +11,9 @@ mod buffer;
 #[allow(unsafe_code)] // one `unsafe impl Send` for an address
 mod channel;
 mod errors;
+mod latest;
 mod segment;
+mod wait;
 
 use pyo3::prelude::*;
 
@@ -25,6 +27,7 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<channel::PySender>()?;
     m.add_class::<channel::PyReceiver>()?;
     m.add_class::<channel::RecvView>()?;
+    m.add_class::<latest::PyLatestValue>()?;
     m.add_function(wrap_pyfunction!(segment::remove, m)?)?;
     m.add_function(wrap_pyfunction!(segment::ftok, m)?)?;
     m.add("MAX_CAPACITY", shmkit::channel::MAX_CAPACITY)?;

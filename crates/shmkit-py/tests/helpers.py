@@ -115,3 +115,28 @@ def recv_one_then_wait(name, q, done):
     with shmkit.Receiver(name, timeout=30) as rx:
         q.put(rx.recv(timeout=30))
         done.wait(60)
+
+
+# latest values
+
+def latest_write_versions(name, count, ready, done):
+    """Writes values 1..count whose bytes are a function of their number."""
+    w = shmkit.LatestValue.writer(name, max_size=4096)
+    ready.put("ready")
+    for i in range(1, count + 1):
+        w.write(latest_payload(i))
+    ready.put(w.version)
+    done.get(timeout=60)  # stay until the reader is done
+    w.close()
+
+
+def latest_payload(i):
+    n = 16 + (i * 37) % 4000
+    return (i.to_bytes(8, "little") * (n // 8 + 1))[:n]
+
+
+def latest_write_later(name, delay, data):
+    time.sleep(delay)
+    w = shmkit.LatestValue.writer(name, keep=True)
+    w.write(data)
+    w.close()
