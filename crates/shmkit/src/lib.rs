@@ -61,6 +61,8 @@ pub mod error;
 pub mod guard;
 pub mod inspect;
 pub mod key;
+#[cfg(not(loom))]
+pub mod many_to_one;
 pub mod memfd;
 pub mod name;
 pub mod posix;
