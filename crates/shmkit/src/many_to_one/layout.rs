@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! offset    0  meta      magic, version, ready, kind, slots = 1 + N, capacity = N × rings × ring size, …
-//! offset  128  top       data (the receiver or server sleeps on it), peers (joining, leaving)
+//! offset  128  top       data (the receiver or server sleeps on it), peers (joining, leaving), joined
 //! offset  256  slots     slot 0: the receiver (server); slots 1..=N: the seats of senders (clients)
 //! seats_at     seats     N × 640 bytes: a control line, then four counter lines
 //! data_offset  rings     seat s, ring r at data_offset + (s × rings + r) × ring size
@@ -62,6 +62,9 @@ pub(crate) struct Top {
     pub data: Event,
     /// Notified whenever a participant joins or leaves.
     pub peers: Event,
+    /// How many senders (clients) have ever joined: the receiver's stream
+    /// ends once N have, and all have left.
+    pub joined: AtomicU32,
 }
 
 /// A seat's control line (see the module docs).
@@ -88,8 +91,8 @@ pub(crate) struct Seat {
 
 const _: () = {
     use std::mem::{offset_of, size_of};
-    assert!(size_of::<Top>() == 24);
-    assert!(offset_of!(Top, data) == 0 && offset_of!(Top, peers) == 12);
+    assert!(size_of::<Top>() == 28);
+    assert!(offset_of!(Top, data) == 0 && offset_of!(Top, peers) == 12 && offset_of!(Top, joined) == 24);
     assert!(size_of::<Line<Top>>() == 128);
     assert!(offset_of!(SeatCtl, gen) == 0);
     assert!(offset_of!(SeatCtl, want) == 4);

@@ -7,6 +7,7 @@ mod child;
 mod common;
 mod inspect;
 mod interop;
+mod many_to_one;
 mod memfd;
 mod posix;
 mod shrink;
