@@ -66,6 +66,8 @@ pub mod many_to_one;
 pub mod memfd;
 pub mod name;
 pub mod posix;
+#[cfg(not(loom))]
+pub mod service;
 
 // The two modules that turn addresses and C calls into safe values.
 #[allow(unsafe_code)]

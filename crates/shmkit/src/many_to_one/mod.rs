@@ -88,12 +88,12 @@ use std::time::Duration;
 
 #[allow(unsafe_code)] // the region's place in the mapping
 pub(crate) mod connect;
-mod info;
+pub(crate) mod info;
 #[allow(unsafe_code)] // the header's and the rings' places in the memory
 pub(crate) mod layout;
-mod receiver;
+pub(crate) mod receiver;
 pub(crate) mod seats;
-mod sender;
+pub(crate) mod sender;
 
 pub use crate::channel::{RecvTimeoutError, SendTimeoutError, TryRecvError, TrySendError};
 pub use info::{info, ManyToOneInfo, RingInfo, SeatInfo};

@@ -282,7 +282,7 @@ impl Receiver {
     }
 }
 
-fn look(col: &mut Collector, link: &Link, since_settle: &mut u32) -> Result<Option<Incoming>> {
+pub(crate) fn look(col: &mut Collector, link: &Link, since_settle: &mut u32) -> Result<Option<Incoming>> {
     *since_settle += 1;
     if *since_settle >= SETTLE_EVERY {
         *since_settle = 0;

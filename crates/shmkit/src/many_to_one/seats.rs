@@ -78,6 +78,7 @@ impl Collector {
     }
 
     /// The region.
+    #[cfg(test)]
     pub(crate) fn region(&self) -> &Region {
         &self.region
     }
@@ -158,11 +159,6 @@ impl Collector {
     pub(crate) fn release(&mut self, inc: &Incoming) {
         self.seats[inc.seat].input.release(inc.frame);
         self.region.ctl(inc.seat).space.notify(false);
-    }
-
-    /// The incoming ring's half of seat `s`.
-    pub(crate) fn input(&self, s: usize) -> &Consumer {
-        &self.seats[s].input
     }
 
     /// The generation seat `s` is in, as this side knows it.

@@ -10,5 +10,6 @@ mod interop;
 mod many_to_one;
 mod memfd;
 mod posix;
+mod service;
 mod shrink;
 mod sysv;
