@@ -18,7 +18,7 @@
 //!   response; the client gets a [`Response`] whose [`Status`] says so.
 //! - **Either side may start first.** A client waits for the server in
 //!   [`Client::connect`] (at most [`Options::timeout`]); the server waits for
-//!   nobody.
+//!   nobody, and serves until it is stopped (clients come and go).
 //! - **The server dies:** every pending and later call fails with
 //!   [`Error::PeerGone`](crate::Error::PeerGone) within a tenth of a second
 //!   ([`Error::Closed`](crate::Error::Closed) if it left in order). A response

@@ -65,13 +65,14 @@ impl Server {
         })
     }
 
-    /// The next request, waiting for one. Malformed requests (a hostile
-    /// client's) are dropped.
+    /// The next request, waiting for one, however clients come and go (a
+    /// server serves until it is stopped: use
+    /// [`recv_request_timeout`](Server::recv_request_timeout) or
+    /// [`Options::interrupt`]). Malformed requests (a hostile client's) are
+    /// dropped.
     ///
     /// # Errors
-    /// [`Error::Closed`] once as many clients as there are seats have come
-    /// and all have left ([`Error::PeerGone`] if one of the last died);
-    /// [`Error::Corrupt`]; [`Error::Interrupted`].
+    /// [`Error::Interrupted`]; [`Error::Corrupt`]; [`Error::Truncated`].
     pub fn recv_request(&mut self) -> Result<Request> {
         self.recv_until(None).map_err(|stop| match stop {
             Stop::Failed(e) => e,
@@ -99,15 +100,8 @@ impl Server {
     /// [`recv_request`](Server::recv_request).
     pub fn try_recv_request(&mut self) -> std::result::Result<Request, TryRecvError> {
         loop {
-            let inc = match look(&mut self.col, &self.link, &mut self.since_settle)? {
-                Some(inc) => inc,
-                None => match self.link.check_ended() {
-                    Ok(()) => return Err(TryRecvError::Empty),
-                    Err(end) => match look(&mut self.col, &self.link, &mut self.since_settle)? {
-                        Some(inc) => inc,
-                        None => return Err(TryRecvError::from(end)),
-                    },
-                },
+            let Some(inc) = look(&mut self.col, &self.link, &mut self.since_settle)? else {
+                return Err(TryRecvError::Empty);
             };
             if let Some(req) = self.take(inc)? {
                 return Ok(req);
@@ -147,8 +141,7 @@ impl Server {
             },
             || {
                 link.member.check_interrupt()?;
-                link.check_size()?;
-                link.check_ended()
+                link.check_size()
             },
         )
     }
