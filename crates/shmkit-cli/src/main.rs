@@ -44,6 +44,7 @@ Examples:
   shmkit limits; shmkit doctor                      the kernel's limits; what breaks shared memory
   shmkit bench --quick                              shmkit vs pipes, sockets, eventfd, raw bounds
   tar c dir | shmkit send /x    and elsewhere    shmkit recv /x | tar x
+  shmkit serve /up -- tr a-z A-Z; shmkit call /up hi   a service answered by a command
   shmkit completions bash; shmkit man > shmkit.1    shell completions; the manual page
 
 Exit status:
@@ -72,6 +73,10 @@ enum Command {
     Send(cmd::send::Args),
     /// Receive a channel's stream to standard output (or a file).
     Recv(cmd::recv::Args),
+    /// Answer a service's requests by running a command for each.
+    Serve(cmd::serve::Args),
+    /// Send one request to a service and print its response.
+    Call(cmd::call::Args),
     /// Show everything known about one segment, and who uses it.
     Stat(cmd::stat::Args),
     /// List the segments of both kinds, with the processes that use them.
@@ -117,6 +122,8 @@ fn main() -> ExitCode {
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Send(args) => cmd::send::run(args),
         Command::Recv(args) => cmd::recv::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Call(args) => cmd::call::run(args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(args).map_err(exit::Failure::from),
         #[cfg(feature = "bench")]

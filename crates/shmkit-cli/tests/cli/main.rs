@@ -8,4 +8,6 @@ mod grammar;
 mod inspect;
 mod install;
 mod leftovers;
+mod many_to_one;
 mod segments;
+mod service;

@@ -91,9 +91,12 @@ pub(crate) fn join(name: &ShmName, want: &Want, peer_role: Role) -> Result<Link>
         rings: want.rings,
         cap: per_ring,
     };
-    let total = geo
-        .data_len()
-        .ok_or_else(|| invalid(format!("{seats} × {} rings of {per_ring} bytes is too large", want.rings)))?;
+    let total = geo.data_len().ok_or_else(|| {
+        invalid(format!(
+            "{seats} × {} rings of {per_ring} bytes is too large",
+            want.rings
+        ))
+    })?;
     let plan = Plan {
         spec: Spec {
             kind: want.kind,

@@ -56,12 +56,20 @@ pub struct ManyToOneInfo {
 impl ManyToOneInfo {
     /// Messages sent and not yet received, over every seat.
     pub fn backlog(&self) -> u64 {
-        self.seats.iter().filter_map(|s| s.rings.first()).map(|r| r.backlog).sum()
+        self.seats
+            .iter()
+            .filter_map(|s| s.rings.first())
+            .map(|r| r.backlog)
+            .sum()
     }
 
     /// Messages received, over every seat's current generation.
     pub fn messages_received(&self) -> u64 {
-        self.seats.iter().filter_map(|s| s.rings.first()).map(|r| r.messages_received).sum()
+        self.seats
+            .iter()
+            .filter_map(|s| s.rings.first())
+            .map(|r| r.messages_received)
+            .sum()
     }
 }
 

@@ -138,7 +138,9 @@ impl Geometry {
     /// The bytes of all rings (`None` if that overflows or exceeds the
     /// largest object this format describes).
     pub(crate) fn data_len(&self) -> Option<u64> {
-        let total = (self.seats as u64).checked_mul(self.rings as u64)?.checked_mul(self.cap)?;
+        let total = (self.seats as u64)
+            .checked_mul(self.rings as u64)?
+            .checked_mul(self.cap)?;
         (total <= crate::core::ring::MAX_CAPACITY).then_some(total)
     }
 

@@ -329,4 +329,3 @@ impl Drop for RecvGuard<'_> {
         self.col.release(&self.inc);
     }
 }
-

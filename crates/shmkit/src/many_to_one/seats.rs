@@ -73,7 +73,9 @@ impl Collector {
     /// The receiver's halves over `region`, as the rings are now (a new
     /// receiver: every ring is in its first generation, at position 0).
     pub(crate) fn new(region: Region) -> Collector {
-        let seats = (0..region.geo().seats).map(|s| fresh(&region, s, region.ctl(s).gen.load(Ordering::Acquire))).collect();
+        let seats = (0..region.geo().seats)
+            .map(|s| fresh(&region, s, region.ctl(s).gen.load(Ordering::Acquire)))
+            .collect();
         Collector { region, seats, next: 0 }
     }
 
@@ -93,7 +95,11 @@ impl Collector {
             match st.input.peek() {
                 Ok(frame) => {
                     self.next = if s + 1 == n { 0 } else { s + 1 };
-                    return Ok(Some(Incoming { seat: s, gen: st.gen, frame }));
+                    return Ok(Some(Incoming {
+                        seat: s,
+                        gen: st.gen,
+                        frame,
+                    }));
                 }
                 Err(RingError::Empty) => {}
                 Err(e) => return Err(e),
@@ -186,8 +192,14 @@ impl Collector {
 fn fresh(region: &Region, s: usize, gen: u32) -> SeatState {
     let cap = region.geo().cap;
     let input = Consumer::new(region.counter(s, 1), region.counter(s, 0), region.buf(s, RING_IN), cap);
-    let output = (region.geo().rings > 1)
-        .then(|| Producer::new(region.counter(s, 2), vec![region.counter(s, 3)], region.buf(s, RING_OUT), cap));
+    let output = (region.geo().rings > 1).then(|| {
+        Producer::new(
+            region.counter(s, 2),
+            vec![region.counter(s, 3)],
+            region.buf(s, RING_OUT),
+            cap,
+        )
+    });
     SeatState { gen, input, output }
 }
 
@@ -231,7 +243,12 @@ pub(crate) fn sender_half(region: &Region, s: usize) -> Producer {
 
 /// A client's half of seat `s`'s response ring, at position 0.
 pub(crate) fn client_half(region: &Region, s: usize) -> Consumer {
-    Consumer::new(region.counter(s, 3), region.counter(s, 2), region.buf(s, RING_OUT), region.geo().cap)
+    Consumer::new(
+        region.counter(s, 3),
+        region.counter(s, 2),
+        region.buf(s, RING_OUT),
+        region.geo().cap,
+    )
 }
 
 /// The fuzz harness: arbitrary bytes as the header and rings of an object
@@ -292,7 +309,9 @@ pub(crate) mod fuzz {
                     Ok(Some(inc)) => {
                         assert!(inc.frame.at + inc.frame.len <= geo.cap as usize);
                         out.clear();
-                        region.buf(inc.seat, RING_IN).append_to(inc.frame.at, inc.frame.len, &mut out);
+                        region
+                            .buf(inc.seat, RING_IN)
+                            .append_to(inc.frame.at, inc.frame.len, &mut out);
                         rx.release(&inc);
                         if let Some(p) = rx.output(inc.seat) {
                             let _ = p.push(&out);
@@ -313,7 +332,10 @@ pub(crate) mod fuzz {
                 }
                 _ => {
                     let at = usize::from(next().unwrap_or(0)) << 8 | usize::from(next().unwrap_or(0));
-                    mem.scribble(geo.seats_at() + at * 8 % (size - geo.seats_at()), next().unwrap_or(0xff));
+                    mem.scribble(
+                        geo.seats_at() + at * 8 % (size - geo.seats_at()),
+                        next().unwrap_or(0xff),
+                    );
                 }
             }
         }
@@ -327,13 +349,19 @@ mod tests {
     use std::collections::HashMap;
 
     fn geo(seats: usize) -> Geometry {
-        Geometry { seats, rings: 1, cap: 256 }
+        Geometry {
+            seats,
+            rings: 1,
+            cap: 256,
+        }
     }
 
     fn take(rx: &mut Collector) -> Option<(usize, u32, Vec<u8>)> {
         let inc = rx.poll().unwrap()?;
         let mut out = Vec::new();
-        rx.region().buf(inc.seat, RING_IN).append_to(inc.frame.at, inc.frame.len, &mut out);
+        rx.region()
+            .buf(inc.seat, RING_IN)
+            .append_to(inc.frame.at, inc.frame.len, &mut out);
         rx.release(&inc);
         Some((inc.seat, inc.gen, out))
     }
@@ -342,10 +370,12 @@ mod tests {
     fn round_robin_a_busy_sender_does_not_starve_the_others() {
         let mem = HeapRegion::new(geo(3));
         let r = mem.region();
-        let mut ps: Vec<Producer> = (0..3).map(|s| {
-            assert_eq!(claim_ring(&r, s, true), 0);
-            sender_half(&r, s)
-        }).collect();
+        let mut ps: Vec<Producer> = (0..3)
+            .map(|s| {
+                assert_eq!(claim_ring(&r, s, true), 0);
+                sender_half(&r, s)
+            })
+            .collect();
         let mut rx = Collector::new(r);
         // seat 0 fills its ring; seats 1 and 2 send one each
         while ps[0].push(b"busy").is_ok() {}

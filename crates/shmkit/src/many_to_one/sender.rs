@@ -149,7 +149,11 @@ impl Sender {
         Grant { ring, link, res, view }
     }
 
-    fn reserve_until(&mut self, len: usize, deadline: Option<Instant>) -> std::result::Result<Reservation, Stop<Error>> {
+    fn reserve_until(
+        &mut self,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<Reservation, Stop<Error>> {
         self.check_receiver()?;
         match self.ring.reserve(len) {
             Ok(r) => Ok(r),

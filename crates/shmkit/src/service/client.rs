@@ -169,7 +169,15 @@ impl Client {
         let id = self.next_id;
         self.next_id += 1;
         let buf = *self.requests.buf();
-        buf.write(r.at, &Wire { id, status: wire::REQUEST, reserved: 0 }.encode());
+        buf.write(
+            r.at,
+            &Wire {
+                id,
+                status: wire::REQUEST,
+                reserved: 0,
+            }
+            .encode(),
+        );
         buf.write(r.at + wire::HEADER, request);
         self.requests.commit(r);
         self.link.region.top().data.notify(false);
@@ -213,8 +221,8 @@ impl Client {
                 link.check_intact()?;
                 responses.release(frame);
                 link.region.ctl(link.seat()).out_space.notify(false);
-                let w = Wire::decode(&bytes)
-                    .ok_or_else(|| link.member.corrupt("a response shorter than its header"))?;
+                let w =
+                    Wire::decode(&bytes).ok_or_else(|| link.member.corrupt("a response shorter than its header"))?;
                 let status = match w.status {
                     wire::OK => Status::Ok,
                     wire::ERROR => Status::Error,

@@ -27,7 +27,11 @@ pub struct ServiceInfo {
 impl ServiceInfo {
     /// Requests sent and not yet taken by the server, over every seat.
     pub fn backlog(&self) -> u64 {
-        self.seats.iter().filter_map(|s| s.rings.first()).map(|r| r.backlog).sum()
+        self.seats
+            .iter()
+            .filter_map(|s| s.rings.first())
+            .map(|r| r.backlog)
+            .sum()
     }
 }
 

@@ -232,7 +232,11 @@ impl Options {
         crate::many_to_one::connect::Want {
             kind: crate::core::segment::Kind::Service,
             rings: 2,
-            role: if server { crate::Role::Server } else { crate::Role::Client },
+            role: if server {
+                crate::Role::Server
+            } else {
+                crate::Role::Client
+            },
             collector: server,
             seats: self.clients,
             default_seats: DEFAULT_CLIENTS,

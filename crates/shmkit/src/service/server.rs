@@ -222,7 +222,12 @@ impl Server {
         if self.col.gen(s) != client.generation {
             return Ok(()); // another client has the seat now
         }
-        let head = Wire { id, status, reserved: 0 }.encode();
+        let head = Wire {
+            id,
+            status,
+            reserved: 0,
+        }
+        .encode();
         let len = wire::HEADER + body.len();
         let Server { col, link, spin, .. } = self;
         let link = &*link;

@@ -60,7 +60,11 @@ mod tests {
 
     #[test]
     fn round_trip_and_short_frames() {
-        let w = Wire { id: 0x0102_0304_0506_0708, status: OK, reserved: 0 };
+        let w = Wire {
+            id: 0x0102_0304_0506_0708,
+            status: OK,
+            reserved: 0,
+        };
         let mut frame = w.encode().to_vec();
         frame.extend_from_slice(b"body");
         assert_eq!(Wire::decode(&frame), Some(w));

@@ -113,7 +113,11 @@ impl Seen {
     }
 
     fn of_pid(&self, pid: u32) -> u64 {
-        self.per_sender.values().filter(|(p, _)| *p == pid).map(|(_, n)| n).sum()
+        self.per_sender
+            .values()
+            .filter(|(p, _)| *p == pid)
+            .map(|(_, n)| n)
+            .sum()
     }
 }
 
@@ -192,10 +196,7 @@ fn busy_seats_mismatched_seats_and_info() {
     assert_eq!((info.capacity, info.seats.len(), info.backlog()), (4096, 1, 1));
     let seat = &info.seats[0];
     assert!(seat.participant.as_ref().unwrap().alive && !seat.waiting);
-    assert!(matches!(
-        shmkit::channel::info(&name),
-        Err(Error::Corrupt { .. })
-    ));
+    assert!(matches!(shmkit::channel::info(&name), Err(Error::Corrupt { .. })));
     drop((tx, rx));
     assert!(gone(&name));
 }

@@ -192,7 +192,10 @@ fn error_responses_timeouts_and_a_slow_client() {
     // an error response
     let id = client.send_request(b"boom").unwrap();
     let req = server.recv_request().unwrap();
-    assert_eq!((req.id, req.body.as_slice(), req.client), (id, &b"boom"[..], client.id()));
+    assert_eq!(
+        (req.id, req.body.as_slice(), req.client),
+        (id, &b"boom"[..], client.id())
+    );
     server.respond_error(req.client, req.id, b"it failed").unwrap();
     let r = client.receive_response(id).unwrap();
     assert_eq!(r.into_result(), Err(b"it failed".to_vec()));
@@ -215,7 +218,10 @@ fn error_responses_timeouts_and_a_slow_client() {
         match server.respond(req.client, req.id, &[7; 100]) {
             Ok(()) => {}
             Err(TrySendError::Full) => {
-                assert!(matches!(server.try_respond(req.client, req.id, &[7; 100]), Err(TrySendError::Full)));
+                assert!(matches!(
+                    server.try_respond(req.client, req.id, &[7; 100]),
+                    Err(TrySendError::Full)
+                ));
                 let info = service::info(&name).unwrap();
                 assert!(info.seats[0].rings[1].backlog > 0);
                 drop((client, server));
