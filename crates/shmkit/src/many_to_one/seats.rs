@@ -452,11 +452,8 @@ mod tests {
                 }
             }
             // everybody leaves; the receiver drains
-            loop {
-                match take(&mut rx) {
-                    Some((s, g, m)) => got.entry((s, g)).or_default().push(m),
-                    None => break,
-                }
+            while let Some((s, g, m)) = take(&mut rx) {
+                got.entry((s, g)).or_default().push(m);
             }
             proptest::prop_assert_eq!(sent, got);
         }

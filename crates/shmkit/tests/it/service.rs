@@ -155,7 +155,7 @@ fn three_clients_with_requests_in_flight_each_get_their_own_responses() {
         .map(|_| LiveChild::spawn("svc-calls", &[name.as_str(), "3", "2000", "8"]))
         .collect();
     let (served, end) = serve(&mut server, 3 * 2000);
-    assert!(end.is_none(), "{end:?}");
+    assert!(end.is_none() && served == 3 * 2000, "{served} {end:?}");
     for mut c in clients {
         assert_eq!(c.expect_line(), "connected");
         assert_eq!(c.expect_line(), "calls 2000");
