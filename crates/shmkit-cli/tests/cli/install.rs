@@ -12,6 +12,8 @@ const SUBCOMMANDS: &[&str] = &[
     "read",
     "send",
     "recv",
+    "serve",
+    "call",
     "stat",
     "ls",
     "rm",
