@@ -58,6 +58,18 @@ pub fn child_role(role: &str, args: &[String]) {
             }
             report(format!("sent {count}"));
         }
+        // m2o-send-hold NAME SEATS COUNT: send COUNT numbered messages,
+        // report, and wait (to be killed) until stdin closes.
+        "m2o-send-hold" => {
+            let count: u64 = args[2].parse().unwrap();
+            let mut tx = Sender::connect(&name, &opts(args[1].parse().unwrap())).unwrap();
+            for i in 0..count {
+                tx.send(&message(i)).unwrap();
+            }
+            report(format!("sent {count}"));
+            let mut line = String::new();
+            let _ = std::io::stdin().lock().read_line(&mut line);
+        }
         // m2o-send-until-eof NAME SEATS: send numbered messages (a short
         // pause every 32) until a line comes or stdin closes, or sending fails; report how
         // many, or the error.
@@ -144,6 +156,51 @@ fn two_sender_processes_nothing_lost_nothing_twice_order_kept() {
     assert!(matches!(end, Error::Closed { .. }), "{end}");
     assert_eq!((seen.of_pid(pa), seen.of_pid(pb)), (20000, 20000));
     a.finish();
+    b.finish();
+    drop(rx);
+    assert!(gone(&name));
+}
+
+#[test]
+fn a_dead_senders_messages_come_first_and_its_successor_is_told_apart() {
+    let (name, _guard) = posix_name();
+    let mut rx = Receiver::connect(&name, &opts(1)).unwrap();
+    let mut a = LiveChild::spawn("m2o-send-hold", &[name.as_str(), "1", "100"]);
+    assert_eq!(a.expect_line(), "sent 100");
+    let pid_a = a.pid();
+    a.kill();
+    // the successor takes the seat and waits for fresh rings (the receiver
+    // has not taken anything yet)
+    let mut b = LiveChild::spawn("m2o-send", &[name.as_str(), "1", "50"]);
+    let pid_b = b.pid();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !many_to_one::info(&name).unwrap().seats[0].waiting {
+        assert!(Instant::now() < deadline, "the successor never asked for the seat");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let mut buf = Vec::new();
+    let mut seen = Seen::default();
+    let mut order = Vec::new();
+    for _ in 0..150 {
+        let from = rx.recv_into(&mut buf).unwrap();
+        seen.add(from, &buf);
+        order.push(from.generation);
+    }
+    assert_eq!(b.expect_line(), "connected 0");
+    assert_eq!(
+        seen.per_sender.get(&(0, 0)),
+        Some(&(pid_a, 100)),
+        "all the dead sender's, as its own"
+    );
+    assert_eq!(
+        seen.per_sender.get(&(0, 1)),
+        Some(&(pid_b, 50)),
+        "then the new sender's, as its own"
+    );
+    assert!(order.windows(2).all(|w| w[0] <= w[1]), "the old generation first");
+    let (more, end) = receive_all(&mut rx);
+    assert!(more.per_sender.is_empty());
+    assert!(matches!(end, Error::Closed { .. }), "{end}");
     b.finish();
     drop(rx);
     assert!(gone(&name));
