@@ -90,7 +90,13 @@ fn recv_exits_8_when_a_sender_is_killed_and_9_when_nobody_sends() {
     wait_for_object(&name);
     let mut tx = spawn(&["send", &name]);
     tx.stdin.as_mut().unwrap().write_all(b"one line\n").unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // killed once the receiver has taken the line
+    let shm_name = shmkit::posix::ShmName::new(name.as_str()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while shmkit::many_to_one::info(&shm_name).map_or(0, |i| i.messages_received()) == 0 {
+        assert!(std::time::Instant::now() < deadline, "the line never arrived");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     tx.kill().unwrap();
     tx.wait().unwrap();
     let out = rx.wait_with_output().unwrap();

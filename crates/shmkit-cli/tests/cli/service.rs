@@ -112,14 +112,23 @@ fn call_with_a_timeout_and_no_server_exits_9_and_leaves_nothing() {
 #[test]
 fn call_exits_8_when_the_server_dies_while_it_waits() {
     let (name, _guard) = posix_name();
-    let mut server = Serve::start(&name, &["sleep", "30"]);
+    let mut server = Serve::start(&name, &["sleep", "2"]); // orphaned for at most 2 s
     let call = shmkit()
         .args(["call", &name, "slow", "--timeout", "20s"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    // killed once it has taken the request (and runs `sleep 2` for it)
+    let shm_name = shmkit::posix::ShmName::new(name.as_str()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while shmkit::service::info(&shm_name)
+        .map_or(0, |i| i.seats.iter().map(|s| s.rings[0].messages_received).sum::<u64>())
+        == 0
+    {
+        assert!(std::time::Instant::now() < deadline, "the request never arrived");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     server.kill();
     let out = call.wait_with_output().unwrap();
     assert_code(&out, 8);
