@@ -72,7 +72,15 @@ pub(crate) fn join(name: &ShmName, want: &Want, peer_role: Role) -> Result<Link>
             return Err(invalid(format!("{n} seats: from 1 to {MAX_SEATS} are possible")));
         }
     }
-    let seats = match existing_seats(name, want.kind)? {
+    let mut existing = existing_seats(name, want.kind)?;
+    if let (Some(n), Some(m)) = (existing, want.seats) {
+        // An abandoned object of another size is taken over (the join below
+        // could not: it refuses a header of another size before it looks).
+        if n != m && take_over_if_abandoned(name, want, n)? {
+            existing = None;
+        }
+    }
+    let seats = match existing {
         Some(n) => {
             if want.seats.is_some_and(|m| m != n) {
                 return Err(invalid(format!(
@@ -164,6 +172,39 @@ fn peer_or_self(want: &Want) -> &'static str {
     } else {
         want.role.name()
     }
+}
+
+/// Removes `name`, an object of `n` seats, if nobody takes part in it any
+/// more and somebody did (under its exclusive `flock`, if it still names the
+/// same object and is still abandoned). Whether it did.
+fn take_over_if_abandoned(name: &ShmName, want: &Want, n: usize) -> Result<bool> {
+    let geo = Geometry {
+        seats: n,
+        rings: want.rings,
+        cap: 0,
+    };
+    let spec = Spec {
+        kind: want.kind,
+        slots: geo.slots(),
+        data_offset: geo.data_offset() as u64,
+        capacity: None,
+        mode: want.mode,
+        allow_foreign: want.allow_foreign,
+    };
+    let seg = segment::Segment::create_or_open(name, &spec)?;
+    let all = seg.slots(SLOTS_AT, geo.slots() as usize);
+    let abandoned = || {
+        let mut used = seg.created; // made just now, by this call: nobody's
+        for (i, slot) in all.iter().enumerate() {
+            match slots::presence(&seg.shm, i, slot) {
+                Ok(p) if p.is_alive() => return false,
+                Ok(p) => used |= p.is_used(),
+                Err(_) => return false,
+            }
+        }
+        used
+    };
+    Ok(abandoned() && seg.unlink_if(abandoned))
 }
 
 /// The number of seats of the existing object `name`, if there is one.

@@ -259,6 +259,19 @@ fn busy_seats_mismatched_seats_and_info() {
 }
 
 #[test]
+fn an_abandoned_object_of_another_size_is_taken_over() {
+    let (name, _guard) = posix_name();
+    let mut r = LiveChild::spawn("m2o-recv-hold", &[name.as_str(), "2"]);
+    assert_eq!(r.expect_line(), "connected");
+    r.kill();
+    // two seats, nobody alive: a receiver that asks for three starts anew
+    let rx = Receiver::connect(&name, &opts(3)).unwrap();
+    assert_eq!(rx.senders(), 3);
+    drop(rx);
+    assert!(gone(&name));
+}
+
+#[test]
 fn a_killed_receiver_makes_every_sender_fail_with_peer_gone() {
     let (name, _guard) = posix_name();
     let mut r = LiveChild::spawn("m2o-recv-hold", &[name.as_str(), "2"]);
