@@ -408,6 +408,26 @@ mod tests {
         assert_eq!(take(&mut rx).unwrap(), (1, g1, b"hello".to_vec()));
     }
 
+    /// Each fuzz target's harness over deterministic random bytes (CI has no
+    /// cargo-fuzz): `fuzz/fuzz_targets/many_to_one.rs` and `service.rs`.
+    #[test]
+    fn the_fuzz_harnesses_survive_random_bytes() {
+        let mut rng = 0x853c_49e6_748f_ea9bu64;
+        for case in 0..400 {
+            let len = (case * 37) % 3000;
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng as u8
+                })
+                .collect();
+            fuzz::run(&data, 1); // many_to_one
+            fuzz::run(&data, 2); // service
+        }
+    }
+
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(128))]
 
