@@ -46,6 +46,7 @@ Examples:
   shmkit bench --quick                              shmkit vs pipes, sockets, eventfd, raw bounds
   tar c dir | shmkit send /x    and elsewhere    shmkit recv /x | tar x
   shmkit put /mode auto; shmkit get /mode           a latest value, kept; get --wait: the next
+  shmkit serve /up -- tr a-z A-Z; shmkit call /up hi   a service answered by a command
   shmkit completions bash; shmkit man > shmkit.1    shell completions; the manual page
 
 Exit status:
@@ -78,6 +79,10 @@ enum Command {
     Put(cmd::put::Args),
     /// Print a latest value, or wait for the next one.
     Get(cmd::get::Args),
+    /// Answer a service's requests by running a command for each.
+    Serve(cmd::serve::Args),
+    /// Send one request to a service and print its response.
+    Call(cmd::call::Args),
     /// Show everything known about one segment, and who uses it.
     Stat(cmd::stat::Args),
     /// List the segments of both kinds, with the processes that use them.
@@ -125,6 +130,8 @@ fn main() -> ExitCode {
         Command::Recv(args) => cmd::recv::run(args),
         Command::Put(args) => cmd::put::run(args),
         Command::Get(args) => cmd::get::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Call(args) => cmd::call::run(args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(args).map_err(exit::Failure::from),
         #[cfg(feature = "bench")]

@@ -62,9 +62,13 @@ pub mod guard;
 pub mod inspect;
 pub mod key;
 pub mod latest;
+#[cfg(not(loom))]
+pub mod many_to_one;
 pub mod memfd;
 pub mod name;
 pub mod posix;
+#[cfg(not(loom))]
+pub mod service;
 
 // The two modules that turn addresses and C calls into safe values.
 #[allow(unsafe_code)]

@@ -1,5 +1,6 @@
 //! One module per subcommand, each with its `Args` and `run`.
 
+pub mod call;
 pub mod completions;
 pub mod create;
 pub mod demo;
@@ -14,5 +15,6 @@ pub mod read;
 pub mod recv;
 pub mod rm;
 pub mod send;
+pub mod serve;
 pub mod stat;
 pub mod write;

@@ -14,6 +14,8 @@ const SUBCOMMANDS: &[&str] = &[
     "recv",
     "put",
     "get",
+    "serve",
+    "call",
     "stat",
     "ls",
     "rm",

@@ -9,4 +9,6 @@ mod inspect;
 mod install;
 mod latest;
 mod leftovers;
+mod many_to_one;
 mod segments;
+mod service;
