@@ -110,6 +110,12 @@ pub struct Object {
     /// `stat` only, and only for a shmkit latest value: what its header says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latest_value: Option<crate::pattern_view::LatestView>,
+    /// `stat` only, and only for a shmkit many-to-one object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub many_to_one: Option<crate::pattern_view::SeatsView>,
+    /// `stat` only, and only for a shmkit service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<crate::pattern_view::SeatsView>,
 }
 
 /// A process that uses an object.
@@ -206,6 +212,8 @@ impl Object {
             kept: o.shmkit.is_some_and(|h| h.kept),
             channel: None,
             latest_value: None,
+            many_to_one: None,
+            service: None,
         }
     }
 
@@ -253,6 +261,8 @@ impl Object {
             kept: false,
             channel: None,
             latest_value: None,
+            many_to_one: None,
+            service: None,
         }
     }
 

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use shmkit::inspect::{self, EntryKind, Pattern, ProcessScan, DEV_SHM};
 
 use crate::exit::Result;
-use crate::pattern_view::LatestView;
+use crate::pattern_view::{LatestView, SeatsView};
 use crate::target::Target;
 use crate::time::{when, Rfc3339};
 use crate::view::{pid_list, plural, short_size, why_unknown, ChannelView, Object, SideView};
@@ -42,6 +42,12 @@ pub fn run(args: Args) -> Result {
                 match found.shmkit.and_then(|h| h.pattern) {
                     Some(Pattern::Channel) => {
                         obj.channel = shmkit::channel::info(name).ok().map(|c| ChannelView::new(&c))
+                    }
+                    Some(Pattern::ManyToOne) => {
+                        obj.many_to_one = shmkit::many_to_one::info(name).ok().map(|i| SeatsView::many_to_one(&i))
+                    }
+                    Some(Pattern::Service) => {
+                        obj.service = shmkit::service::info(name).ok().map(|i| SeatsView::service(&i))
                     }
                     Some(Pattern::LatestValue) => {
                         obj.latest_value = shmkit::latest::info(name).ok().map(|i| LatestView::new(&i))
@@ -197,6 +203,12 @@ fn lines(o: &Object, scan: &ProcessScan, now: SystemTime) -> Vec<(&'static str, 
     }
     if let Some(v) = &o.latest_value {
         v.lines(&mut l);
+    }
+    if let Some(v) = &o.many_to_one {
+        v.lines("many-to-one", &mut l);
+    }
+    if let Some(v) = &o.service {
+        v.lines("service", &mut l);
     }
     l
 }

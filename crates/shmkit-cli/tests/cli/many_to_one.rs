@@ -38,6 +38,17 @@ fn two_sends_into_one_recv_with_two_senders() {
     let (name, _guard) = posix_name();
     let rx = spawn(&["recv", &name, "--senders", "2", "--timeout", "20s"]);
     wait_for_object(&name);
+    // stat: the receiver, two seats nobody has used yet
+    let st: serde_json::Value =
+        serde_json::from_slice(&shmkit().args(["stat", &name, "--json"]).output().unwrap().stdout).unwrap();
+    let m = &st["many_to_one"];
+    assert_eq!(
+        (st["pattern"].as_str(), m["owner"]["role"].as_str()),
+        (Some("many-to-one"), Some("receiver")),
+        "{st:#}"
+    );
+    assert_eq!(m["seats"].as_array().map(Vec::len), Some(2), "{st:#}");
+    assert!(stdout(&shmkit().args(["stat", &name]).output().unwrap()).contains("a shmkit many-to-one: 2 sender seats"));
     // read its output meanwhile: it is larger than a pipe holds
     let rx = std::thread::spawn(move || rx.wait_with_output().unwrap());
     let mut senders: Vec<_> = ["a", "b"]

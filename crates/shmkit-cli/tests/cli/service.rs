@@ -76,6 +76,29 @@ fn serve_tr_answers_call_with_the_upper_cased_text() {
         assert_code(&out, 0);
         assert_eq!(stdout(&out), text.to_uppercase());
     }
+    // stat: the server alive, the clients' seats with their counts
+    let st: serde_json::Value =
+        serde_json::from_slice(&shmkit().args(["stat", &name, "--json"]).output().unwrap().stdout).unwrap();
+    assert_eq!(st["pattern"], "service", "{st:#}");
+    let svc = &st["service"];
+    assert_eq!(
+        (svc["owner"]["role"].as_str(), svc["owner"]["alive"].as_bool()),
+        (Some("server"), Some(true))
+    );
+    let calls: u64 = svc["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["participant"].is_null())
+        .map(|s| {
+            assert_eq!(s["participant"]["role"], "client");
+            assert_eq!(s["participant"]["closed"], true, "{s:#}");
+            s["rings"][0]["messages_sent"].as_u64().unwrap()
+        })
+        .sum();
+    assert!(calls >= 1, "{svc:#}");
+    let text = stdout(&shmkit().args(["stat", &name]).output().unwrap());
+    assert!(text.contains("a shmkit service: 16 client seats"), "{text}");
     server.stop();
 }
 
