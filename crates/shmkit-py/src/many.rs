@@ -16,8 +16,8 @@ use shmkit::many_to_one::{Options, Receiver, RecvTimeoutError, SendTimeoutError,
 use shmkit::posix::ShmName;
 
 use crate::buffer::Borrowed;
-use crate::errors::{self, IntoPy};
-use crate::wait::{closed_err, connect, deadline_of, lock, slice_until};
+use crate::errors::IntoPy;
+use crate::wait::{closed_err, connect, deadline_of, in_slices, lock};
 
 fn options(senders: Option<usize>, capacity: Option<u64>, timeout: Option<f64>) -> PyResult<Options> {
     let mut opts = Options::new();
@@ -98,18 +98,13 @@ impl PyManySender {
         let mut g = lock(py, &self.tx)?;
         let tx = g.as_mut().ok_or_else(|| closed_err(&self.name))?;
         let bytes = data.as_slice();
-        loop {
-            let Some(slice) = slice_until(deadline) else {
-                return Err(errors::timeout(py, &self.name, "room in the ring"));
-            };
-            match py.detach(|| tx.send_timeout(bytes, slice)) {
-                Ok(()) => return Ok(()),
-                Err(SendTimeoutError::Timeout) => py.check_signals()?,
-                Err(SendTimeoutError::Disconnected(e) | SendTimeoutError::Failed(e)) => {
-                    return Err(errors::to_py(py, e))
-                }
+        in_slices(py, &self.name, "room in the ring", deadline, |slice| {
+            match tx.send_timeout(bytes, slice) {
+                Ok(()) => Ok(Some(())),
+                Err(SendTimeoutError::Timeout) => Ok(None),
+                Err(SendTimeoutError::Disconnected(e) | SendTimeoutError::Failed(e)) => Err(e),
             }
-        }
+        })
     }
 
     /// Leaves: the receiver gets what was sent; the seat is free again.
@@ -155,18 +150,13 @@ impl PyManyReceiver {
             return Ok(kept);
         }
         let rx = st.rx.as_mut().ok_or_else(|| closed_err(&self.name))?;
-        loop {
-            let Some(slice) = slice_until(deadline) else {
-                return Err(errors::timeout(py, &self.name, "a message"));
-            };
-            match py.detach(|| rx.recv_timeout(slice)) {
-                Ok(m) => return Ok((m.sender, m.bytes)),
-                Err(RecvTimeoutError::Timeout) => py.check_signals()?,
-                Err(RecvTimeoutError::Disconnected(e) | RecvTimeoutError::Failed(e)) => {
-                    return Err(errors::to_py(py, e))
-                }
+        in_slices(py, &self.name, "a message", deadline, |slice| {
+            match rx.recv_timeout(slice) {
+                Ok(m) => Ok(Some((m.sender, m.bytes))),
+                Err(RecvTimeoutError::Timeout) => Ok(None),
+                Err(RecvTimeoutError::Disconnected(e) | RecvTimeoutError::Failed(e)) => Err(e),
             }
-        }
+        })
     }
 }
 

@@ -17,7 +17,7 @@ use shmkit::service::{Client, ClientId, Options, RecvTimeoutError, Response, Ser
 
 use crate::buffer::Borrowed;
 use crate::errors::{self, IntoPy};
-use crate::wait::{closed_err, connect, deadline_of, lock, slice_until};
+use crate::wait::{closed_err, connect, deadline_of, in_slices, lock};
 
 fn options(clients: Option<usize>, capacity: Option<u64>, timeout: Option<f64>) -> PyResult<Options> {
     let mut opts = Options::new();
@@ -116,24 +116,18 @@ impl PyServer {
         let deadline = deadline_of(timeout)?;
         let mut g = lock(py, &self.server)?;
         let server = g.as_mut().ok_or_else(|| closed_err(&self.name))?;
-        loop {
-            let Some(slice) = slice_until(deadline) else {
-                return Err(errors::timeout(py, &self.name, "a request"));
-            };
-            match py.detach(|| server.recv_request_timeout(slice)) {
-                Ok(r) => {
-                    return Ok(PyRequest {
-                        client: r.client,
-                        id: r.id,
-                        body: PyBytes::new(py, &r.body).unbind(),
-                    })
-                }
-                Err(RecvTimeoutError::Timeout) => py.check_signals()?,
-                Err(RecvTimeoutError::Disconnected(e) | RecvTimeoutError::Failed(e)) => {
-                    return Err(errors::to_py(py, e))
-                }
+        let r = in_slices(py, &self.name, "a request", deadline, |slice| {
+            match server.recv_request_timeout(slice) {
+                Ok(r) => Ok(Some(r)),
+                Err(RecvTimeoutError::Timeout) => Ok(None),
+                Err(RecvTimeoutError::Disconnected(e) | RecvTimeoutError::Failed(e)) => Err(e),
             }
-        }
+        })?;
+        Ok(PyRequest {
+            client: r.client,
+            id: r.id,
+            body: PyBytes::new(py, &r.body).unbind(),
+        })
     }
 
     /// Answers `request` with `data` (any bytes-like object). A client that
@@ -195,22 +189,17 @@ impl PyClient {
         id: u64,
         deadline: Option<Instant>,
     ) -> PyResult<Response> {
-        loop {
-            let Some(slice) = slice_until(deadline) else {
-                client.abandon(id);
-                return Err(errors::timeout(py, &self.name, "the server's response"));
-            };
-            match py.detach(|| client.receive_response_timeout(id, slice)) {
-                Ok(r) => return Ok(r),
-                Err(shmkit::Error::TimedOut { .. }) => {
-                    if let Err(e) = py.check_signals() {
-                        client.abandon(id);
-                        return Err(e);
-                    }
-                }
-                Err(e) => return Err(errors::to_py(py, e)),
-            }
+        let got = in_slices(py, &self.name, "the server's response", deadline, |slice| match client
+            .receive_response_timeout(id, slice)
+        {
+            Ok(r) => Ok(Some(r)),
+            Err(shmkit::Error::TimedOut { .. }) => Ok(None),
+            Err(e) => Err(e),
+        });
+        if got.is_err() {
+            client.abandon(id);
         }
+        got
     }
 
     fn body(&self, py: Python<'_>, r: Response) -> PyResult<Py<PyBytes>> {
