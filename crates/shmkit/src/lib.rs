@@ -64,6 +64,11 @@ pub mod key;
 pub mod memfd;
 pub mod name;
 pub mod posix;
+#[cfg(all(feature = "tokio", not(loom)))]
+#[allow(unsafe_code)] // registering a descriptor with tokio's reactor (its I/O-safety contract)
+pub mod tokio;
+#[cfg(not(loom))]
+pub mod wait;
 
 // The two modules that turn addresses and C calls into safe values.
 #[allow(unsafe_code)]
