@@ -45,8 +45,11 @@ pub(crate) struct Endpoint {
     /// Somebody took the descriptor: `try_*` calls that cannot proceed arm
     /// the bell (see [`Endpoint::arm`]).
     polled: Cell<bool>,
-    /// Armed since the bell was last drained: it may hold a ring.
-    armed: Cell<bool>,
+    /// A hold on this side's own bell until the descriptor is first taken,
+    /// which rings it once: a `try_*` call made before that did not arm the
+    /// bell, so the first wait must end at once, and the next call arms it.
+    /// Closed then, so that only the peer's hold remains (the hang-up).
+    self_ringer: std::cell::RefCell<Option<Ringer>>,
     member: Member,
 }
 
@@ -132,12 +135,14 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
         ringer: None,
         met: false,
         polled: Cell::new(false),
-        armed: Cell::new(false),
+        self_ringer: std::cell::RefCell::new(None),
         member,
     };
     // The bell is made after the claim (only the seat's holder makes it)
     // and before the peer is told, so a peer that sees us finds it.
     end.bell = Some(Bell::create(&end.place, index)?);
+    // (held from now on: the peer removes our bell's name once it has met us)
+    *end.self_ringer.get_mut() = Ringer::open(&end.place, index)?;
     end.header().events.0.peers.notify_always();
     end.wait_for_peer(deadline, capacity)?;
     end.meet(deadline)?;
@@ -293,8 +298,11 @@ impl Endpoint {
             }
             if !self.peer_presence()?.is_alive() {
                 // it left or died before meeting: nobody will ever close a
-                // write end of our bell, so close one ourselves
-                self.bell().hang_up(&self.place, mine);
+                // write end of our bell, so close one ourselves (our own
+                // hold, or one opened for the purpose)
+                if self.self_ringer.get_mut().take().is_none() {
+                    self.bell().hang_up(&self.place, mine);
+                }
                 break;
             }
             let mut slice = LIVENESS_INTERVAL;
@@ -328,7 +336,11 @@ impl Endpoint {
     /// The descriptor a poller waits on; taking it puts the endpoint in
     /// poll mode (see [`arm`](Self::arm)).
     pub(crate) fn poll_fd(&self) -> BorrowedFd<'_> {
-        self.polled.set(true);
+        if !self.polled.replace(true) {
+            if let Some(own) = self.self_ringer.borrow_mut().take() {
+                own.ring();
+            }
+        }
         self.bell().as_fd()
     }
 
@@ -344,9 +356,7 @@ impl Endpoint {
     /// its condition once more after this and calls
     /// [`disarm`](Self::disarm) if it holds after all.
     pub(crate) fn arm(&self, event: &Event) {
-        if self.armed.replace(true) {
-            self.bell().drain();
-        }
+        self.bell().drain();
         event.arm_poll(POLLER);
     }
 

@@ -442,6 +442,14 @@ impl Sender {
 /// channel still full (then it is armed again). Leave the descriptor's
 /// bytes alone: the sender reads them itself.
 ///
+/// A `try_*` call made *before* the descriptor was first taken armed
+/// nothing; so that a loop which takes it only when it has to wait still
+/// works, the descriptor is readable once right after it is first taken (a
+/// spurious wake-up: try again, which arms it). Each side keeps the other's
+/// descriptor open for writing; a process that forks while it takes part
+/// hands a copy to its child, and the sender's hang-up is then seen only when
+/// both have closed it.
+///
 /// ```
 /// use shmkit::channel::{Options, Receiver, Sender, TrySendError};
 /// use shmkit::wait::WaitSet;

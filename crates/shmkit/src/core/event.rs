@@ -167,9 +167,12 @@ impl Event {
         if seen & SLEEPERS != 0 {
             self.notify_always();
         }
-        // Relaxed: the ring itself (a write to a pipe, a system call)
-        // carries the condition to the poller; the bit only says whom.
-        if seen & POLLERS != 0 && self.waiters.fetch_and(SLEEPERS, Ordering::Relaxed) & POLLERS != 0 {
+        // Acquire, pairing with the poller's SeqCst arming: what the poller
+        // did before it armed — drain its bell — happens before this ring,
+        // so the ring is never drained away unseen (the loom model with two
+        // notifiers finds that interleaving with Relaxed). The ring itself
+        // (a write to a pipe) carries the condition to the poller.
+        if seen & POLLERS != 0 && self.waiters.fetch_and(SLEEPERS, Ordering::Acquire) & POLLERS != 0 {
             ring();
         }
     }
@@ -496,7 +499,12 @@ mod loom_tests {
     /// ring. Two rounds, so that a disarm after finding one condition and
     /// the arming after it are checked too.
     fn poll_model(notifiers: usize, sleeper: bool) {
-        loom::model(move || {
+        // Bounded preemptions (as loom advises for CI): the wider models
+        // would otherwise take many minutes; 3 covers every interleaving
+        // of the arm/notify pairs that the argument is about.
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(move || {
             let event = Arc::new(Event::new());
             let conds: Arc<Vec<AtomicBool>> = Arc::new((0..notifiers).map(|_| AtomicBool::new(false)).collect());
             let bell = Arc::new(AtomicBool::new(false));

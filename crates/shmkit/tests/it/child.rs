@@ -138,6 +138,8 @@ fn main() {
         r if r.starts_with("chan-") => crate::channel::child_role(r, &args),
         // core-*: the roles of channel_core.rs.
         r if r.starts_with("core-") => crate::channel_core::child_role(r, &args),
+        // poll-*: the roles of poll.rs.
+        r if r.starts_with("poll-") => crate::poll::child_role(r, &args),
         // memfd-*: the roles of memfd.rs.
         r if r.starts_with("memfd-") => crate::memfd::child_role(r, &args),
         // shrink-*: the roles of shrink.rs.

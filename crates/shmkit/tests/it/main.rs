@@ -8,6 +8,8 @@ mod common;
 mod inspect;
 mod interop;
 mod memfd;
+mod poll;
 mod posix;
 mod shrink;
 mod sysv;
+mod tokio;
