@@ -45,6 +45,9 @@ pub(crate) struct Endpoint {
     /// Somebody took the descriptor: `try_*` calls that cannot proceed arm
     /// the bell (see [`Endpoint::arm`]).
     polled: Cell<bool>,
+    /// The bell said that nobody holds it for writing any more: the peer
+    /// has left or died.
+    hung_up: Cell<bool>,
     /// A hold on this side's own bell until the descriptor is first taken,
     /// which rings it once: a `try_*` call made before that did not arm the
     /// bell, so the first wait must end at once, and the next call arms it.
@@ -135,6 +138,7 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
         ringer: None,
         met: false,
         polled: Cell::new(false),
+        hung_up: Cell::new(false),
         self_ringer: std::cell::RefCell::new(None),
         member,
     };
@@ -356,8 +360,30 @@ impl Endpoint {
     /// its condition once more after this and calls
     /// [`disarm`](Self::disarm) if it holds after all.
     pub(crate) fn arm(&self, event: &Event) {
-        self.bell().drain();
+        if self.bell().drain().hung_up {
+            self.hung_up.set(true);
+        }
         event.arm_poll(POLLER);
+    }
+
+    /// [`check_peer`](Self::check_peer) for a polled side that found
+    /// nothing to do. Once the bell has hung up, the peer has left or is
+    /// dying: the kernel closes a dying process's descriptors one by one, so
+    /// the hang-up may come a moment before the slot's lock goes. Returning
+    /// "nothing to do" then would leave an edge-triggered poller (tokio)
+    /// waiting for an edge that never comes; so wait (at most a second) for
+    /// the lock to go too.
+    pub(crate) fn check_peer_polled(&self) -> Result<()> {
+        self.check_peer()?;
+        if !self.hung_up.get() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + std::time::Duration::from_secs(1);
+        while Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            self.check_peer()?;
+        }
+        Ok(())
     }
 
     /// Clears this side's poller bit on `event` (see [`arm`](Self::arm)).

@@ -138,7 +138,12 @@ impl Receiver {
                 Err(e) => return Err(TryRecvError::from(ring_error(&self.end, e))),
             }
         }
-        match self.end.check_peer() {
+        let peer = if self.end.polled() {
+            self.end.check_peer_polled()
+        } else {
+            self.end.check_peer()
+        };
+        match peer {
             Ok(()) => Err(TryRecvError::Empty),
             // The sender commits before it leaves: look once more.
             Err(gone) => match self.ring.peek() {

@@ -142,7 +142,12 @@ impl Sender {
                 Err(e) => return Err(TrySendError::from(ring_error(&self.end, e))),
             }
         }
-        match self.end.check_peer() {
+        let peer = if self.end.polled() {
+            self.end.check_peer_polled()
+        } else {
+            self.end.check_peer()
+        };
+        match peer {
             Ok(()) => Err(TrySendError::Full),
             Err(e) => Err(TrySendError::from(e)),
         }
