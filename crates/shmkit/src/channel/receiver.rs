@@ -432,7 +432,7 @@ impl Receiver {
 ///             poll(&mut fds, None)?; // a message, or the sender left
 ///         }
 ///         Err(e) if e.is_disconnected() => break, // closed, all received
-///         Err(e) => return Err(e.into_error().unwrap()),
+///         Err(e) => return Err(e.into()),
 ///     }
 /// }
 /// assert_eq!(got, 100);
