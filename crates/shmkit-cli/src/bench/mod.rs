@@ -20,7 +20,9 @@
 //! first and last eight bytes, which the receiver checks.
 //!
 //! Transports (see [`Transport`]): `shmkit-spin`, `shmkit`, `shmkit-sleep`,
-//! `raw-spin`, `eventfd`, `pipe`, `uds`, `tcp`, and for streams `memcpy`.
+//! `raw-spin`, `eventfd`, `pipe`, `uds`, `tcp`, and for streams `memcpy`;
+//! asked for by name, `shmkit-async` and `uds-async` (both sides tokio, on
+//! current-thread runtimes).
 //!
 //! Nothing is left behind: the peer dies with the leader (a parent-death
 //! signal), a watchdog thread kills it if a measurement overruns, the
