@@ -95,6 +95,12 @@ pub struct Object {
     pub marked_for_removal: bool,
     /// System V: locked in memory (`SHM_LOCK`).
     pub locked: bool,
+    /// POSIX: the shmkit pattern whose object this is, as its header says
+    /// (`channel`, `topic`, `many-to-one`, `service`, `latest-value`); null
+    /// for other objects and for ones this process may not read.
+    pub pattern: Option<&'static str>,
+    /// POSIX: the shmkit layout version in its header (null as `pattern`).
+    pub layout_version: Option<u32>,
     /// `stat` only, and only for a shmkit channel: what its header says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<ChannelView>,
@@ -189,6 +195,8 @@ impl Object {
             stale: o.stale,
             marked_for_removal: false,
             locked: false,
+            pattern: o.shmkit.and_then(|h| h.pattern).map(|p| p.as_str()),
+            layout_version: o.shmkit.map(|h| h.version),
             channel: None,
         }
     }
@@ -232,6 +240,8 @@ impl Object {
             stale: Some(s.stale),
             marked_for_removal: s.marked_for_removal,
             locked: s.locked,
+            pattern: None,
+            layout_version: None,
             channel: None,
         }
     }

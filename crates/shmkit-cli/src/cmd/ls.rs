@@ -17,7 +17,8 @@ Examples:
   shmkit ls --stale            what no process uses: candidates for shmkit rm --stale
   shmkit ls --json | jq -r '.[] | select(.stale == true) | .name // .key_hex'
 
-Columns: NAME is what stat and rm take; RSS the memory it really takes; CREATOR the
+Columns: KIND is posix or sysv, or for a shmkit object its pattern (channel, topic,
+many-to-one, service, latest-value); NAME is what stat and rm take; RSS the memory it really takes; CREATOR the
 System V creator's pid and whether it still runs; USERS the processes seen mapping or
 holding it (count, first pids; `+`: maybe more; `hidden`: the kernel says a process has
 it open or mapped, but /proc shows none; `unknown`: neither can tell); AGE the time since
@@ -127,7 +128,7 @@ fn table(objects: &[Object]) -> Table {
     ]);
     for o in objects {
         t.row(vec![
-            o.kind.to_owned(),
+            o.pattern.unwrap_or(o.kind).to_owned(),
             o.target(),
             o.id.map_or("-".into(), |id| id.to_string()),
             short_size(o.size),

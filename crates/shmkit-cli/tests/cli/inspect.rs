@@ -409,6 +409,19 @@ fn stat_of_a_live_channel_shows_both_sides() {
         (Some(3), Some(11))
     );
     assert!(pids(&s).contains(&me), "{s:#}");
+    assert_eq!(
+        (s["pattern"].as_str(), s["layout_version"].as_u64()),
+        (Some("channel"), Some(2))
+    );
+    let all = json(&run(&["ls", "--json"]));
+    let listed = posix_entry(&all, &name).expect("listed");
+    assert_eq!(
+        (listed["kind"].as_str(), listed["pattern"].as_str()),
+        (Some("posix"), Some("channel"))
+    );
+    let table = stdout(&run(&["ls", "--posix"]));
+    let row = table.lines().find(|l| l.contains(name.as_str())).expect("a row");
+    assert!(row.starts_with("channel "), "{row}");
 
     let text = stdout(&run(&["stat", &name]));
     for line in [

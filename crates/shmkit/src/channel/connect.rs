@@ -6,17 +6,18 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::core::event::{self, LIVENESS_INTERVAL};
+use crate::core::participant::{self, Member, Plan};
 use crate::core::ring::{self, Buf, CounterRef};
 use crate::core::segment::{Kind, Segment, Spec};
-use crate::core::slots::{self, Presence, Refusal};
+use crate::core::slots::{self, Presence};
 use crate::error::{Error, Result, Role, Target};
 use crate::posix::ShmName;
 
-use super::layout::{slot_index, Header, DATA_OFFSET, SLOTS};
+use super::layout::{slot_index, Header, DATA_OFFSET, SLOTS, SLOTS_AT};
 use super::Options;
 
-/// One side's hold on a channel: the segment, its claimed slot, and the
-/// ring's memory.
+/// One side's hold on a channel: the object, its seat, and the ring's
+/// memory.
 #[derive(Debug)]
 pub(crate) struct Endpoint {
     pub role: Role,
@@ -25,34 +26,15 @@ pub(crate) struct Endpoint {
     /// This process notifies without a fence (see `core::event`): it and
     /// its peer both registered for global expedited membarriers.
     pub fenceless: bool,
-    /// Ends waits when set (see `Options::interrupt`).
-    interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// The peer's pid as its slot records it (display only).
     pub peer_pid: Option<u32>,
-    /// The process that claimed the slot: only it may leave, close or
-    /// unlink (a forked child's copy does nothing of the kind).
-    owner: u32,
     hdr: NonNull<Header>,
-    seg: Segment,
+    member: Member,
 }
 
-// SAFETY: the header pointer points into `seg.map`, which the endpoint owns
-// and which lives as long as it; the header is made of atomics only.
+// SAFETY: the header pointer points into the member's mapping, which the
+// endpoint owns and which lives as long as it; the header is atomics only.
 unsafe impl Send for Endpoint {}
-
-/// Why one attempt to connect did not.
-enum Attempt {
-    /// The object was abandoned (or given up by this side): try again.
-    Again,
-    /// Anything else.
-    Failed(Error),
-}
-
-impl From<Error> for Attempt {
-    fn from(e: Error) -> Self {
-        Attempt::Failed(e)
-    }
-}
 
 /// Connects as `role` to the channel `name`, creating it if it does not
 /// exist, and waits for the other side to join.
@@ -71,105 +53,49 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
         }
     }
     let deadline = opts.timeout.and_then(event::deadline);
-    // An abandoned channel is removed and made anew; racing takers retry.
-    // Bounded, unless other processes keep abandoning this name.
-    for attempt in 0..20 {
-        if attempt > 0 {
-            // the process that removes the old object needs a moment
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
-        match connect_once(name, opts, role, deadline) {
-            Ok(end) => return Ok(end),
-            Err(Attempt::Failed(e)) => return Err(e),
-            Err(Attempt::Again) => {}
-        }
-    }
-    Err(Error::Os {
-        target,
-        op: "connect",
-        source: rustix::io::Errno::AGAIN,
-    })
-}
-
-fn connect_once(
-    name: &ShmName,
-    opts: &Options,
-    role: Role,
-    deadline: Option<Instant>,
-) -> std::result::Result<Endpoint, Attempt> {
-    let spec = Spec {
-        kind: Kind::Channel,
-        slots: SLOTS,
-        data_offset: DATA_OFFSET,
-        capacity: opts.capacity,
-        mode: opts.mode,
-        allow_foreign: opts.allow_foreign,
+    let index = slot_index(role);
+    let plan = Plan {
+        spec: Spec {
+            kind: Kind::Channel,
+            slots: SLOTS,
+            data_offset: DATA_OFFSET,
+            capacity: opts.capacity,
+            mode: opts.mode,
+            allow_foreign: opts.allow_foreign,
+        },
+        slots_at: SLOTS_AT,
+        seats: index..index + 1,
+        reusable: false,
+        takeover: true,
+        role,
+        interrupt: opts.interrupt.clone(),
     };
-    let seg = Segment::create_or_open(name, &spec)?;
-    let hdr = NonNull::from(super::layout_of(&seg.map));
+    // The capacity is settled before the claim, so that a side seen in its
+    // slot has agreed to it; a notifier that will skip its fence says so
+    // before it takes part.
+    let mut capacity = None;
+    let mut fenceless = false;
+    let member = participant::join(name, &plan, |seg| {
+        capacity = negotiate(seg, opts, role)?;
+        fenceless = event::membarrier::registered();
+        if fenceless {
+            let events = &super::layout_of(&seg.map).events.0;
+            match role {
+                Role::Sender => events.data.announce_fenceless(),
+                _ => events.space.announce_fenceless(),
+            }
+        }
+        Ok(())
+    })?;
     let mut end = Endpoint {
         role,
         capacity: 0,
         spin: opts.spin,
-        fenceless: false,
-        interrupt: opts.interrupt.clone(),
+        fenceless,
         peer_pid: None,
-        owner: 0,
-        hdr,
-        seg,
+        hdr: NonNull::from(super::layout_of(&member.seg().map)),
+        member,
     };
-    // Nobody alive in it, and somebody was: abandoned (both sides died, or
-    // one died before the other came). Take it over.
-    if !end.seg.created && end.abandoned()? {
-        end.seg.unlink_if(|| end.abandoned().unwrap_or(false));
-        return Err(Attempt::Again);
-    }
-    // The capacity is settled before the claim, so that a side seen in its
-    // slot has agreed to it.
-    let capacity = end.negotiate(opts)?;
-    // A notifier that will skip its fence says so before it takes part.
-    if event::membarrier::registered() {
-        let events = &end.header().events.0;
-        match role {
-            Role::Sender => events.data.announce_fenceless(),
-            _ => events.space.announce_fenceless(),
-        }
-        end.fenceless = true;
-    }
-    let me = std::process::id();
-    let index = slot_index(role);
-    // Claimed under the object's shared flock, while its name still names
-    // it: a taker that judged it abandoned either sees this claim or has
-    // removed the name already, and then this side starts anew.
-    let claimed = end
-        .seg
-        .while_named(|| slots::claim(&end.seg.shm, index, end.header().slot(role), me))
-        .ok_or(Attempt::Again)?;
-    match claimed.map_err(|e| end.os("fcntl(F_OFD_SETLK)", e))? {
-        Ok(()) => end.owner = me,
-        Err(Refusal::Taken { pid }) => {
-            return Err(Attempt::Failed(Error::Busy {
-                target: end.seg.target.clone(),
-                side: role,
-                pid,
-                alive: true,
-            }))
-        }
-        // This side left in order: its leaving removed the name (or is
-        // about to), and its peer is finishing an old conversation. Start a
-        // new channel under the name.
-        Err(Refusal::Used(Presence::Closed { .. })) => return Err(Attempt::Again),
-        // This side died while its peer still drains what it sent: the
-        // peer removes the name when it is done.
-        Err(Refusal::Used(p)) => {
-            return Err(Attempt::Failed(Error::Busy {
-                target: end.seg.target.clone(),
-                side: role,
-                pid: p.pid().unwrap_or(0),
-                alive: false,
-            }))
-        }
-    }
     end.header().events.0.peers.notify_always();
     end.wait_for_peer(deadline, capacity)?;
     // Skip the fence only if the peer, which sleeps on our event, can issue
@@ -186,6 +112,30 @@ fn connect_once(
     Ok(end)
 }
 
+/// Settles the capacity with the other side (see `core::segment`). On a
+/// conflict, records it for the side that waits — unless this side's slot
+/// is taken anyway (a second sender is not the peer) — and fails.
+fn negotiate(seg: &Segment, opts: &Options, role: Role) -> Result<Option<u64>> {
+    match seg.negotiate(opts.capacity, super::DEFAULT_CAPACITY, ring::valid_capacity)? {
+        Ok(cap) => Ok(cap),
+        Err(theirs) => {
+            let ours = opts.capacity.unwrap_or(0);
+            let index = slot_index(role);
+            let mine = slots::presence(&seg.shm, index, &seg.slots(SLOTS_AT, SLOTS as usize)[index])
+                .map_err(|e| Error::from_errno("fcntl(F_OFD_GETLK)", &seg.target, e))?;
+            if mine == Presence::Empty {
+                seg.record_conflict(ours);
+                super::layout_of(&seg.map).events.0.peers.notify_always();
+            }
+            Err(Error::CapacityMismatch {
+                target: seg.target.clone(),
+                actual: theirs,
+                expected: ours,
+            })
+        }
+    }
+}
+
 impl Endpoint {
     /// The channel's header.
     pub(crate) fn header(&self) -> &Header {
@@ -198,58 +148,12 @@ impl Endpoint {
     }
 
     pub(crate) fn target(&self) -> &Target {
-        &self.seg.target
-    }
-
-    fn os(&self, op: &'static str, e: rustix::io::Errno) -> Error {
-        Error::from_errno(op, &self.seg.target, e)
+        &self.member.seg().target
     }
 
     /// Who is in the other side's slot.
     pub(crate) fn peer_presence(&self) -> Result<Presence> {
-        let other = other(self.role);
-        slots::presence(&self.seg.shm, slot_index(other), self.header().slot(other))
-            .map_err(|e| self.os("fcntl(F_OFD_GETLK)", e))
-    }
-
-    /// Whether nobody takes part and somebody did.
-    fn abandoned(&self) -> Result<bool> {
-        let mut used = false;
-        for role in [Role::Sender, Role::Receiver] {
-            let p = slots::presence(&self.seg.shm, slot_index(role), self.header().slot(role))
-                .map_err(|e| self.os("fcntl(F_OFD_GETLK)", e))?;
-            if p.is_alive() {
-                return Ok(false);
-            }
-            used |= p.is_used();
-        }
-        Ok(used)
-    }
-
-    /// Settles the capacity with the other side (see `core::segment`). On a
-    /// conflict, records it for the side that waits — unless this side's
-    /// slot is taken anyway (a second sender is not the peer) — and fails.
-    fn negotiate(&self, opts: &Options) -> Result<Option<u64>> {
-        match self
-            .seg
-            .negotiate(opts.capacity, super::DEFAULT_CAPACITY, ring::valid_capacity)?
-        {
-            Ok(cap) => Ok(cap),
-            Err(theirs) => {
-                let ours = opts.capacity.unwrap_or(0);
-                let mine = slots::presence(&self.seg.shm, slot_index(self.role), self.header().slot(self.role))
-                    .map_err(|e| self.os("fcntl(F_OFD_GETLK)", e))?;
-                if mine == Presence::Empty {
-                    self.seg.record_conflict(ours);
-                    self.header().events.0.peers.notify_always();
-                }
-                Err(Error::CapacityMismatch {
-                    target: self.seg.target.clone(),
-                    actual: theirs,
-                    expected: ours,
-                })
-            }
-        }
+        self.member.presence(slot_index(other(self.role)))
     }
 
     /// Waits until the other side has joined and the capacity is decided,
@@ -259,10 +163,10 @@ impl Endpoint {
             let peers = &self.header().events.0.peers;
             let seen = peers.seq.load(Ordering::Acquire);
             self.check_interrupt()?;
-            self.seg.check_size(DATA_OFFSET)?;
-            if let Some(theirs) = self.seg.conflict() {
+            self.member.seg().check_size(DATA_OFFSET)?;
+            if let Some(theirs) = self.member.seg().conflict() {
                 return Err(Error::CapacityMismatch {
-                    target: self.seg.target.clone(),
+                    target: self.member.seg().target.clone(),
                     actual: theirs,
                     expected: capacity.unwrap_or(0),
                 });
@@ -271,7 +175,7 @@ impl Endpoint {
                 let decided = self.header().meta.capacity.load(Ordering::Acquire);
                 if decided != 0 {
                     if !ring::valid_capacity(decided) {
-                        return Err(self.seg.corrupt(format!("invalid capacity {decided}")));
+                        return Err(self.member.seg().corrupt(format!("invalid capacity {decided}")));
                     }
                     capacity = Some(decided);
                 }
@@ -280,16 +184,16 @@ impl Endpoint {
             if let (Some(cap), true) = (capacity, peer.is_used()) {
                 self.peer_pid = peer.pid();
                 self.capacity = cap;
-                let mapped = self.seg.map_all(cap);
+                let mapped = self.member.seg_mut().map_all(cap);
                 // Re-pointed whatever `map_all` says: it may have replaced
                 // the mapping before failing, and `Drop` reads the header.
-                self.hdr = NonNull::from(super::layout_of(&self.seg.map));
+                self.hdr = NonNull::from(super::layout_of(&self.member.seg().map));
                 mapped?;
                 return Ok(());
             }
             if let Presence::Dead { pid } = peer {
                 return Err(Error::PeerGone {
-                    target: self.seg.target.clone(),
+                    target: self.member.seg().target.clone(),
                     side: other(self.role),
                     pid,
                 });
@@ -299,7 +203,7 @@ impl Endpoint {
                 let now = Instant::now();
                 if now >= d {
                     return Err(Error::TimedOut {
-                        target: self.seg.target.clone(),
+                        target: self.member.seg().target.clone(),
                         waiting_for: match self.role {
                             Role::Sender => "a receiver",
                             _ => "a sender",
@@ -315,13 +219,14 @@ impl Endpoint {
     /// The ring's bytes (after `connect`, the whole object is mapped).
     pub(crate) fn buf(&self) -> Buf {
         let len = usize::try_from(self.capacity).expect("mapped, so it fits");
-        assert!(self.seg.map.len() as u64 >= DATA_OFFSET + self.capacity);
+        assert!(self.member.seg().map.len() as u64 >= DATA_OFFSET + self.capacity);
         // SAFETY: the mapping holds DATA_OFFSET + capacity bytes (asserted),
         // page-aligned; the endpoint keeps it alive as long as the ring that
         // holds this buffer (both live in the same Sender or Receiver).
         unsafe {
             Buf::new(
-                NonNull::new(self.seg.map.as_mut_ptr().add(DATA_OFFSET as usize)).expect("mapping is not null"),
+                NonNull::new(self.member.seg().map.as_mut_ptr().add(DATA_OFFSET as usize))
+                    .expect("mapping is not null"),
                 len,
             )
         }
@@ -360,7 +265,7 @@ impl Endpoint {
 
     /// A snapshot of the header, through this side's own mapping.
     pub(crate) fn info(&self) -> super::ChannelInfo {
-        let mut info = super::info::read(self.header(), &self.seg.shm);
+        let mut info = super::info::read(self.header(), &self.member.seg().shm);
         // Our own lock does not conflict with our own description, so the
         // kernel does not report it: this side is alive while it asks.
         let mine = match self.role {
@@ -377,7 +282,7 @@ impl Endpoint {
     /// then reads as zeros, so every operation checks this after touching
     /// it, before trusting the result.
     pub(crate) fn check_intact(&self) -> Result<()> {
-        self.seg.map.check_intact()
+        self.member.seg().map.check_intact()
     }
 
     /// [`check_intact`](Self::check_intact) after this side wrote the ring
@@ -393,16 +298,16 @@ impl Endpoint {
     #[inline]
     pub(crate) fn check_written(&self) -> Result<()> {
         if self.fenceless && cfg!(not(target_arch = "x86_64")) {
-            self.seg.map.check_intact_after_writes()
+            self.member.seg().map.check_intact_after_writes()
         } else {
-            self.seg.map.check_intact()
+            self.member.seg().map.check_intact()
         }
     }
 
     /// [`check_intact`](Self::check_intact), and `Err(Truncated)` if the
     /// object is smaller now than the channel needs (by `fstat`).
     pub(crate) fn check_size(&self) -> Result<()> {
-        self.seg.check_size(DATA_OFFSET + self.capacity)
+        self.member.seg().check_size(DATA_OFFSET + self.capacity)
     }
 
     /// `Err(Truncated)` if the object shrank, `Err(Closed)` if the peer has
@@ -412,11 +317,11 @@ impl Endpoint {
         self.check_size()?;
         match self.peer_presence()? {
             Presence::Closed { .. } => Err(Error::Closed {
-                target: self.seg.target.clone(),
+                target: self.member.seg().target.clone(),
                 side: other(self.role),
             }),
             Presence::Dead { pid } => Err(Error::PeerGone {
-                target: self.seg.target.clone(),
+                target: self.member.seg().target.clone(),
                 side: other(self.role),
                 pid,
             }),
@@ -426,12 +331,7 @@ impl Endpoint {
 
     /// `Err(Interrupted)` once the caller's interrupt flag is set.
     pub(crate) fn check_interrupt(&self) -> Result<()> {
-        match &self.interrupt {
-            Some(flag) if flag.load(Ordering::Relaxed) => Err(Error::Interrupted {
-                target: self.seg.target.clone(),
-            }),
-            _ => Ok(()),
-        }
+        self.member.check_interrupt()
     }
 
     /// What a waiting side checks between looks at the ring: the caller's
@@ -449,26 +349,20 @@ impl Endpoint {
     /// A [`Error::Corrupt`] about this channel, or [`Error::Truncated`] if
     /// what looked corrupt is the zero pages of a shrunk object.
     pub(crate) fn corrupt_error(&self, reason: String) -> Error {
-        self.seg.corrupt(reason)
-    }
-
-    /// Whether this process is the one that claimed the slot (not a child
-    /// that inherited the handle through `fork`).
-    fn is_owner(&self) -> bool {
-        self.owner != 0 && self.owner == std::process::id()
+        self.member.seg().corrupt(reason)
     }
 }
 
 impl Drop for Endpoint {
     fn drop(&mut self) {
-        if !self.is_owner() {
+        if !self.member.is_owner() {
             // Not ours to close: a forked child drops its copy of the
             // mapping and the descriptor, nothing else. (The slot's lock
             // belongs to the open file description, which the parent keeps.)
             return;
         }
+        self.member.leave();
         let hdr = self.header();
-        slots::leave(hdr.slot(self.role));
         // Whoever sleeps waiting for us should notice now.
         let events = &hdr.events.0;
         events.data.notify_always();
@@ -478,7 +372,7 @@ impl Drop for Endpoint {
         // this channel any more: its name has no use. The first side to
         // leave removes it (the other keeps its mapping until it leaves
         // too); a survivor removes it after the other died.
-        self.seg.unlink_if(|| true);
+        self.member.unlink_if(|| true);
     }
 }
 

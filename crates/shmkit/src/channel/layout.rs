@@ -27,6 +27,8 @@ use crate::error::Role;
 pub(crate) const DATA_OFFSET: u64 = 4096;
 /// The number of participant slots: sender and receiver.
 pub(crate) const SLOTS: u32 = 2;
+/// Where the slots lie in the header.
+pub(crate) const SLOTS_AT: usize = 512;
 
 /// One cache line (two on CPUs that prefetch in pairs): a fixed 128 bytes on
 /// every target, because it is a file format, not a per-target optimisation.
@@ -63,7 +65,7 @@ const _: () = {
     assert!(offset_of!(Header, producer) == 128);
     assert!(offset_of!(Header, consumer) == 256);
     assert!(offset_of!(Header, events) == 384);
-    assert!(offset_of!(Header, slots) == 512);
+    assert!(offset_of!(Header, slots) == SLOTS_AT);
     assert!(size_of::<Header>() == 640);
     assert!(align_of::<Header>() == 128);
     assert!(offset_of!(Counter, pos) == 0 && offset_of!(Counter, messages) == 8 && offset_of!(Counter, bytes) == 16);

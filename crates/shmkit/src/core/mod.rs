@@ -7,6 +7,8 @@
 //! - [`slots`]: participants, whose liveness is an open-file-description
 //!   lock the kernel drops when they die (the `fcntl` calls are in
 //!   `crate::sys::ofd`).
+//! - [`participant`]: joining an object in a seat (creating it, or taking
+//!   over an abandoned one), and leaving it.
 //! - [`event`]: a futex word with a count of sleepers.
 //! - [`ring`]: frames from one producer to N consumer positions.
 //!
@@ -14,6 +16,9 @@
 //! for the model checker.
 
 pub(crate) mod event;
+pub(crate) mod kind;
+#[cfg(not(loom))]
+pub(crate) mod participant;
 #[allow(unsafe_code)] // the ring's memory and counters
 pub(crate) mod ring;
 #[cfg(not(loom))]

@@ -32,63 +32,14 @@ use std::time::{Duration, Instant};
 
 use rustix::fs::FlockOperation;
 
+use super::slots::Slot;
 use crate::error::{Error, Result, Target};
 use crate::map::{Access, Mapping};
 use crate::posix::{self, PosixShm, ShmName};
 
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
-/// The first eight bytes of every shmkit segment ("SHMKITCH": the name dates
-/// from when channels were the only kind).
-pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMKITCH");
-/// The layout version; a reader refuses any other. Version 1 (shmkit 0.1's
-/// first channels) had pid-based liveness and 32-bit frame lengths.
-pub(crate) const VERSION: u32 = 2;
-/// `Meta::ready` once the creator has written every field.
-pub(crate) const READY: u32 = 1;
-
-/// What a segment holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u32)]
-pub(crate) enum Kind {
-    /// One sender, one receiver.
-    Channel = 1,
-    /// One publisher, many subscribers.
-    Topic = 2,
-    /// Many senders, one receiver.
-    ManyToOne = 3,
-    /// One server, many clients: request/response.
-    Service = 4,
-    /// One writer of a latest value, any number of readers.
-    LatestValue = 5,
-}
-
-impl Kind {
-    /// Every kind, in number order.
-    pub(crate) const ALL: [Kind; 5] = [
-        Kind::Channel,
-        Kind::Topic,
-        Kind::ManyToOne,
-        Kind::Service,
-        Kind::LatestValue,
-    ];
-
-    /// The kind's name, as `ls` shows it.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Kind::Channel => "channel",
-            Kind::Topic => "topic",
-            Kind::ManyToOne => "many-to-one",
-            Kind::Service => "service",
-            Kind::LatestValue => "latest-value",
-        }
-    }
-
-    /// The kind a number read from a segment stands for.
-    pub(crate) fn from_number(kind: u32) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| *k as u32 == kind)
-    }
-}
+pub(crate) use super::kind::{Kind, MAGIC, READY, VERSION};
 
 /// The name of a kind number read from a segment, for messages.
 fn kind_name(kind: u32) -> String {
@@ -223,6 +174,22 @@ impl Segment {
     /// The header's first line.
     pub(crate) fn meta(&self) -> &Meta {
         meta_of(&self.map)
+    }
+
+    /// The `n` participant slots at byte `at` of the header.
+    ///
+    /// # Panics
+    /// If they do not lie in the mapped header or `at` is not a multiple
+    /// of 8: the kind's layout (a constant) is wrong.
+    pub(crate) fn slots(&self, at: usize, n: usize) -> &[Slot] {
+        let size = std::mem::size_of::<Slot>();
+        assert!(at % size == 0 && at + n * size <= self.map.len() && at >= std::mem::size_of::<Meta>());
+        // SAFETY: the slots lie inside the mapping (asserted), which is
+        // page-aligned, so `at` (a multiple of 8) is aligned for `Slot`
+        // (atomics only: any bit pattern is valid, and sharing them with
+        // other processes is what they are for); they do not overlap the
+        // meta line; the slice borrows `self`, which owns the mapping.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(at).cast::<Slot>(), n) }
     }
 
     /// An opener waits for the header to be published, then checks it.

@@ -137,6 +137,33 @@ pub(crate) fn claim(fd: impl AsFd, index: usize, slot: &Slot, pid: u32) -> Resul
     }
 }
 
+/// Claims slot `index` whatever it held before, unless a live participant
+/// holds it: for seats that are used again and again (subscribers, clients,
+/// the senders of a many-to-one). Returns who had it before — `Empty`, or
+/// `Closed`/`Dead` with the old pid — so that the claimant can reset what
+/// the seat's previous participant left behind.
+pub(crate) fn claim_again(
+    fd: impl AsFd,
+    index: usize,
+    slot: &Slot,
+    pid: u32,
+) -> Result<Result<Presence, Refusal>, Errno> {
+    if !lock::try_lock(fd.as_fd(), lock_byte(index))? {
+        return Ok(Err(Refusal::Taken {
+            pid: slot.pid.load(Ordering::Relaxed),
+        }));
+    }
+    // Acquire: what the previous participant wrote before it left (its
+    // Release store of CLOSED) is visible to this claimant.
+    let before = slot.state.swap(CLAIMED, Ordering::AcqRel);
+    let old = slot.pid.swap(pid, Ordering::Relaxed);
+    Ok(Ok(match before {
+        EMPTY => Presence::Empty,
+        CLOSED => Presence::Closed { pid: old },
+        _ => Presence::Dead { pid: old },
+    }))
+}
+
 /// Marks slot `index` as left in order. The lock goes with the descriptor.
 pub(crate) fn leave(slot: &Slot) {
     // Release: everything this participant wrote before leaving is visible
@@ -189,5 +216,24 @@ mod tests {
         leave(&slot2);
         drop(c);
         assert_eq!(presence(&b, 2, &slot2).unwrap(), Presence::Closed { pid: 44 });
+    }
+
+    #[test]
+    fn a_seat_is_claimed_again_after_its_participant_left_or_died() {
+        let a = memfd_create("shmkit-slots-test", MemfdFlags::CLOEXEC).unwrap();
+        let b = reopen(&a);
+        let slot = Slot {
+            state: AtomicU32::new(EMPTY),
+            pid: AtomicU32::new(0),
+        };
+        assert_eq!(claim_again(&a, 3, &slot, 42).unwrap(), Ok(Presence::Empty));
+        assert_eq!(claim_again(&b, 3, &slot, 43).unwrap(), Err(Refusal::Taken { pid: 42 }));
+        drop(a); // dies
+        assert_eq!(claim_again(&b, 3, &slot, 43).unwrap(), Ok(Presence::Dead { pid: 42 }));
+        leave(&slot);
+        drop(b); // left in order
+        let c = memfd_create("shmkit-slots-test", MemfdFlags::CLOEXEC).unwrap();
+        assert_eq!(claim_again(&c, 3, &slot, 44).unwrap(), Ok(Presence::Closed { pid: 43 }));
+        assert_eq!(slot.state.load(Ordering::Relaxed), CLAIMED);
     }
 }

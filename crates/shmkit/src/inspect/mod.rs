@@ -74,6 +74,7 @@ mod lease;
 mod limits;
 mod logind;
 mod maps;
+mod pattern;
 mod posix;
 mod procs;
 mod remove;
@@ -85,6 +86,7 @@ pub use doctor::{doctor, Check, Facts, Finding, StaleCounts, Status, NEARLY_EXHA
 pub use escape::{escape_name, unescape_name};
 pub use lease::{probe_use, Usage, WhyUnknown};
 pub use limits::{limits, DevShmSpace, Limits, SHMMIN};
+pub use pattern::{Pattern, ShmkitHeader};
 pub use posix::{dev_shm_entries, dev_shm_entry, posix_object, posix_objects, EntryKind, PosixObject, DEV_SHM};
 pub use procs::{ProcessInfo, ProcessScan, User, Users};
 pub use remove::{remove_entry, remove_if_unused, Removal};

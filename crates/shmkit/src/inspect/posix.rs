@@ -10,6 +10,7 @@ use std::time::SystemTime;
 use super::accounts::Accounts;
 use super::escape::escape_name;
 use super::lease::{probe_use, Usage};
+use super::pattern::ShmkitHeader;
 use super::procs::{ProcessScan, Users};
 use crate::error::{Errno, Error, Result, Target};
 use crate::name::ShmName;
@@ -122,6 +123,9 @@ pub struct PosixObject {
     /// `None` when neither can tell, and for entries other than regular
     /// files.
     pub stale: Option<bool>,
+    /// What its header says, if it is a shmkit object (a channel, a topic,
+    /// …) that this process may read.
+    pub shmkit: Option<ShmkitHeader>,
 }
 
 impl PosixObject {
@@ -163,7 +167,12 @@ impl PosixObject {
         let kind = EntryKind::of(&file_name, meta);
         let users = scan.posix_users(meta.dev(), meta.ino());
         let stale = stale(kind, &users, usage);
+        // Read after the probe, which must not see this descriptor.
+        let shmkit = (kind == EntryKind::SharedMemory)
+            .then(|| super::pattern::read_header(&file_name))
+            .flatten();
         PosixObject {
+            shmkit,
             name: escape_name(&file_name),
             kind,
             size: meta.size(),
