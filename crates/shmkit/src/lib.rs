@@ -64,6 +64,8 @@ pub mod key;
 pub mod memfd;
 pub mod name;
 pub mod posix;
+#[cfg(not(loom))]
+pub mod topic;
 
 // The two modules that turn addresses and C calls into safe values.
 #[allow(unsafe_code)]

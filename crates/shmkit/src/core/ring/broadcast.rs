@@ -52,8 +52,8 @@ use std::collections::VecDeque;
 
 use super::super::sync::{fence, AtomicU64, Ordering};
 use super::{
-    corrupt, frame_size, Buf, Consumer, Counter, CounterRef, Frame, Heads, Producer, Reservation, RingError,
-    FRAME_ALIGN, FRAME_HEADER,
+    corrupt, frame_size, Buf, Consumer, CounterRef, Frame, Heads, Producer, Reservation, RingError, FRAME_ALIGN,
+    FRAME_HEADER,
 };
 
 pub(crate) use shared_ref::Ref;
@@ -393,6 +393,7 @@ impl Broadcaster {
     }
 
     /// Copies `msg` into the ring as one message.
+    #[cfg(any(test, feature = "fuzz", loom))]
     pub(crate) fn push(&mut self, msg: &[u8]) -> Result<(), RingError> {
         let g = self.reserve(msg.len())?;
         self.ring.buf.write(g.at, msg);
@@ -523,11 +524,12 @@ impl Reader {
         lossy: bool,
         history: u64,
     ) -> Result<Reader, RingError> {
+        let SeatRef { counter, member } = seat;
         let mut r = Reader {
-            ring: Consumer::new(seat.counter.clone(), producer, buf, capacity),
+            ring: Consumer::new(counter, producer, buf, capacity),
             marks,
             roster,
-            member: seat.member,
+            member,
             lossy,
             next_seq: None,
         };
@@ -707,6 +709,16 @@ impl Reader {
         Ok(false)
     }
 
+    /// Like [`intact`](Self::intact), without moving: for a guard.
+    pub(crate) fn still_intact(&self, msg: &Msg) -> bool {
+        if !self.lossy {
+            return true;
+        }
+        // Acquire: as in `intact`.
+        fence(Ordering::Acquire);
+        !before(msg.start, self.marks.get().oldest.load(Ordering::Relaxed))
+    }
+
     /// Checks an intact message's sequence number: `Ok(None)` if it is the
     /// one expected (take it), `Ok(Some(missed))` if a lossy reader lost
     /// `missed` messages before it (it stays the next one).
@@ -835,6 +847,7 @@ mod shared_ref {
 /// A broadcast over heap memory (tests, Miri, fuzzing).
 #[cfg(all(any(test, feature = "fuzz"), not(loom)))]
 pub(crate) mod heap {
+    use super::super::Counter;
     use super::*;
     use std::ptr::NonNull;
 
@@ -1191,7 +1204,7 @@ mod tests {
         }
         assert_eq!(p.blocking_seats(), vec![0]);
         p.drop_seat(0);
-        drop(dead); // never leaves: killed
+        let _ = dead; // never leaves: killed
         p.push(&msg(n, 20)).unwrap();
         let mut again = t.join(0, false, 0).unwrap();
         for m in n + 1..n + 40 {
@@ -1229,7 +1242,7 @@ mod tests {
     fn hostile_words_are_corrupt_or_ignored_not_a_crash() {
         let t = HeapTopic::new(256, 2);
         let mut p = t.broadcaster();
-        let mut r = t.join(0, false, 0).unwrap();
+        let r = t.join(0, false, 0).unwrap();
         p.push(b"hello").unwrap();
         // a blocking position that moves back
         t.words().seats[0].0.pos.store(u64::MAX - 7, Ordering::Relaxed);
@@ -1255,7 +1268,7 @@ mod tests {
         let m = r2.peek().unwrap();
         t.buf().store_word(m.at - 8, 7, Ordering::Relaxed);
         assert!(matches!(r2.read(), Err(RingError::Corrupt(_))));
-        drop(r);
+        r.leave();
     }
 
     proptest::proptest! {
@@ -1347,6 +1360,7 @@ mod tests {
 
 #[cfg(all(test, loom))]
 mod loom_tests {
+    use super::super::Counter;
     use super::*;
     use std::sync::Arc;
 
