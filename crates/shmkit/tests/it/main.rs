@@ -11,3 +11,4 @@ mod memfd;
 mod posix;
 mod shrink;
 mod sysv;
+mod topic;
