@@ -72,6 +72,12 @@ enum Command {
     Send(cmd::send::Args),
     /// Receive a channel's stream to standard output (or a file).
     Recv(cmd::recv::Args),
+    /// Publish each line of standard input to a topic's subscribers.
+    #[command(name = "pub")]
+    Pub(cmd::publish::Args),
+    /// Print each message a topic's publisher publishes.
+    #[command(name = "sub")]
+    Sub(cmd::subscribe::Args),
     /// Show everything known about one segment, and who uses it.
     Stat(cmd::stat::Args),
     /// List the segments of both kinds, with the processes that use them.
@@ -117,6 +123,8 @@ fn main() -> ExitCode {
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Send(args) => cmd::send::run(args),
         Command::Recv(args) => cmd::recv::run(args),
+        Command::Pub(args) => cmd::publish::run(args),
+        Command::Sub(args) => cmd::subscribe::run(args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(args).map_err(exit::Failure::from),
         #[cfg(feature = "bench")]

@@ -9,3 +9,4 @@ mod inspect;
 mod install;
 mod leftovers;
 mod segments;
+mod topic;

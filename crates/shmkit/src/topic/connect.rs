@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::core::event::{self, LIVENESS_INTERVAL};
 use crate::core::participant::{self, Member, Plan};
-use crate::core::ring::broadcast::{Marks, Ref, Roster, SeatRef, MAX_SEATS};
+use crate::core::ring::broadcast::{Marks, Reader, Ref, Roster, SeatRef, MAX_SEATS, MODE_FREE};
 use crate::core::ring::{self, Buf, CounterRef};
 use crate::core::segment::{Kind, Segment, Spec};
 use crate::core::slots::Presence;
@@ -26,6 +26,9 @@ pub(crate) struct Endpoint {
     pub spin: Duration,
     pub max_subscribers: usize,
     pub history: u64,
+    /// A subscriber that came before the publisher announced itself from
+    /// the ring's first byte (see `Reader::announce`).
+    pub announced: bool,
     hdr: NonNull<Header>,
     member: Member,
 }
@@ -157,6 +160,13 @@ pub(crate) fn connect_subscriber(name: &ShmName, opts: &SubOptions) -> Result<En
         }
         let member = participant::join(name, &plan, |_| Ok(()))?;
         let mut end = Endpoint::new(Role::Subscriber, opts.spin, member);
+        // Before any publisher: take part from the first message on (the
+        // ring's first byte), so that nothing published is missed.
+        if end.presence(PUBLISHER)? == Presence::Empty {
+            let (_, marks, roster) = end.producer_refs();
+            let seat = end.seat(end.index() - 1);
+            end.announced = Reader::announce(&seat, &marks, &roster, 0, 0, opts.lossy, true);
+        }
         end.header().events.0.peers.notify_always();
         match end.wait_for_publisher(deadline)? {
             Found::Ready => {}
@@ -188,6 +198,7 @@ impl Endpoint {
             spin,
             max_subscribers: 0,
             history: 0,
+            announced: false,
             hdr: NonNull::from(layout_of(&member.seg().map)),
             member,
         }
@@ -235,6 +246,9 @@ impl Endpoint {
             self.member.seg().check_size(DATA_OFFSET)?;
             let publisher = self.member.presence(PUBLISHER)?;
             match publisher {
+                // A subscriber announced before the publisher came is owed
+                // everything it published, however soon it left.
+                Presence::Closed { .. } | Presence::Dead { .. } if self.announced => return self.set_up(),
                 Presence::Closed { .. } => return Ok(Found::Finished),
                 Presence::Dead { pid } => {
                     return Err(Error::PeerGone {
@@ -243,20 +257,7 @@ impl Endpoint {
                         pid,
                     })
                 }
-                Presence::Alive { .. } => {
-                    // The publisher settles both before taking its seat.
-                    let h = self.header();
-                    if h.config.0.decided.load(Ordering::Acquire) != DECIDED {
-                        return Err(self.corrupt_error("a publisher without a config".into()));
-                    }
-                    let cap = h.meta.capacity.load(Ordering::Acquire);
-                    if !ring::valid_capacity(cap) {
-                        return Err(self.corrupt_error(format!("invalid capacity {cap}")));
-                    }
-                    self.read_config()?;
-                    self.map(cap)?;
-                    return Ok(Found::Ready);
-                }
+                Presence::Alive { .. } => return self.set_up(),
                 Presence::Empty => {}
             }
             let mut slice = LIVENESS_INTERVAL;
@@ -272,6 +273,22 @@ impl Endpoint {
             }
             event::sleep_on(peers, seen, slice);
         }
+    }
+
+    /// Reads what the publisher set up (it did so before taking its seat)
+    /// and maps the ring.
+    fn set_up(&mut self) -> Result<Found> {
+        let h = self.header();
+        if h.config.0.decided.load(Ordering::Acquire) != DECIDED {
+            return Err(self.corrupt_error("a publisher without a config".into()));
+        }
+        let cap = h.meta.capacity.load(Ordering::Acquire);
+        if !ring::valid_capacity(cap) {
+            return Err(self.corrupt_error(format!("invalid capacity {cap}")));
+        }
+        self.read_config()?;
+        self.map(cap)?;
+        Ok(Found::Ready)
     }
 
     pub(crate) fn target(&self) -> &Target {
@@ -412,6 +429,14 @@ impl Drop for Endpoint {
         if !self.member.is_owner() {
             // A forked child's copy: the seat belongs to the parent.
             return;
+        }
+        if self.role == Role::Subscriber {
+            // The publisher stops waiting for this seat (whether or not the
+            // subscriber got as far as reading).
+            let (_, _, roster) = self.producer_refs();
+            let seat = self.seat(self.index() - 1);
+            seat.member.get().mode.store(MODE_FREE, Ordering::Release);
+            roster.get().changes.fetch_add(1, Ordering::SeqCst);
         }
         self.member.leave();
         let events = &self.header().events.0;

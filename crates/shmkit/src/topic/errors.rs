@@ -234,3 +234,23 @@ impl From<Stop> for RecvTimeoutError {
         }
     }
 }
+
+impl From<RecvError> for RecvTimeoutError {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Lagged { missed } => RecvTimeoutError::Lagged { missed },
+            RecvError::Disconnected(e) => RecvTimeoutError::Disconnected(e),
+            RecvError::Failed(e) => RecvTimeoutError::Failed(e),
+        }
+    }
+}
+
+impl From<RecvError> for TryRecvError {
+    fn from(e: RecvError) -> Self {
+        match e {
+            RecvError::Lagged { missed } => TryRecvError::Lagged { missed },
+            RecvError::Disconnected(e) => TryRecvError::Disconnected(e),
+            RecvError::Failed(e) => TryRecvError::Failed(e),
+        }
+    }
+}

@@ -63,6 +63,7 @@ impl Subscriber {
             end.capacity,
             opts.lossy,
             end.history,
+            end.announced,
         )
         .map_err(|e| ring_error(&end, e))?;
         end.header().events.0.space.notify_always();
