@@ -44,6 +44,7 @@ Examples:
   shmkit limits; shmkit doctor                      the kernel's limits; what breaks shared memory
   shmkit bench --quick                              shmkit vs pipes, sockets, eventfd, raw bounds
   tar c dir | shmkit send /x    and elsewhere    shmkit recv /x | tar x
+  tail -f log | shmkit pub /log and in others   shmkit sub /log [--lossy]
   shmkit completions bash; shmkit man > shmkit.1    shell completions; the manual page
 
 Exit status:
