@@ -1502,18 +1502,23 @@ mod loom_tests {
     #[test]
     fn loom_broadcast_blocking_and_lossy() {
         model(|| {
-            const N: u64 = 2;
             let t = topic(64, 2);
             let mut blocking = t.join(0, false);
             let mut lossy = t.join(1, true);
             let mut p = t.broadcaster();
+            // An empty message first, read by both: the next ones start at
+            // 16, so that message 2 (at 0, after padding) and its end mark
+            // overwrite message 1's header, number and first payload bytes.
+            push(&mut p, &[]);
+            assert_eq!(read(&mut blocking), Some(Ok((0, vec![]))));
+            assert_eq!(read(&mut lossy), Some(Ok((0, vec![]))));
             let h = loom::thread::spawn(move || {
-                for n in 0..N {
-                    push(&mut p, &[n as u8 + 1; 16]);
+                for n in 1..3u64 {
+                    push(&mut p, &[n as u8; 16]);
                     loop {
                         match read(&mut blocking) {
                             Some(Ok((seq, bytes))) => {
-                                assert_eq!((seq, bytes), (n, vec![n as u8 + 1; 16]));
+                                assert_eq!((seq, bytes), (n, vec![n as u8; 16]));
                                 break;
                             }
                             Some(Err(missed)) => panic!("a blocking reader lost {missed}"),
@@ -1522,26 +1527,27 @@ mod loom_tests {
                     }
                 }
             });
-            let mut next = 0u64;
+            let mut next = 1u64;
             for _ in 0..2 {
                 match read(&mut lossy) {
                     Some(Ok((seq, bytes))) => {
-                        assert_eq!(bytes, vec![seq as u8 + 1; 16], "mixed bytes");
-                        assert!(seq >= next);
+                        assert_eq!(bytes, vec![seq as u8; 16], "mixed bytes");
+                        assert_eq!(seq, next, "a gap without Lagged");
                         next = seq + 1;
                     }
                     Some(Err(missed)) => next += missed,
                     None => loom::thread::yield_now(),
                 }
             }
-            assert!(next <= N);
+            assert!(next <= 3);
             h.join().unwrap();
         });
     }
 
     /// A blocking subscriber joins while the publisher overwrites: from the
     /// start it was given, it never reads an overwritten message (the
-    /// publisher waits for it), and it gets every message after it.
+    /// publisher waits for it) and it gets every message after it, in
+    /// order, up to the publisher's last.
     #[test]
     fn loom_broadcast_join_while_publishing() {
         model(|| {
@@ -1550,35 +1556,38 @@ mod loom_tests {
             let mut p = t.broadcaster();
             // the ring holds one message: the second push overwrites the first
             push(&mut p, &[1; 16]);
-            let t2 = t.clone();
+            let done = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+            let (t2, done2) = (t.clone(), done.clone());
             let h = loom::thread::spawn(move || {
                 let mut r = t2.join(0, false);
                 let mut last = None;
-                for _ in 0..4 {
+                loop {
+                    // Acquire, before the read: every push is visible to it.
+                    let finished = done2.load(Ordering::Acquire);
                     match read(&mut r) {
                         Some(Ok((seq, bytes))) => {
                             assert_eq!(bytes, vec![seq as u8 + 1; 16], "an overwritten message");
                             if let Some(l) = last {
-                                assert_eq!(seq, l + 1);
+                                assert_eq!(seq, l + 1, "a message lost");
                             }
                             last = Some(seq);
                         }
                         Some(Err(missed)) => panic!("a blocking reader lost {missed}"),
+                        None if finished => {
+                            // everything published was visible: nothing may
+                            // be left unread
+                            let tail = t2.producer.get().pos.load(Ordering::Acquire);
+                            assert_eq!(r.ring.head, tail, "a message never arrived");
+                            return;
+                        }
                         None => loom::thread::yield_now(),
                     }
                 }
             });
             for n in 1..N {
-                // never Full for long: the joiner reads; give up after a few
-                // tries (it may have finished its reads)
-                for _ in 0..3 {
-                    match p.push(&[n as u8 + 1; 16]) {
-                        Ok(()) => break,
-                        Err(RingError::Full) => loom::thread::yield_now(),
-                        Err(e) => panic!("{e:?}"),
-                    }
-                }
+                push(&mut p, &[n as u8 + 1; 16]);
             }
+            done.store(true, Ordering::Release);
             h.join().unwrap();
         });
     }
