@@ -173,7 +173,8 @@ pub(crate) fn connect_subscriber(name: &ShmName, opts: &SubOptions) -> Result<En
             Found::Finished => continue,
         }
         if end.member.index() > end.max_subscribers {
-            let p = end.member.presence(end.member.index())?;
+            // Every seat it may use is taken: name the holder of the last.
+            let p = end.member.presence(end.max_subscribers)?;
             return Err(Error::Busy {
                 target: end.target().clone(),
                 side: Role::Subscriber,
