@@ -39,6 +39,7 @@ fn gone(name: &ShmName) -> bool {
 /// and (blocking) no gap; a lossy one's gaps equal its `Lagged` reports.
 #[derive(Debug, Default)]
 struct Tally {
+    /// The first message it was owed.
     first: Option<u64>,
     next: Option<u64>,
     got: u64,
@@ -55,9 +56,11 @@ impl Tally {
                 assert_eq!(n, next, "a blocking subscriber lost or repeated messages");
             }
         }
+        // Where it started: its first message, or the losses reported
+        // before it (a subscriber announced from the first message on).
+        self.first.get_or_insert(n - *pending_loss);
         self.lost += *pending_loss;
         *pending_loss = 0;
-        self.first.get_or_insert(n);
         self.next = Some(n + 1);
         self.got += 1;
     }
