@@ -294,7 +294,17 @@ fn limits_history_and_info() {
         })
     ));
     p.send(&message(10)).unwrap();
-    let info = topic::info(&name).unwrap();
+    // The refused subscriber has let go of its seat; a child that another
+    // test thread spawns meanwhile may hold a copy of its descriptor (and
+    // with it the seat's lock) until it execs: give that a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let info = loop {
+        let info = topic::info(&name).unwrap();
+        if info.subscribers.iter().filter(|s| s.alive).count() == 2 || std::time::Instant::now() > deadline {
+            break info;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
     assert_eq!((info.capacity, info.max_subscribers, info.history), (4096, 2, 3));
     assert_eq!(info.messages_published, 11);
     assert!(info.publisher.as_ref().unwrap().alive);
