@@ -194,8 +194,13 @@ impl Subscriber {
                 self.release(msg);
                 return Ok(());
             }
+            // Lapped again and again (or fooled by a hostile publisher):
+            // the caller's deadline and interrupt still hold.
             if !wait {
                 return Err(Stop::Empty);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Stop::TimedOut);
             }
             self.end.check_interrupt()?;
         }
@@ -216,8 +221,13 @@ impl Subscriber {
                 }
                 return Ok(msg);
             }
+            // Lapped again and again (or fooled by a hostile publisher):
+            // the caller's deadline and interrupt still hold.
             if !wait {
                 return Err(Stop::Empty);
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Stop::TimedOut);
             }
             self.end.check_interrupt()?;
         }

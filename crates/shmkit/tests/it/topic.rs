@@ -379,3 +379,55 @@ fn zero_copy_loans_and_guards() {
     }
     assert_eq!(lossy.recv().unwrap(), [2; 100]);
 }
+
+#[test]
+fn a_hostile_scribbler_causes_errors_not_crashes_or_hangs() {
+    let (name, _guard) = posix_name();
+    let mut p = Publisher::connect(&name, &Options::new().capacity(4096)).unwrap();
+    let mut subs = vec![
+        Subscriber::connect(&name, &sub_opts(false)).unwrap(),
+        Subscriber::connect(&name, &sub_opts(true)).unwrap(),
+    ];
+    let mut scribbler = LiveChild::spawn("chan-scribble", &[name.as_str(), "500"]);
+    assert_eq!(scribbler.expect_line(), "scribbling");
+    let publisher = std::thread::spawn(move || {
+        let end = std::time::Instant::now() + Duration::from_secs(1);
+        let mut n = 0u64;
+        while std::time::Instant::now() < end {
+            match p.send_timeout(&message(n), Duration::from_millis(50)) {
+                Ok(()) => n += 1,
+                Err(topic::SendTimeoutError::Timeout) => {}
+                Err(topic::SendTimeoutError::Failed(Error::Corrupt { .. })) => return "corrupt",
+                Err(e) => panic!("publisher: unexpected {e}"),
+            }
+        }
+        "ok"
+    });
+    let end = std::time::Instant::now() + Duration::from_secs(1);
+    let mut outcomes = std::collections::BTreeMap::new();
+    for sub in &mut subs {
+        while std::time::Instant::now() < end {
+            let what = match sub.recv_timeout(Duration::from_millis(50)) {
+                Ok(m) => {
+                    assert!(m.len() <= sub.max_message());
+                    "ok"
+                }
+                Err(topic::RecvTimeoutError::Timeout) => "timeout",
+                Err(topic::RecvTimeoutError::Lagged { .. }) => "lagged",
+                Err(topic::RecvTimeoutError::Failed(Error::Corrupt { .. })) => "corrupt",
+                Err(e) if e.is_disconnected() => "disconnected",
+                Err(e) => panic!("subscriber: unexpected {e}"),
+            };
+            *outcomes.entry(what).or_insert(0u32) += 1;
+            if matches!(what, "corrupt" | "disconnected") {
+                break; // a corrupt topic stays corrupt: stop, as a user would
+            }
+        }
+    }
+    let published = publisher.join().unwrap();
+    eprintln!("publisher: {published}; subscribers: {outcomes:?}");
+    let landed = scribbler.expect_line();
+    let n: u64 = landed.strip_prefix("landed ").unwrap().parse().unwrap();
+    assert!(n > 1000, "only {n} scribbles landed");
+    scribbler.finish();
+}
