@@ -10,6 +10,7 @@ mod bench;
 mod channel_args;
 mod cmd;
 mod exit;
+mod pattern_view;
 mod progress;
 mod reported;
 mod segment;
@@ -44,7 +45,9 @@ Examples:
   shmkit limits; shmkit doctor                      the kernel's limits; what breaks shared memory
   shmkit bench --quick                              shmkit vs pipes, sockets, eventfd, raw bounds
   tar c dir | shmkit send /x    and elsewhere    shmkit recv /x | tar x
-  tail -f log | shmkit pub /log and in others   shmkit sub /log [--lossy]
+  tail -f log | shmkit pub /log; shmkit sub /log    a topic: every subscriber gets every line
+  shmkit put /mode auto; shmkit get /mode           a latest value, kept; get --wait: the next
+  shmkit serve /up -- tr a-z A-Z; shmkit call /up hi   a service answered by a command
   shmkit completions bash; shmkit man > shmkit.1    shell completions; the manual page
 
 Exit status:
@@ -79,6 +82,14 @@ enum Command {
     /// Print each message a topic's publisher publishes.
     #[command(name = "sub")]
     Sub(cmd::subscribe::Args),
+    /// Write a latest value (text, or standard input), kept for `get`.
+    Put(cmd::put::Args),
+    /// Print a latest value, or wait for the next one.
+    Get(cmd::get::Args),
+    /// Answer a service's requests by running a command for each.
+    Serve(cmd::serve::Args),
+    /// Send one request to a service and print its response.
+    Call(cmd::call::Args),
     /// Show everything known about one segment, and who uses it.
     Stat(cmd::stat::Args),
     /// List the segments of both kinds, with the processes that use them.
@@ -126,6 +137,10 @@ fn main() -> ExitCode {
         Command::Recv(args) => cmd::recv::run(args),
         Command::Pub(args) => cmd::publish::run(args),
         Command::Sub(args) => cmd::subscribe::run(args),
+        Command::Put(args) => cmd::put::run(args),
+        Command::Get(args) => cmd::get::run(args),
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Call(args) => cmd::call::run(args),
         #[cfg(feature = "bench")]
         Command::Bench(args) => bench::run(args).map_err(exit::Failure::from),
         #[cfg(feature = "bench")]

@@ -101,9 +101,21 @@ pub struct Object {
     pub pattern: Option<&'static str>,
     /// POSIX: the shmkit layout version in its header (null as `pattern`).
     pub layout_version: Option<u32>,
+    /// A latest value kept until it is removed by name (`shmkit put`): left
+    /// out of `ls --stale` and `rm --stale` although nobody may use it.
+    pub kept: bool,
     /// `stat` only, and only for a shmkit channel: what its header says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub channel: Option<ChannelView>,
+    /// `stat` only, and only for a shmkit latest value: what its header says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_value: Option<crate::pattern_view::LatestView>,
+    /// `stat` only, and only for a shmkit many-to-one object.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub many_to_one: Option<crate::pattern_view::SeatsView>,
+    /// `stat` only, and only for a shmkit service.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service: Option<crate::pattern_view::SeatsView>,
 }
 
 /// A process that uses an object.
@@ -197,7 +209,11 @@ impl Object {
             locked: false,
             pattern: o.shmkit.and_then(|h| h.pattern).map(|p| p.as_str()),
             layout_version: o.shmkit.map(|h| h.version),
+            kept: o.shmkit.is_some_and(|h| h.kept),
             channel: None,
+            latest_value: None,
+            many_to_one: None,
+            service: None,
         }
     }
 
@@ -242,7 +258,11 @@ impl Object {
             locked: s.locked,
             pattern: None,
             layout_version: None,
+            kept: false,
             channel: None,
+            latest_value: None,
+            many_to_one: None,
+            service: None,
         }
     }
 

@@ -13,11 +13,10 @@
 //! when the last view of it is gone.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pyo3::exceptions::{PyBufferError, PyRuntimeError, PyStopIteration, PyValueError};
+use pyo3::exceptions::{PyBufferError, PyStopIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use shmkit::channel::{Options, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
@@ -25,93 +24,7 @@ use shmkit::posix::ShmName;
 
 use crate::buffer::{self, Borrowed, RegionSpec};
 use crate::errors::{self, IntoPy};
-
-/// The longest stretch without checking for signals.
-const SLICE: Duration = Duration::from_millis(50);
-
-fn deadline_of(timeout: Option<f64>) -> PyResult<Option<Instant>> {
-    match timeout {
-        None => Ok(None),
-        Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(Instant::now() + Duration::from_secs_f64(t.min(1e9)))),
-        Some(t) => Err(PyValueError::new_err(format!(
-            "timeout must be a non-negative number of seconds or None, not {t}"
-        ))),
-    }
-}
-
-/// The next slice to wait, or `None` once the deadline has passed.
-fn slice_until(deadline: Option<Instant>) -> Option<Duration> {
-    match deadline {
-        None => Some(SLICE),
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                None
-            } else {
-                Some(left.min(SLICE))
-            }
-        }
-    }
-}
-
-/// Connects on a helper thread, checking for signals every slice; a signal
-/// sets the interrupt flag, which ends the connect with nothing left behind.
-fn connect<T: Send + 'static>(
-    py: Python<'_>,
-    opts: Options,
-    connect: impl FnOnce(Options) -> shmkit::Result<T> + Send + 'static,
-) -> PyResult<T> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let opts = opts.interrupt(flag.clone());
-    let (tx, mut rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("shmkit-connect".into())
-        .spawn(move || {
-            let _ = tx.send(connect(opts));
-        })
-        .map_err(|e| PyRuntimeError::new_err(format!("cannot start a thread to connect: {e}")))?;
-    loop {
-        let (back, got) = py.detach(move || {
-            let got = rx.recv_timeout(SLICE);
-            (rx, got)
-        });
-        rx = back;
-        match got {
-            Ok(result) => return result.py_err(py),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Err(e) = py.check_signals() {
-                    flag.store(true, Ordering::Release);
-                    // Wait for the helper to give up; an endpoint that
-                    // connected meanwhile is dropped, which closes it.
-                    let _ = py.detach(move || rx.recv());
-                    return Err(e);
-                }
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(PyRuntimeError::new_err("the thread connecting the channel ended early"))
-            }
-        }
-    }
-}
-
-/// Takes `m` without blocking the interpreter: waits for it without the GIL
-/// when another thread uses the endpoint.
-fn lock<'a, T>(py: Python<'_>, m: &'a Mutex<T>) -> PyResult<MutexGuard<'a, T>> {
-    loop {
-        match m.try_lock() {
-            Ok(g) => return Ok(g),
-            Err(TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
-            Err(TryLockError::WouldBlock) => {
-                py.detach(|| std::thread::sleep(Duration::from_micros(200)));
-                py.check_signals()?;
-            }
-        }
-    }
-}
-
-fn closed_err(name: &str) -> PyErr {
-    PyValueError::new_err(format!("{name}: the endpoint is closed"))
-}
+use crate::wait::{closed_err, connect, deadline_of, in_slices, lock};
 
 /// The sending end of a channel.
 #[pyclass(module = "shmkit", name = "Sender", frozen)]
@@ -132,7 +45,7 @@ impl PySender {
         if let Some(d) = deadline_of(timeout)? {
             opts = opts.timeout(d.saturating_duration_since(Instant::now()));
         }
-        let tx = connect(py, opts, move |opts| Sender::connect(&shm_name, &opts))?;
+        let tx = connect(py, move |flag| Sender::connect(&shm_name, &opts.interrupt(flag)))?;
         Ok(PySender {
             name: name.to_owned(),
             tx: Mutex::new(Some(tx)),
@@ -168,18 +81,13 @@ impl PySender {
         let mut g = lock(py, &self.tx)?;
         let tx = g.as_mut().ok_or_else(|| closed_err(&self.name))?;
         let bytes = data.as_slice();
-        loop {
-            let Some(slice) = slice_until(deadline) else {
-                return Err(errors::timeout(py, &self.name, "room in the channel"));
-            };
-            match py.detach(|| tx.send_timeout(bytes, slice)) {
-                Ok(()) => return Ok(()),
-                Err(SendTimeoutError::Timeout) => py.check_signals()?,
-                Err(SendTimeoutError::Disconnected(e) | SendTimeoutError::Failed(e)) => {
-                    return Err(errors::to_py(py, e))
-                }
+        in_slices(py, &self.name, "room in the channel", deadline, |slice| {
+            match tx.send_timeout(bytes, slice) {
+                Ok(()) => Ok(Some(())),
+                Err(SendTimeoutError::Timeout) => Ok(None),
+                Err(SendTimeoutError::Disconnected(e) | SendTimeoutError::Failed(e)) => Err(e),
             }
-        }
+        })
     }
 
     /// Closes this side: the receiver gets what was sent, then the end.
@@ -255,11 +163,8 @@ fn wait_message(
     name: &str,
     deadline: Option<Instant>,
 ) -> PyResult<(std::ptr::NonNull<u8>, usize)> {
-    loop {
-        let Some(slice) = slice_until(deadline) else {
-            return Err(errors::timeout(py, name, "a message"));
-        };
-        let got = py.detach(|| match rx.recv_ref_timeout(slice) {
+    let (at, len) = in_slices(py, name, "a message", deadline, |slice| {
+        match rx.recv_ref_timeout(slice) {
             Ok(guard) => {
                 let at = buffer::message_ptr(&guard);
                 let len = guard.len();
@@ -269,12 +174,9 @@ fn wait_message(
             }
             Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected(e) | RecvTimeoutError::Failed(e)) => Err(e),
-        });
-        match got.py_err(py)? {
-            Some((at, len)) => return Ok((at.0, len)),
-            None => py.check_signals()?,
         }
-    }
+    })?;
+    Ok((at.0, len))
 }
 
 /// An address that crosses into `Python::detach`.
@@ -337,7 +239,7 @@ impl PyReceiver {
         if let Some(d) = deadline_of(timeout)? {
             opts = opts.timeout(d.saturating_duration_since(Instant::now()));
         }
-        let rx = connect(py, opts, move |opts| Receiver::connect(&shm_name, &opts))?;
+        let rx = connect(py, move |flag| Receiver::connect(&shm_name, &opts.interrupt(flag)))?;
         Ok(PyReceiver {
             name: name.to_owned(),
             state: Mutex::new(RxState {

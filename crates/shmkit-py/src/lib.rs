@@ -11,7 +11,11 @@ mod buffer;
 #[allow(unsafe_code)] // one `unsafe impl Send` for an address
 mod channel;
 mod errors;
+mod latest;
+mod many;
 mod segment;
+mod service;
+mod wait;
 
 use pyo3::prelude::*;
 
@@ -25,6 +29,12 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<channel::PySender>()?;
     m.add_class::<channel::PyReceiver>()?;
     m.add_class::<channel::RecvView>()?;
+    m.add_class::<latest::PyLatestValue>()?;
+    m.add_class::<many::PyManySender>()?;
+    m.add_class::<many::PyManyReceiver>()?;
+    m.add_class::<service::PyServer>()?;
+    m.add_class::<service::PyClient>()?;
+    m.add_class::<service::PyRequest>()?;
     m.add_function(wrap_pyfunction!(segment::remove, m)?)?;
     m.add_function(wrap_pyfunction!(segment::ftok, m)?)?;
     m.add("MAX_CAPACITY", shmkit::channel::MAX_CAPACITY)?;

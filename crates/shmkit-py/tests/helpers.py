@@ -115,3 +115,54 @@ def recv_one_then_wait(name, q, done):
     with shmkit.Receiver(name, timeout=30) as rx:
         q.put(rx.recv(timeout=30))
         done.wait(60)
+
+
+# latest values
+
+def latest_write_versions(name, count, ready, done):
+    """Writes values 1..count whose bytes are a function of their number."""
+    w = shmkit.LatestValue.writer(name, max_size=4096)
+    ready.put("ready")
+    for i in range(1, count + 1):
+        w.write(latest_payload(i))
+    ready.put(w.version)
+    done.get(timeout=60)  # stay until the reader is done
+    w.close()
+
+
+def latest_payload(i):
+    n = 16 + (i * 37) % 4000
+    return (i.to_bytes(8, "little") * (n // 8 + 1))[:n]
+
+
+def latest_write_later(name, delay, data):
+    time.sleep(delay)
+    w = shmkit.LatestValue.writer(name, keep=True)
+    w.write(data)
+    w.close()
+
+
+# many-to-one and services
+
+def m2o_send_numbered(name, tag, count):
+    with shmkit.ManyToOneSender(name, senders=2, timeout=30) as tx:
+        for i in range(count):
+            tx.send(b"%s %d" % (tag, i))
+
+
+def serve_upper(name, count, ready):
+    with shmkit.Server(name, clients=4) as server:
+        ready.put("ready")
+        for _ in range(count):
+            req = server.recv_request(timeout=30)
+            if req.body == b"fail":
+                server.respond_error(req, b"no such record")
+            else:
+                server.respond(req, req.body.upper())
+
+
+def serve_then_hang(name, ready):
+    server = shmkit.Server(name)
+    ready.put("ready")
+    server.recv_request(timeout=30)  # take one, never answer
+    time.sleep(60)

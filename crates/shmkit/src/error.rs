@@ -283,7 +283,7 @@ pub enum Error {
     },
 
     /// The side asked for is taken by another process.
-    #[error("{target}: already has a {side} (pid {pid}{})", if *.alive { "" } else { ", which is no longer running: remove the channel to start over" })]
+    #[error("{target}: already has a {side} (pid {pid}{})", if *.alive { "" } else { ", which is no longer running: remove the object to start over" })]
     Busy {
         /// The channel.
         target: Target,
@@ -306,7 +306,7 @@ pub enum Error {
     },
 
     /// The other side's process died without closing the channel.
-    #[error("{target}: the {side} (pid {pid}) is gone: it exited without closing the channel")]
+    #[error("{target}: the {side} (pid {pid}) is gone: it exited without closing its end")]
     PeerGone {
         /// The channel.
         target: Target,
@@ -335,7 +335,7 @@ pub enum Error {
     },
 
     /// A message longer than the channel carries.
-    #[error("{target}: a message of {len} bytes is longer than the {max} bytes this channel carries")]
+    #[error("{target}: a message of {len} bytes is longer than the {max} bytes this object carries")]
     MessageTooLarge {
         /// The channel.
         target: Target,

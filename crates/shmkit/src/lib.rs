@@ -61,9 +61,14 @@ pub mod error;
 pub mod guard;
 pub mod inspect;
 pub mod key;
+pub mod latest;
+#[cfg(not(loom))]
+pub mod many_to_one;
 pub mod memfd;
 pub mod name;
 pub mod posix;
+#[cfg(not(loom))]
+pub mod service;
 #[cfg(not(loom))]
 pub mod topic;
 

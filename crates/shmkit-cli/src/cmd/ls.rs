@@ -40,6 +40,8 @@ pub struct Args {
     /// attachment, POSIX objects that no process has open or mapped (asked
     /// of the kernel with a write lease; objects it will not answer for,
     /// another user's without root, are left out and counted in a note).
+    /// A latest value kept by `shmkit put` is meant to stay unused: it is
+    /// not listed.
     #[arg(long)]
     stale: bool,
     /// Print one JSON array, an object for each segment (fields: see the
@@ -76,7 +78,8 @@ pub fn run(args: Args) -> Result {
     }
     let unknown: Vec<Option<&'static str>> = objects.iter().filter(|o| o.stale.is_none()).map(|o| o.probe).collect();
     if args.stale {
-        objects.retain(|o| o.stale == Some(true));
+        // A kept latest value is meant to stay with nobody using it.
+        objects.retain(|o| o.stale == Some(true) && !o.kept);
     }
 
     let mut out = std::io::stdout().lock();

@@ -17,7 +17,13 @@ Examples:
   shmkit recv /jobs --timeout 30s          exit 9 if nothing comes for 30 seconds
 
 Exits 0 once the sender has sent everything and closed; 8 if the sender died,
-1 if it closed before the end of its stream.";
+1 if it closed before the end of its stream.
+
+Many senders, one receiver:
+  shmkit recv /log --senders 3             collect the lines of three `shmkit send /log`
+With --senders N (or on an existing many-to-one object) `recv` writes whole
+lines as they come from N senders, and exits 0 once N senders have sent their
+streams and left (8 if one of them died).";
 
 /// Arguments of `shmkit recv`.
 #[derive(Debug, clap::Args)]
@@ -30,6 +36,12 @@ pub struct Args {
     output: Option<PathBuf>,
     #[command(flatten)]
     progress: ProgressArgs,
+    /// Collect from N senders through a many-to-one object with N seats
+    /// (created if it does not exist): whole lines, interleaved as they come.
+    /// Without it, `recv` collects from an existing many-to-one object, and
+    /// otherwise makes or joins a channel.
+    #[arg(long, value_name = "N")]
+    senders: Option<usize>,
 }
 
 /// Runs `shmkit recv`.
@@ -46,6 +58,9 @@ pub fn run(args: Args) -> Result {
             .map_err(|e| Failure::Message(format!("stdout: {e}"), 1))?,
     };
     crate::signals::install()?;
+    if args.senders.is_some() || shmkit::many_to_one::info(&args.chan.name).is_ok() {
+        return many(&args, &out);
+    }
     let opts = args.chan.options();
     let mut rx = Receiver::connect(&args.chan.name, &opts)?;
     let bar = args.progress.bar(None, "recv");
@@ -115,4 +130,65 @@ fn write_all(out: &OwnedFd, msg: &shmkit::map::View<'_>) -> std::io::Result<()> 
         }
     }
     Ok(())
+}
+
+/// `recv` from a many-to-one object: each message (a line) as it comes, from
+/// whichever sender; each sender ends its stream with an empty message.
+fn many(args: &Args, out: &OwnedFd) -> Result {
+    use shmkit::many_to_one::{Receiver, SenderId};
+    let name = &args.chan.name;
+    let opts = super::send::many_options(&args.chan, args.senders);
+    let mut rx = Receiver::connect(name, &opts)?;
+    let bar = args.progress.bar(None, "recv");
+    let mut open: std::collections::HashMap<SenderId, ()> = std::collections::HashMap::new();
+    loop {
+        // Received in the scrutinee, as in `run`.
+        let msg = match receive_many(&mut rx, args.chan.timeout) {
+            Ok(msg) => msg,
+            Err(RecvTimeoutError::Disconnected(shmkit::Error::Closed { .. })) => break,
+            Err(RecvTimeoutError::Disconnected(e) | RecvTimeoutError::Failed(e)) => return Err(e.into()),
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(Failure::Shm(shmkit::Error::TimedOut {
+                    target: shmkit::Target::Posix(name.clone()),
+                    waiting_for: "data from the senders",
+                }))
+            }
+        };
+        let from = msg.sender();
+        if msg.is_empty() {
+            open.remove(&from); // that sender's end of stream
+            continue;
+        }
+        open.insert(from, ());
+        let len = msg.len() as u64;
+        if let Err(e) = write_all(out, &msg) {
+            drop(msg);
+            rx.check_intact()?;
+            return Err(e.into());
+        }
+        bar.inc(len);
+    }
+    if let Some(from) = open.keys().next() {
+        return Err(Failure::Message(
+            format!(
+                "{name}: a sender (pid {}) closed before the end of its stream",
+                from.pid
+            ),
+            1,
+        ));
+    }
+    bar.finish();
+    Ok(())
+}
+
+/// The next message of a many-to-one object in place, waiting at most
+/// `timeout` when there is one.
+fn receive_many(
+    rx: &mut shmkit::many_to_one::Receiver,
+    timeout: Option<Duration>,
+) -> std::result::Result<shmkit::many_to_one::RecvGuard<'_>, RecvTimeoutError> {
+    match timeout {
+        Some(t) => rx.recv_ref_timeout(t),
+        None => rx.recv_ref().map_err(RecvTimeoutError::from),
+    }
 }

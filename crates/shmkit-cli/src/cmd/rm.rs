@@ -25,7 +25,8 @@ that still use one keep it, and its memory is freed when the last of them lets g
 line says which. --stale removes System V segments with no attachment and POSIX objects
 that no process maps or holds open, as the kernel tells with a write lease, asked again
 and held while each is unlinked; a POSIX object whose use cannot be told (another
-user's, without root) is left alone. A /name is read with the escapes ls shows (\\\\,
+user's, without root) is left alone, and so is a latest value kept by shmkit put, which
+goes by name only. A /name is read with the escapes ls shows (\\\\,
 \\xNN). All targets are tried; the exit status is that of the first failure.";
 
 /// Arguments of `shmkit rm`.
@@ -122,7 +123,9 @@ fn stale(
     match inspect::posix_objects(scan) {
         Ok(all) => {
             for o in all {
-                if !old_enough(latest(o.modified, o.changed)) {
+                // A kept latest value is meant to stay with nobody using it:
+                // it goes by name only.
+                if !old_enough(latest(o.modified, o.changed)) || o.shmkit.is_some_and(|h| h.kept) {
                     continue;
                 }
                 match o.stale {

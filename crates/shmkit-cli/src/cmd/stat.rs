@@ -3,9 +3,10 @@
 use std::io::Write;
 use std::time::SystemTime;
 
-use shmkit::inspect::{self, EntryKind, ProcessScan, DEV_SHM};
+use shmkit::inspect::{self, EntryKind, Pattern, ProcessScan, DEV_SHM};
 
 use crate::exit::Result;
+use crate::pattern_view::{LatestView, SeatsView};
 use crate::target::Target;
 use crate::time::{when, Rfc3339};
 use crate::view::{pid_list, plural, short_size, why_unknown, ChannelView, Object, SideView};
@@ -38,7 +39,21 @@ pub fn run(args: Args) -> Result {
             let mut obj = Object::posix(&found, now);
             // after the scan, so that reading the header is not counted as a use
             if found.kind == EntryKind::SharedMemory {
-                obj.channel = shmkit::channel::info(name).ok().map(|c| ChannelView::new(&c));
+                match found.shmkit.and_then(|h| h.pattern) {
+                    Some(Pattern::Channel) => {
+                        obj.channel = shmkit::channel::info(name).ok().map(|c| ChannelView::new(&c))
+                    }
+                    Some(Pattern::ManyToOne) => {
+                        obj.many_to_one = shmkit::many_to_one::info(name).ok().map(|i| SeatsView::many_to_one(&i))
+                    }
+                    Some(Pattern::Service) => {
+                        obj.service = shmkit::service::info(name).ok().map(|i| SeatsView::service(&i))
+                    }
+                    Some(Pattern::LatestValue) => {
+                        obj.latest_value = shmkit::latest::info(name).ok().map(|i| LatestView::new(&i))
+                    }
+                    _ => {}
+                }
             }
             obj
         }
@@ -175,9 +190,25 @@ fn lines(o: &Object, scan: &ProcessScan, now: SystemTime) -> Vec<(&'static str, 
         ),
         None => "unknown".to_owned(),
     };
+    let stale = if o.kept {
+        format!(
+            "{stale}; kept on purpose: a latest value that stays until it is removed by name (rm --stale leaves it)"
+        )
+    } else {
+        stale
+    };
     l.push(("stale", stale));
     if let Some(c) = &o.channel {
         channel_lines(c, &mut l);
+    }
+    if let Some(v) = &o.latest_value {
+        v.lines(&mut l);
+    }
+    if let Some(v) = &o.many_to_one {
+        v.lines("many-to-one", &mut l);
+    }
+    if let Some(v) = &o.service {
+        v.lines("service", &mut l);
     }
     l
 }

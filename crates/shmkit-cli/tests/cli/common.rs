@@ -150,3 +150,30 @@ pub fn compile_c(dir: &TempDir, name: &str, source: &str) -> PathBuf {
 /// The classic C programs, shared with the library's interop tests.
 pub const C_POSIX_WRITER: &str = include_str!("../../../shmkit/tests/c/posix_writer.c");
 pub const C_POSIX_READER: &str = include_str!("../../../shmkit/tests/c/posix_reader.c");
+
+/// Runs a copy of the binary as uid and gid 65534 (root only), in a
+/// directory that user can enter, wherever the build lives.
+pub fn run_as_nobody(args: &[&str]) -> std::process::Output {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = TempDir::new();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = dir.path().join("shmkit");
+    std::fs::copy(assert_cmd::cargo::cargo_bin("shmkit"), &exe).unwrap();
+    // ETXTBSY: while another test thread forks, its child may hold the
+    // descriptor that wrote the copy for an instant; exec again.
+    for _ in 0..50 {
+        match std::process::Command::new(&exe)
+            .args(args)
+            .uid(65534)
+            .gid(65534)
+            .output()
+        {
+            Err(e) if e.raw_os_error() == Some(26 /* ETXTBSY */) => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            other => return other.unwrap(),
+        }
+    }
+    panic!("{}: stayed busy (ETXTBSY)", exe.display());
+}

@@ -8,7 +8,6 @@
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::Duration;
@@ -920,17 +919,7 @@ fn rm_as_another_user_exits_5() {
     }
     let (name, _guard) = posix_object(4096);
     let (key, id, _key_guard) = sysv_segment();
-    let dir = TempDir::new();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let exe = dir.path().join("shmkit");
-    std::fs::copy(assert_cmd::cargo::cargo_bin("shmkit"), &exe).unwrap();
-    use std::os::unix::process::CommandExt;
-    let out = Command::new(&exe)
-        .args(["rm", &name, &format!("key:{key}")])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let out = run_as_nobody(&["rm", &name, &format!("key:{key}")]);
     assert_code(&out, 5);
     assert_eq!(
         stderr(&out),

@@ -304,17 +304,7 @@ fn read_as_another_user_exits_5() {
     let (name, _guard) = posix_name();
     assert_code(&run(&["write", &name, "--create", "--size", "4K", "secret"]), 0); // 0600, root
                                                                                    // A copy of the binary that uid 65534 can run wherever the build lives.
-    let dir = TempDir::new();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let exe = dir.path().join("shmkit");
-    std::fs::copy(assert_cmd::cargo::cargo_bin("shmkit"), &exe).unwrap();
-    use std::os::unix::process::CommandExt;
-    let out = std::process::Command::new(&exe)
-        .args(["read", &name])
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .unwrap();
+    let out = run_as_nobody(&["read", &name]);
     assert_code(&out, 5);
     assert_eq!(stderr(&out), format!("shmkit: {name}: permission denied (shm_open)\n"));
 }

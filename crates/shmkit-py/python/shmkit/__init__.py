@@ -20,6 +20,14 @@ Zero-copy receiving: ``with rx.recv_view() as view:`` lends a read-only
 memoryview of the message in shared memory, valid inside the block
 (``numpy.frombuffer(view, dtype)`` works there).
 
+Latest values (one writer that never waits, any number of readers)::
+
+    w = shmkit.LatestValue.writer("/pose", max_size=64, keep=True)
+    w.write(b"x=1 y=2")
+    r = shmkit.LatestValue.reader("/pose")          # in another process
+    r.read()                                        # b"x=1 y=2", never torn
+    version, value = r.wait_newer(r.version, timeout=1.0)
+
 ``SharedMemory`` is a drop-in for ``multiprocessing.shared_memory.SharedMemory``
 that never registers with the resource tracker.
 """
@@ -34,6 +42,7 @@ from ._errors import (
     Closed,
     Corrupt,
     Error,
+    ServiceError,
     InvalidArgument,
     InvalidName,
     NotFound,
@@ -44,6 +53,12 @@ from ._errors import (
 )
 from ._shmkit import (
     MAX_CAPACITY,
+    Client,
+    LatestValue,
+    ManyToOneReceiver,
+    ManyToOneSender,
+    Request,
+    Server,
     PosixShm,
     Receiver,
     RecvView,
@@ -56,7 +71,8 @@ from ._shmkit import (
 
 __all__ = [
     "PosixShm", "SysvShm", "SysvStat", "SharedMemory", "Sender", "Receiver",
-    "RecvView", "remove", "ftok", "MAX_CAPACITY",
+    "RecvView", "LatestValue", "ManyToOneSender", "ManyToOneReceiver",
+    "Server", "Client", "Request", "remove", "ftok", "MAX_CAPACITY",
 ] + _errors.__all__
 
 

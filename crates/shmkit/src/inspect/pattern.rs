@@ -69,6 +69,10 @@ pub struct ShmkitHeader {
     pub pattern: Option<Pattern>,
     /// The kind number as written.
     pub kind: u32,
+    /// A latest value kept until it is removed by name: nobody may use it,
+    /// on purpose (`shmkit put` keeps what it writes), so `ls --stale` and
+    /// `rm --stale` leave it alone.
+    pub kept: bool,
 }
 
 /// Reads the header of `/dev/shm/<file_name>` with `pread` (no mapping, so a
@@ -86,10 +90,22 @@ pub(super) fn read_header(file_name: &OsStr) -> Option<ShmkitHeader> {
         Mode::empty(),
     )
     .ok()?;
-    let mut bytes = [0u8; 24];
-    let n = rustix::io::pread(&fd, &mut bytes, 0).ok()?;
+    let mut bytes = [0u8; KEEP_AT + 4];
+    let mut n = 0;
+    while n < bytes.len() {
+        match rustix::io::pread(&fd, &mut bytes[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return None,
+        }
+    }
     parse(&bytes[..n])
 }
+
+/// Where a latest value's keep word lies (`latest::layout`: its control
+/// line at 128, the word 8 bytes in; pinned by a test below).
+const KEEP_AT: usize = 136;
 
 /// The header fields in the first bytes of an object.
 fn parse(bytes: &[u8]) -> Option<ShmkitHeader> {
@@ -98,10 +114,16 @@ fn parse(bytes: &[u8]) -> Option<ShmkitHeader> {
     let version = u32::from_ne_bytes(word(8, 4)?.try_into().ok()?);
     let ready = u32::from_ne_bytes(word(12, 4)?.try_into().ok()?);
     let kind = u32::from_ne_bytes(word(16, 4)?.try_into().ok()?);
-    (magic == MAGIC && ready == READY).then(|| ShmkitHeader {
+    let pattern = Kind::from_number(kind).map(Pattern::of);
+    // A latest value's keep word (`latest::layout`): only "no" and "not yet
+    // said" mean removal; anything else keeps, as the pattern reads it.
+    let keep = word(KEEP_AT, 4).map(|w| u32::from_ne_bytes(w.try_into().unwrap_or_default()));
+    let kept = pattern == Some(Pattern::LatestValue) && !matches!(keep, None | Some(0) | Some(1));
+    (magic == MAGIC && ready == READY).then_some(ShmkitHeader {
         version,
-        pattern: Kind::from_number(kind).map(Pattern::of),
+        pattern,
         kind,
+        kept,
     })
 }
 
@@ -122,7 +144,22 @@ mod tests {
         b[16..20].copy_from_slice(&77u32.to_ne_bytes());
         assert_eq!(parse(&b).unwrap().pattern, None);
         assert_eq!(parse(&b[..10]), None, "too short");
+        assert!(!parse(&b).unwrap().kept);
         b[0] ^= 1;
         assert_eq!(parse(&b), None, "no magic");
+    }
+
+    #[test]
+    fn a_kept_latest_value_is_kept() {
+        let name = crate::posix::ShmName::new(format!("/shmkit-pattern-kept-{}", std::process::id())).unwrap();
+        for keep in [true, false] {
+            let opts = crate::latest::Options::new().max_size(16).keep(keep);
+            let mut w = crate::latest::Writer::create(&name, &opts).unwrap();
+            w.write(b"x").unwrap();
+            let h = read_header(std::ffi::OsStr::new(name.file_name())).unwrap();
+            assert_eq!((h.pattern, h.kept), (Some(Pattern::LatestValue), keep));
+            drop(w);
+            let _ = crate::posix::remove(&name);
+        }
     }
 }

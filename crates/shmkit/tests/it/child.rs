@@ -138,8 +138,14 @@ fn main() {
         r if r.starts_with("chan-") => crate::channel::child_role(r, &args),
         // core-*: the roles of channel_core.rs.
         r if r.starts_with("core-") => crate::channel_core::child_role(r, &args),
+        // latest-*: the roles of latest.rs.
+        r if r.starts_with("latest-") => crate::latest::child_role(r, &args),
+        // m2o-*: the roles of many_to_one.rs.
+        r if r.starts_with("m2o-") => crate::many_to_one::child_role(r, &args),
         // memfd-*: the roles of memfd.rs.
         r if r.starts_with("memfd-") => crate::memfd::child_role(r, &args),
+        // svc-*: the roles of service.rs.
+        r if r.starts_with("svc-") => crate::service::child_role(r, &args),
         // shrink-*: the roles of shrink.rs.
         r if r.starts_with("shrink-") => crate::shrink::child_role(r, &args),
         // sysv-reuse-*: the roles of sysv.rs that need an IPC namespace.

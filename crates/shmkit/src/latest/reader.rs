@@ -1,0 +1,401 @@
+//! The reading end.
+
+use std::ops::Deref;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::core::event::{self, Stop};
+use crate::core::segment::Segment;
+use crate::core::sync::Ordering;
+use crate::error::{Error, Result, Target};
+use crate::map::View;
+use crate::posix::{PosixShm, ShmName};
+
+use super::endpoint::{self, header};
+use super::seqlock;
+use super::Options;
+
+/// How often [`Reader::open`] looks for a missing object while it waits.
+const OPEN_POLL: Duration = Duration::from_millis(10);
+
+/// A value as one `write` wrote it, with its version.
+///
+/// It derefs to its bytes (a private copy).
+///
+/// ```
+/// # use shmkit::latest::{Options, Reader, Writer};
+/// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-value-{}", std::process::id()))?;
+/// # let mut w = Writer::create(&name, &Options::new())?;
+/// w.write(b"hello")?;
+/// let v = Reader::open(&name, &Options::new())?.read()?.unwrap();
+/// assert_eq!((v.version(), v.len(), &v[..2]), (1, 5, &b"he"[..]));
+/// assert_eq!(v.into_bytes(), b"hello");
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Value {
+    version: u64,
+    bytes: Vec<u8>,
+}
+
+impl Value {
+    /// Its version: 1 for the first value ever written, then one more for
+    /// each write.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// Its bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Its bytes, owned.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+}
+
+impl Deref for Value {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// A reader of a latest value; there may be any number. See the
+/// [module docs](super).
+///
+/// Dropping it leaves: unless the object is kept, the object is removed if
+/// nobody else takes part.
+#[derive(Debug)]
+pub struct Reader {
+    seg: Segment,
+    max: u64,
+    /// The newest version this reader has seen: versions never go back.
+    seen: u64,
+    interrupt: Option<Arc<AtomicBool>>,
+    /// The process that opened it: only it leaves (not a forked child).
+    owner: u32,
+}
+
+impl Reader {
+    /// Opens the latest value `name` to read it. If it does not exist,
+    /// waits up to [`Options::timeout`] for a writer to create it (by
+    /// default not at all).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if it does not exist (in time);
+    /// [`Error::Corrupt`] if `name` is not a latest value;
+    /// [`Error::Untrusted`] for another user's object (see
+    /// [`Options::allow_foreign`]); [`Error::Interrupted`].
+    ///
+    /// # Examples
+    /// ```
+    /// use shmkit::latest::{Options, Reader, Writer};
+    /// use std::time::Duration;
+    /// let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-reader-{}", std::process::id()))?;
+    /// assert!(matches!(Reader::open(&name, &Options::new()), Err(shmkit::Error::NotFound { .. })));
+    /// let n2 = name.clone();
+    /// let writer = std::thread::spawn(move || {
+    ///     std::thread::sleep(Duration::from_millis(50));
+    ///     Writer::create(&n2, &Options::new())
+    /// });
+    /// // either side may start first: this waits for the writer
+    /// let reader = Reader::open(&name, &Options::new().timeout(Duration::from_secs(10)))?;
+    /// let _w = writer.join().unwrap()?;
+    /// assert_eq!(reader.max_size(), shmkit::latest::DEFAULT_MAX_SIZE);
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn open(name: &ShmName, opts: &Options) -> Result<Reader> {
+        let target = Target::Posix(name.clone());
+        let deadline = opts.timeout.and_then(event::deadline);
+        loop {
+            endpoint::check_interrupt(&opts.interrupt, &target)?;
+            if let Some(reader) = open_once(name, opts)? {
+                return Ok(reader);
+            }
+            let now = Instant::now();
+            match (opts.timeout, deadline) {
+                (Some(_), None) => {}
+                (Some(_), Some(d)) if now < d => {}
+                _ => return Err(Error::NotFound { target }),
+            }
+            let slice = deadline.map_or(OPEN_POLL, |d| OPEN_POLL.min(d - now));
+            std::thread::sleep(slice);
+        }
+    }
+
+    /// The newest value, or `None` if nothing was ever written.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the header breaks the protocol;
+    /// [`Error::Truncated`] if the object shrank; [`Error::TimedOut`] if
+    /// for a second every copy was overwritten before it was complete;
+    /// [`Error::Interrupted`].
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::latest::{Options, Reader, Writer};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-read-{}", std::process::id()))?;
+    /// let mut w = Writer::create(&name, &Options::new())?;
+    /// let mut r = Reader::open(&name, &Options::new())?;
+    /// assert_eq!(r.read()?, None);
+    /// w.write(b"on")?;
+    /// assert_eq!(r.read()?.unwrap().as_bytes(), b"on");
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn read(&mut self) -> Result<Option<Value>> {
+        let mut bytes = Vec::new();
+        Ok(self.read_into(&mut bytes)?.map(|version| Value { version, bytes }))
+    }
+
+    /// Like [`read`](Reader::read), into `buf` (replacing its contents, so
+    /// a loop can reuse one allocation); returns the value's version, or
+    /// `None` (and `buf` empty) if nothing was ever written.
+    ///
+    /// # Errors
+    /// As [`read`](Reader::read).
+    pub fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<Option<u64>> {
+        let got = self.stable(|src| {
+            buf.clear();
+            buf.resize(src.len(), 0);
+            src.read(buf);
+        })?;
+        if got.is_none() {
+            buf.clear();
+        }
+        Ok(got.map(|(v, ())| v))
+    }
+
+    /// Zero-copy: calls `f` with a [`View`] of the newest value in shared
+    /// memory and returns its result with the value's version (`None` if
+    /// nothing was ever written).
+    ///
+    /// `f` may be called more than once: a call during which the writer
+    /// came round to the value's buffer is thrown away, and `f` is called
+    /// again on the newest value. So `f` may see bytes that are being
+    /// overwritten (never out of bounds): it must not trust them — only the
+    /// result of the call that counts was made from one whole value.
+    ///
+    /// # Errors
+    /// As [`read`](Reader::read).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::latest::{Options, Reader, Writer};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-with-{}", std::process::id()))?;
+    /// let mut w = Writer::create(&name, &Options::new())?;
+    /// let mut r = Reader::open(&name, &Options::new())?;
+    /// let mut pose = [0u8; 16];
+    /// pose[8..].copy_from_slice(&7u64.to_ne_bytes());
+    /// w.write(&pose)?;
+    /// let (version, y) = r.read_with(|view| view.load_u64(8).ok())?.unwrap();
+    /// assert_eq!((version, y), (1, Some(7)));
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn read_with<T>(&mut self, mut f: impl FnMut(View<'_>) -> T) -> Result<Option<(u64, T)>> {
+        self.stable(|src| f(src.view()))
+    }
+
+    /// The newest version published (0: nothing yet), without reading the
+    /// value: one load, to see whether there is news.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] for a version out of range, or one older than
+    /// this reader has seen; [`Error::Truncated`].
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::latest::{Options, Reader, Writer};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-version-{}", std::process::id()))?;
+    /// let mut w = Writer::create(&name, &Options::new())?;
+    /// let mut r = Reader::open(&name, &Options::new())?;
+    /// assert_eq!(r.version()?, 0);
+    /// w.write(b"a")?;
+    /// w.write(b"b")?;
+    /// assert_eq!(r.version()?, 2); // news: read it
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn version(&mut self) -> Result<u64> {
+        let v = seqlock::version(header(&self.seg).words()).map_err(|why| self.seg.corrupt(why))?;
+        self.seg.map.check_intact()?;
+        self.saw(v)?;
+        Ok(v)
+    }
+
+    /// Waits until a value newer than `version` is published, at most
+    /// `timeout` (`Duration::MAX`: for ever), and returns it (the newest
+    /// then, which may be several versions on). With `version` 0, the
+    /// first value ever. Sleeps on a futex: no CPU while nothing happens.
+    ///
+    /// A writer that leaves or dies does not end the wait: another may come
+    /// (a kept value, or readers still there) and write.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] at the deadline; [`Error::Interrupted`]; as
+    /// [`read`](Reader::read).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::latest::{Options, Reader, Writer};
+    /// # use std::time::Duration;
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-wait-{}", std::process::id()))?;
+    /// let mut w = Writer::create(&name, &Options::new())?;
+    /// let mut r = Reader::open(&name, &Options::new())?;
+    /// let err = r.wait_newer(0, Duration::from_millis(20)).unwrap_err();
+    /// assert!(matches!(err, shmkit::Error::TimedOut { .. }));
+    /// w.write(b"now")?;
+    /// assert_eq!(r.wait_newer(0, Duration::from_secs(5))?.version(), 1);
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn wait_newer(&mut self, version: u64, timeout: Duration) -> Result<Value> {
+        let deadline = event::deadline(timeout);
+        let Reader {
+            seg, max, interrupt, ..
+        } = &*self;
+        let newer = &header(seg).newer.0;
+        let words = header(seg).words();
+        let got = event::wait_for(
+            newer,
+            Duration::ZERO,
+            deadline,
+            || {
+                let v = seqlock::version(words).map_err(|why| seg.corrupt(why))?;
+                if v <= version {
+                    return Ok(None);
+                }
+                let mut bytes = Vec::new();
+                let got = endpoint::read_stable(seg, *max, interrupt, |src| {
+                    bytes.clear();
+                    bytes.resize(src.len(), 0);
+                    src.read(&mut bytes);
+                })?;
+                Ok(got
+                    .filter(|&(v, ())| v > version)
+                    .map(|(version, ())| Value { version, bytes }))
+            },
+            || {
+                endpoint::check_interrupt(interrupt, &seg.target)?;
+                seg.check_size(endpoint_need(*max))
+            },
+        );
+        match got {
+            Ok(value) => {
+                self.saw(value.version)?;
+                Ok(value)
+            }
+            Err(Stop::TimedOut) => Err(Error::TimedOut {
+                target: self.seg.target.clone(),
+                waiting_for: "a newer value",
+            }),
+            Err(Stop::Failed(e)) => Err(e),
+        }
+    }
+
+    /// The longest value this object holds, in bytes.
+    pub fn max_size(&self) -> u64 {
+        self.max
+    }
+
+    /// The object.
+    pub fn target(&self) -> &Target {
+        &self.seg.target
+    }
+
+    /// What the header says now, through this reader's mapping (`in_use`
+    /// is true: this reader takes part).
+    ///
+    /// ```
+    /// # use shmkit::latest::{Options, Reader, Writer};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-rinfo-{}", std::process::id()))?;
+    /// let w = Writer::create(&name, &Options::new())?;
+    /// let r = Reader::open(&name, &Options::new())?;
+    /// drop(w);
+    /// let info = r.info();
+    /// assert!(info.writer.unwrap().closed && info.in_use);
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn info(&self) -> super::LatestInfo {
+        let mut info = super::info::read(header(&self.seg), &self.seg.shm);
+        info.in_use = true;
+        info
+    }
+
+    /// A bounded read through `f`, checked against the versions seen.
+    fn stable<T>(&mut self, f: impl FnMut(seqlock::Source<'_>) -> T) -> Result<Option<(u64, T)>> {
+        let got = endpoint::read_stable(&self.seg, self.max, &self.interrupt, f)?;
+        if let Some((v, _)) = &got {
+            self.saw(*v)?;
+        } else {
+            self.saw(0)?;
+        }
+        Ok(got)
+    }
+
+    /// Records that version `v` was published: `Corrupt` if it is older
+    /// than one seen before (versions only grow).
+    fn saw(&mut self, v: u64) -> Result<()> {
+        if v < self.seen {
+            return Err(self
+                .seg
+                .corrupt(format!("the version went back from {} to {v}", self.seen)));
+        }
+        self.seen = v;
+        Ok(())
+    }
+}
+
+/// The object's size with its buffers.
+fn endpoint_need(max: u64) -> u64 {
+    super::layout::DATA_OFFSET + super::layout::capacity_for(max)
+}
+
+/// One look for the object: `None` if it is missing, or is being removed
+/// or made right now (look again).
+fn open_once(name: &ShmName, opts: &Options) -> Result<Option<Reader>> {
+    // Readers never make an object for good: look first.
+    match PosixShm::open(name, &crate::posix::Options::new().read_only(true)) {
+        Ok(_) => {}
+        Err(Error::NotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let seg = Segment::create_or_open(name, &endpoint::spec(opts.mode, opts.allow_foreign, None))?;
+    // a member before looking whether the name still names the object
+    endpoint::join_members(&seg)?;
+    if seg.created {
+        // It went between the look and the open, and this made a new one
+        // (with no capacity: a writer coming now would settle it). Gone
+        // again, unless somebody came meanwhile.
+        seg.unlink_if(|| !endpoint::others(&seg));
+        return Ok(None);
+    }
+    if seg.while_named(|| ()).is_none() {
+        return Ok(None); // its last participant removed it meanwhile
+    }
+    let capacity = header(&seg).meta.capacity.load(Ordering::Acquire);
+    if capacity == 0 {
+        return Ok(None); // another reader's placeholder, about to go
+    }
+    let max = endpoint::max_size(&seg, capacity)?;
+    let mut reader = Reader {
+        seg,
+        max,
+        seen: 0,
+        interrupt: opts.interrupt.clone(),
+        owner: std::process::id(),
+    };
+    // dropped on failure from here: it leaves as a reader does
+    reader.seg.map_all(capacity)?;
+    Ok(Some(reader))
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        if self.owner == std::process::id() {
+            endpoint::leave(&self.seg);
+        }
+    }
+}

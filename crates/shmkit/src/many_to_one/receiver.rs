@@ -1,0 +1,331 @@
+//! The receiving end.
+
+use std::cell::RefCell;
+use std::ops::Deref;
+use std::time::{Duration, Instant};
+
+use crate::core::event::{self, Stop};
+use crate::core::sync::Ordering;
+use crate::error::{Error, Result, Role};
+use crate::map::View;
+use crate::posix::ShmName;
+
+use super::connect::{self, Link};
+use super::seats::{Collector, Incoming};
+use super::sender::ring_error;
+use super::{Options, RecvTimeoutError, TryRecvError};
+
+/// Who sent a message: a seat, and which of the senders that held it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SenderId {
+    /// The seat, from 0 to N − 1.
+    pub seat: usize,
+    /// The seat's generation: each new sender in a seat starts a new one,
+    /// so a dead sender's last messages and its successor's first ones are
+    /// told apart.
+    pub generation: u32,
+    /// The sender's pid, in its own PID namespace, as it recorded it
+    /// (display only: another process could write anything there).
+    pub pid: u32,
+}
+
+/// A message and who sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The sender.
+    pub sender: SenderId,
+    /// The message's bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// The receiving end of a many-to-one object. See the [module docs](super).
+#[derive(Debug)]
+pub struct Receiver {
+    col: Collector,
+    link: Link,
+    spin: Duration,
+    /// Messages delivered since the seats were last settled.
+    since_settle: u32,
+}
+
+/// How many messages the receiver delivers between two looks for seats
+/// whose new sender waits (when it is never idle).
+const SETTLE_EVERY: u32 = 256;
+
+impl Receiver {
+    /// Connects to `name` as its receiver, creating the object if no sender
+    /// has yet. Waits for nobody.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] if another process is the receiver (or was, and died
+    /// while senders still finish); [`Error::InvalidArgument`] if the object
+    /// exists with another number of seats than [`Options::senders`];
+    /// [`Error::CapacityMismatch`]; [`Error::Corrupt`] if `name` is not a
+    /// many-to-one object; the errors of creating a POSIX object.
+    pub fn connect(name: &ShmName, opts: &Options) -> Result<Receiver> {
+        let link = connect::join(name, &opts.want(true), Role::Sender)?;
+        let col = Collector::new(link.region);
+        // Senders waiting for us sleep on their seats' events.
+        for s in 0..link.region.geo().seats {
+            link.region.ctl(s).space.notify_always();
+        }
+        Ok(Receiver {
+            col,
+            link,
+            spin: opts.spin,
+            since_settle: 0,
+        })
+    }
+
+    /// The next message and its sender, waiting for one.
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once as many senders as there are seats have
+    /// joined, all have left and everything is delivered ([`Error::PeerGone`] if one of the last
+    /// died); [`Error::Corrupt`]; [`Error::Interrupted`].
+    pub fn recv(&mut self) -> Result<Message> {
+        let mut bytes = Vec::new();
+        let sender = self.recv_into(&mut bytes)?;
+        Ok(Message { sender, bytes })
+    }
+
+    /// Like [`recv`](Receiver::recv), into `buf` (replacing its contents);
+    /// returns the sender.
+    ///
+    /// # Errors
+    /// As [`recv`](Receiver::recv).
+    pub fn recv_into(&mut self, buf: &mut Vec<u8>) -> Result<SenderId> {
+        let inc = self.wait(None).map_err(|stop| match stop {
+            Stop::Failed(e) => e,
+            Stop::TimedOut => unreachable!("no deadline"),
+        })?;
+        self.take(inc, buf)
+    }
+
+    /// The next message if there is one now.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`], or the errors of [`recv`](Receiver::recv).
+    pub fn try_recv(&mut self) -> std::result::Result<Message, TryRecvError> {
+        let inc = match self.look().map_err(TryRecvError::from)? {
+            Some(inc) => inc,
+            None => match self.link.check_ended() {
+                Ok(()) => return Err(TryRecvError::Empty),
+                Err(end) => match self.look().map_err(TryRecvError::from)? {
+                    Some(inc) => inc,
+                    None => return Err(TryRecvError::from(end)),
+                },
+            },
+        };
+        let mut bytes = Vec::new();
+        let sender = self.take(inc, &mut bytes).map_err(TryRecvError::from)?;
+        Ok(Message { sender, bytes })
+    }
+
+    /// The next message, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`], or the errors of
+    /// [`recv`](Receiver::recv).
+    pub fn recv_timeout(&mut self, timeout: Duration) -> std::result::Result<Message, RecvTimeoutError> {
+        match self.wait(event::deadline(timeout)) {
+            Ok(inc) => {
+                let mut bytes = Vec::new();
+                let sender = self.take(inc, &mut bytes).map_err(RecvTimeoutError::from)?;
+                Ok(Message { sender, bytes })
+            }
+            Err(Stop::TimedOut) => Err(RecvTimeoutError::Timeout),
+            Err(Stop::Failed(e)) => Err(RecvTimeoutError::from(e)),
+        }
+    }
+
+    /// The next message in place, waiting for one: zero-copy. Its space goes
+    /// back to its sender when the guard is dropped. The guard is a
+    /// [`View`] (see [`channel::Receiver::recv_ref`](crate::channel::Receiver::recv_ref)
+    /// for what a hostile sender can still do).
+    ///
+    /// # Errors
+    /// As [`recv`](Receiver::recv).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::many_to_one::{Options, Receiver, Sender};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-m2o-ref-{}", std::process::id()))?;
+    /// let mut rx = Receiver::connect(&name, &Options::new().senders(1))?;
+    /// let mut tx = Sender::connect(&name, &Options::new())?;
+    /// tx.send(b"pong")?;
+    /// let msg = rx.recv_ref()?;
+    /// assert_eq!((msg.to_vec(), msg.sender().seat), (b"pong".to_vec(), 0));
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn recv_ref(&mut self) -> Result<RecvGuard<'_>> {
+        let inc = self.wait(None).map_err(|stop| match stop {
+            Stop::Failed(e) => e,
+            Stop::TimedOut => unreachable!("no deadline"),
+        })?;
+        self.guard(inc)
+    }
+
+    /// Like [`recv_ref`](Receiver::recv_ref), waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`], or the errors of
+    /// [`recv`](Receiver::recv).
+    pub fn recv_ref_timeout(&mut self, timeout: Duration) -> std::result::Result<RecvGuard<'_>, RecvTimeoutError> {
+        match self.wait(event::deadline(timeout)) {
+            Ok(inc) => self.guard(inc).map_err(RecvTimeoutError::from),
+            Err(Stop::TimedOut) => Err(RecvTimeoutError::Timeout),
+            Err(Stop::Failed(e)) => Err(RecvTimeoutError::from(e)),
+        }
+    }
+
+    /// One look at every seat (and, now and then or when there is nothing,
+    /// at seats whose new sender waits for fresh rings).
+    fn look(&mut self) -> Result<Option<Incoming>> {
+        look(&mut self.col, &self.link, &mut self.since_settle)
+    }
+
+    fn wait(&mut self, deadline: Option<Instant>) -> std::result::Result<Incoming, Stop<Error>> {
+        if let Some(inc) = self.look()? {
+            return Ok(inc);
+        }
+        let Receiver {
+            col,
+            link,
+            spin,
+            since_settle,
+        } = self;
+        let link = &*link;
+        let state = RefCell::new((col, since_settle));
+        event::wait_for(
+            &link.region.top().data,
+            *spin,
+            deadline,
+            || {
+                let (col, n) = &mut *state.borrow_mut();
+                look(col, link, n)
+            },
+            || {
+                link.member.check_interrupt()?;
+                link.check_size()?;
+                link.check_ended()
+            },
+        )
+    }
+
+    fn sender_of(&self, inc: &Incoming) -> SenderId {
+        SenderId {
+            seat: inc.seat,
+            generation: inc.gen,
+            pid: self.link.region.ctl(inc.seat).pid.load(Ordering::Relaxed),
+        }
+    }
+
+    fn take(&mut self, inc: Incoming, out: &mut Vec<u8>) -> Result<SenderId> {
+        let sender = self.sender_of(&inc);
+        out.clear();
+        self.link
+            .region
+            .buf(inc.seat, super::layout::RING_IN)
+            .append_to(inc.frame.at, inc.frame.len, out);
+        self.link.check_intact()?;
+        self.col.release(&inc);
+        Ok(sender)
+    }
+
+    fn guard(&mut self, inc: Incoming) -> Result<RecvGuard<'_>> {
+        self.link.check_intact()?;
+        let sender = self.sender_of(&inc);
+        let Receiver { col, link, .. } = self;
+        let buf = link.region.buf(inc.seat, super::layout::RING_IN);
+        let view = link.region.view(&*link, &buf, inc.frame.at, inc.frame.len);
+        Ok(RecvGuard { col, inc, sender, view })
+    }
+
+    /// The number of seats (N).
+    pub fn senders(&self) -> usize {
+        self.col.seats()
+    }
+
+    /// Each ring's size in bytes.
+    pub fn capacity(&self) -> usize {
+        self.link.region.geo().cap as usize
+    }
+
+    /// The longest message a sender can send.
+    pub fn max_message(&self) -> usize {
+        self.link.max_message()
+    }
+
+    /// Messages sent and not yet received, over every seat (a snapshot).
+    pub fn len(&self) -> usize {
+        self.col.in_flight() as usize
+    }
+
+    /// Whether no message waits now (see [`len`](Self::len)).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A snapshot of the object, as [`super::info`] gives for a name, read
+    /// through this side's mapping.
+    pub fn info(&self) -> super::ManyToOneInfo {
+        super::info::read(&self.link.region, &self.link.member.seg().shm, Some(0))
+    }
+
+    /// Checks that the object still has its full size.
+    ///
+    /// # Errors
+    /// [`Error::Truncated`] if it shrank.
+    pub fn check_intact(&self) -> Result<()> {
+        self.link.check_size()
+    }
+}
+
+pub(crate) fn look(col: &mut Collector, link: &Link, since_settle: &mut u32) -> Result<Option<Incoming>> {
+    *since_settle += 1;
+    if *since_settle >= SETTLE_EVERY {
+        *since_settle = 0;
+        col.settle().map_err(|e| ring_error(link, e))?;
+    }
+    match col.poll() {
+        Ok(Some(inc)) => Ok(Some(inc)),
+        Ok(None) => {
+            if col.settle().map_err(|e| ring_error(link, e))?.is_empty() {
+                return Ok(None);
+            }
+            col.poll().map_err(|e| ring_error(link, e))
+        }
+        Err(e) => Err(ring_error(link, e)),
+    }
+}
+
+/// A received message in place; see [`Receiver::recv_ref`]. It derefs to a
+/// [`View`] of the message's bytes; dropping it gives the space back.
+#[derive(Debug)]
+pub struct RecvGuard<'a> {
+    col: &'a mut Collector,
+    inc: Incoming,
+    sender: SenderId,
+    view: View<'a>,
+}
+
+impl RecvGuard<'_> {
+    /// Who sent it.
+    pub fn sender(&self) -> SenderId {
+        self.sender
+    }
+}
+
+impl<'a> Deref for RecvGuard<'a> {
+    type Target = View<'a>;
+    fn deref(&self) -> &View<'a> {
+        &self.view
+    }
+}
+
+impl Drop for RecvGuard<'_> {
+    fn drop(&mut self) {
+        self.col.release(&self.inc);
+    }
+}

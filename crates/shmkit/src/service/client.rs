@@ -1,0 +1,316 @@
+//! A client.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use crate::core::event::{self, Stop};
+use crate::core::ring::{Consumer, Producer, RingError};
+use crate::error::{Error, Result, Role};
+use crate::many_to_one::connect::{self, Link};
+use crate::many_to_one::seats;
+use crate::many_to_one::sender::ring_error;
+use crate::posix::ShmName;
+
+use super::wire::{self, Wire};
+use super::{Options, Response, Status};
+
+/// A client of a service. See the [module docs](super).
+#[derive(Debug)]
+pub struct Client {
+    requests: Producer,
+    responses: Consumer,
+    link: Link,
+    gen: u32,
+    next_id: u64,
+    /// Requests sent whose responses have not been taken.
+    pending: HashSet<u64>,
+    /// Responses that came while another was awaited.
+    stash: HashMap<u64, Response>,
+    timeout: Option<Duration>,
+    spin: Duration,
+}
+
+impl Client {
+    /// Connects to the service `name` as one of its clients, creating the
+    /// object if it does not exist, and waits for the server (at most
+    /// [`Options::timeout`]).
+    ///
+    /// # Errors
+    /// [`Error::Busy`] if every seat is taken; [`Error::TimedOut`] if no
+    /// server came in time; [`Error::Closed`] or [`Error::PeerGone`] if the
+    /// server has left or died; [`Error::InvalidArgument`] if the service
+    /// exists with another number of seats than [`Options::clients`];
+    /// [`Error::CapacityMismatch`]; [`Error::Corrupt`] if `name` is not a
+    /// service.
+    pub fn connect(name: &ShmName, opts: &Options) -> Result<Client> {
+        let link = connect::join(name, &opts.want(false), Role::Server)?;
+        let s = link.seat();
+        let fresh = link.member.previous() == crate::core::slots::Presence::Empty;
+        let gen = seats::claim_ring(&link.region, s, fresh);
+        link.wait_for_ring(gen, connect::deadline_of(opts.timeout), "a server")?;
+        Ok(Client {
+            requests: seats::sender_half(&link.region, s),
+            responses: seats::client_half(&link.region, s),
+            link,
+            gen,
+            next_id: 1,
+            pending: HashSet::new(),
+            stash: HashMap::new(),
+            timeout: opts.timeout,
+            spin: opts.spin,
+        })
+    }
+
+    /// Sends `request` and waits for the server's response to it (at most
+    /// [`Options::timeout`]).
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] (the request is abandoned: a late response is
+    /// dropped); [`Error::PeerGone`] if the server died, [`Error::Closed`]
+    /// if it left; [`Error::MessageTooLarge`]; [`Error::Corrupt`];
+    /// [`Error::Interrupted`].
+    pub fn call(&mut self, request: &[u8]) -> Result<Response> {
+        let deadline = connect::deadline_of(self.timeout);
+        let id = self.send_until(request, deadline)?;
+        self.receive_until(id, deadline)
+    }
+
+    /// Like [`call`](Client::call), waiting at most `timeout` in all.
+    ///
+    /// # Errors
+    /// As [`call`](Client::call).
+    pub fn call_timeout(&mut self, request: &[u8], timeout: Duration) -> Result<Response> {
+        let deadline = event::deadline(timeout);
+        let id = self.send_until(request, deadline)?;
+        self.receive_until(id, deadline)
+    }
+
+    /// Sends `request` without waiting for its response; returns its id,
+    /// for [`receive_response`](Client::receive_response). Waits (at most
+    /// [`Options::timeout`]) only while the request ring is full.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::service::{Client, Options, Server};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-svc-many-{}", std::process::id()))?;
+    /// # let mut server = Server::connect(&name, &Options::new().clients(1))?;
+    /// let mut client = Client::connect(&name, &Options::new())?;
+    /// let a = client.send_request(b"a")?;
+    /// let b = client.send_request(b"b")?;
+    /// # for _ in 0..2 { let r = server.recv_request()?; server.respond(r.client, r.id, &r.body.repeat(2)).unwrap(); }
+    /// assert_eq!(client.receive_response(b)?.body, b"bb");
+    /// assert_eq!(client.receive_response(a)?.body, b"aa");
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`call`](Client::call).
+    pub fn send_request(&mut self, request: &[u8]) -> Result<u64> {
+        self.send_until(request, connect::deadline_of(self.timeout))
+    }
+
+    /// Waits for the response to request `id` (at most
+    /// [`Options::timeout`]); responses to other pending requests that come
+    /// first are kept for their own `receive_response`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `id` is not pending; the errors of
+    /// [`call`](Client::call). After [`Error::TimedOut`] the request is
+    /// abandoned.
+    pub fn receive_response(&mut self, id: u64) -> Result<Response> {
+        self.receive_until(id, connect::deadline_of(self.timeout))
+    }
+
+    /// Like [`receive_response`](Client::receive_response), waiting at most
+    /// `timeout` — but a time-out leaves the request pending, so that a
+    /// caller can wait in slices (checking for other things in between)
+    /// and [`abandon`](Client::abandon) it when it gives up.
+    ///
+    /// # Errors
+    /// As `receive_response`; after [`Error::TimedOut`] the request is
+    /// still pending.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::service::{Client, Options, Server};
+    /// # use std::time::Duration;
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-svc-slices-{}", std::process::id()))?;
+    /// # let mut server = Server::connect(&name, &Options::new())?;
+    /// let mut client = Client::connect(&name, &Options::new())?;
+    /// let id = client.send_request(b"slow")?;
+    /// assert!(client.receive_response_timeout(id, Duration::from_millis(10)).is_err());
+    /// assert_eq!(client.pending(), 1); // still waiting for it
+    /// # let r = server.recv_request()?; server.respond(r.client, r.id, b"done").unwrap();
+    /// assert_eq!(client.receive_response_timeout(id, Duration::from_secs(10))?.body, b"done");
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn receive_response_timeout(&mut self, id: u64, timeout: Duration) -> Result<Response> {
+        self.receive_until_keeping(id, event::deadline(timeout), true)
+    }
+
+    /// Gives up on request `id`: its response will be dropped.
+    pub fn abandon(&mut self, id: u64) {
+        self.pending.remove(&id);
+        self.stash.remove(&id);
+    }
+
+    /// The requests sent whose responses have not been received.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    fn send_until(&mut self, request: &[u8], deadline: Option<Instant>) -> Result<u64> {
+        if self.link.collector_closed() {
+            self.link.collector_present()?;
+        }
+        let len = wire::HEADER + request.len();
+        let Client {
+            requests, link, spin, ..
+        } = self;
+        let link = &*link;
+        let r = match requests.reserve(len) {
+            Ok(r) => r,
+            Err(RingError::Full) => event::wait_for(
+                &link.region.ctl(link.seat()).space,
+                *spin,
+                deadline,
+                || match requests.reserve(len) {
+                    Ok(r) => Ok(Some(r)),
+                    Err(RingError::Full) => Ok(None),
+                    Err(e) => Err(too_large(link, e)),
+                },
+                || link.check_wait(),
+            )
+            .map_err(|stop| self.stop_error(stop, "room for the request"))?,
+            Err(e) => return Err(too_large(link, e)),
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        let buf = *self.requests.buf();
+        buf.write(
+            r.at,
+            &Wire {
+                id,
+                status: wire::REQUEST,
+                reserved: 0,
+            }
+            .encode(),
+        );
+        buf.write(r.at + wire::HEADER, request);
+        self.requests.commit(r);
+        self.link.region.top().data.notify(false);
+        self.link.check_intact()?;
+        self.pending.insert(id);
+        Ok(id)
+    }
+
+    fn receive_until(&mut self, id: u64, deadline: Option<Instant>) -> Result<Response> {
+        self.receive_until_keeping(id, deadline, false)
+    }
+
+    /// Waits for the response to `id` until `deadline`; after a time-out
+    /// the request is abandoned unless `keep`.
+    fn receive_until_keeping(&mut self, id: u64, deadline: Option<Instant>, keep: bool) -> Result<Response> {
+        if let Some(r) = self.stash.remove(&id) {
+            self.pending.remove(&id);
+            return Ok(r);
+        }
+        if !self.pending.contains(&id) {
+            return Err(Error::InvalidArgument {
+                target: self.link.target().clone(),
+                reason: format!("request {id} is not pending"),
+            });
+        }
+        let Client {
+            responses,
+            link,
+            pending,
+            stash,
+            spin,
+            ..
+        } = self;
+        let link = &*link;
+        let got = event::wait_for(
+            &link.region.ctl(link.seat()).reply,
+            *spin,
+            deadline,
+            || loop {
+                let frame = match responses.peek() {
+                    Ok(f) => f,
+                    Err(RingError::Empty) => return Ok(None),
+                    Err(e) => return Err(ring_error(link, e)),
+                };
+                let mut bytes = Vec::new();
+                responses.buf().append_to(frame.at, frame.len, &mut bytes);
+                link.check_intact()?;
+                responses.release(frame);
+                link.region.ctl(link.seat()).out_space.notify(false);
+                let w =
+                    Wire::decode(&bytes).ok_or_else(|| link.member.corrupt("a response shorter than its header"))?;
+                let status = match w.status {
+                    wire::OK => Status::Ok,
+                    wire::ERROR => Status::Error,
+                    other => return Err(link.member.corrupt(format!("a response of unknown status {other:#x}"))),
+                };
+                bytes.drain(..wire::HEADER);
+                let response = Response { status, body: bytes };
+                if w.id == id {
+                    return Ok(Some(response));
+                }
+                if pending.contains(&w.id) {
+                    stash.insert(w.id, response);
+                } // else: abandoned, dropped
+            },
+            || link.check_wait(),
+        );
+        match got {
+            Ok(r) => {
+                self.pending.remove(&id);
+                Ok(r)
+            }
+            Err(stop) => {
+                if matches!(stop, Stop::TimedOut) && !keep {
+                    self.abandon(id);
+                }
+                Err(self.stop_error(stop, "the server's response"))
+            }
+        }
+    }
+
+    fn stop_error(&self, stop: Stop<Error>, waiting_for: &'static str) -> Error {
+        match stop {
+            Stop::Failed(e) => e,
+            Stop::TimedOut => Error::TimedOut {
+                target: self.link.target().clone(),
+                waiting_for,
+            },
+        }
+    }
+
+    /// The longest request (or response) body.
+    pub fn max_message(&self) -> usize {
+        self.link.max_message() - wire::HEADER
+    }
+
+    /// This client's identity, as the server sees it.
+    pub fn id(&self) -> super::ClientId {
+        super::ClientId {
+            seat: self.link.seat(),
+            generation: self.gen,
+            pid: std::process::id(),
+        }
+    }
+}
+
+/// A ring error of a request: a request too large is reported with the
+/// body's sizes.
+fn too_large(link: &Link, e: RingError) -> Error {
+    match e {
+        RingError::TooLarge { len, max } => Error::MessageTooLarge {
+            target: link.target().clone(),
+            len: len - wire::HEADER as u64,
+            max: max - wire::HEADER as u64,
+        },
+        e => ring_error(link, e),
+    }
+}

@@ -1,0 +1,293 @@
+//! The server.
+
+use std::cell::RefCell;
+use std::time::{Duration, Instant};
+
+use crate::core::event::{self, Stop};
+use crate::core::ring::RingError;
+use crate::core::slots::Presence;
+use crate::core::sync::Ordering;
+use crate::error::{Error, Result, Role};
+use crate::many_to_one::connect::{self, Link};
+use crate::many_to_one::layout::RING_IN;
+use crate::many_to_one::receiver::look;
+use crate::many_to_one::seats::{Collector, Incoming};
+use crate::many_to_one::sender::ring_error;
+use crate::posix::ShmName;
+
+use super::wire::{self, Wire};
+use super::{ClientId, Options, RecvTimeoutError, TryRecvError, TrySendError};
+
+/// A request and who sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// The client, to pass to [`Server::respond`].
+    pub client: ClientId,
+    /// The client's number for the request, to pass to `respond`.
+    pub id: u64,
+    /// The request's bytes.
+    pub body: Vec<u8>,
+}
+
+/// The server of a service. See the [module docs](super).
+#[derive(Debug)]
+pub struct Server {
+    col: Collector,
+    link: Link,
+    spin: Duration,
+    respond_timeout: Duration,
+    since_settle: u32,
+}
+
+impl Server {
+    /// Connects to `name` as its server, creating the service if no client
+    /// has yet. Waits for nobody.
+    ///
+    /// # Errors
+    /// [`Error::Busy`] if another process is the server (or was, and died
+    /// while clients still finish); [`Error::InvalidArgument`] if the
+    /// service exists with another number of seats than
+    /// [`Options::clients`]; [`Error::CapacityMismatch`];
+    /// [`Error::Corrupt`] if `name` is not a service; the errors of
+    /// creating a POSIX object.
+    pub fn connect(name: &ShmName, opts: &Options) -> Result<Server> {
+        let link = connect::join(name, &opts.want(true), Role::Client)?;
+        let col = Collector::new(link.region);
+        for s in 0..link.region.geo().seats {
+            link.region.ctl(s).space.notify_always();
+        }
+        Ok(Server {
+            col,
+            link,
+            spin: opts.spin,
+            respond_timeout: opts.respond_timeout,
+            since_settle: 0,
+        })
+    }
+
+    /// The next request, waiting for one, however clients come and go (a
+    /// server serves until it is stopped: use
+    /// [`recv_request_timeout`](Server::recv_request_timeout) or
+    /// [`Options::interrupt`]). Malformed requests (a hostile client's) are
+    /// dropped.
+    ///
+    /// # Errors
+    /// [`Error::Interrupted`]; [`Error::Corrupt`]; [`Error::Truncated`].
+    pub fn recv_request(&mut self) -> Result<Request> {
+        self.recv_until(None).map_err(|stop| match stop {
+            Stop::Failed(e) => e,
+            Stop::TimedOut => unreachable!("no deadline"),
+        })
+    }
+
+    /// The next request, waiting at most `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`], or the errors of
+    /// [`recv_request`](Server::recv_request).
+    pub fn recv_request_timeout(&mut self, timeout: Duration) -> std::result::Result<Request, RecvTimeoutError> {
+        match self.recv_until(event::deadline(timeout)) {
+            Ok(r) => Ok(r),
+            Err(Stop::TimedOut) => Err(RecvTimeoutError::Timeout),
+            Err(Stop::Failed(e)) => Err(RecvTimeoutError::from(e)),
+        }
+    }
+
+    /// The next request if there is one now.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`], or the errors of
+    /// [`recv_request`](Server::recv_request).
+    pub fn try_recv_request(&mut self) -> std::result::Result<Request, TryRecvError> {
+        loop {
+            let Some(inc) = look(&mut self.col, &self.link, &mut self.since_settle)? else {
+                return Err(TryRecvError::Empty);
+            };
+            if let Some(req) = self.take(inc)? {
+                return Ok(req);
+            }
+        }
+    }
+
+    fn recv_until(&mut self, deadline: Option<Instant>) -> std::result::Result<Request, Stop<Error>> {
+        loop {
+            let inc = self.wait(deadline)?;
+            if let Some(req) = self.take(inc)? {
+                return Ok(req);
+            }
+        }
+    }
+
+    fn wait(&mut self, deadline: Option<Instant>) -> std::result::Result<Incoming, Stop<Error>> {
+        if let Some(inc) = look(&mut self.col, &self.link, &mut self.since_settle)? {
+            return Ok(inc);
+        }
+        let Server {
+            col,
+            link,
+            spin,
+            since_settle,
+            ..
+        } = self;
+        let link = &*link;
+        let state = RefCell::new((col, since_settle));
+        event::wait_for(
+            &link.region.top().data,
+            *spin,
+            deadline,
+            || {
+                let (col, n) = &mut *state.borrow_mut();
+                look(col, link, n)
+            },
+            || {
+                link.member.check_interrupt()?;
+                link.check_size()
+            },
+        )
+    }
+
+    /// Copies the request out and releases its frame; `None` if it was
+    /// malformed (dropped).
+    fn take(&mut self, inc: Incoming) -> Result<Option<Request>> {
+        let mut frame = Vec::new();
+        self.link
+            .region
+            .buf(inc.seat, RING_IN)
+            .append_to(inc.frame.at, inc.frame.len, &mut frame);
+        self.link.check_intact()?;
+        self.col.release(&inc);
+        let Some(w) = Wire::decode(&frame).filter(|w| w.status == wire::REQUEST) else {
+            return Ok(None);
+        };
+        let client = ClientId {
+            seat: inc.seat,
+            generation: inc.gen,
+            pid: self.link.region.ctl(inc.seat).pid.load(Ordering::Relaxed),
+        };
+        frame.drain(..wire::HEADER);
+        Ok(Some(Request {
+            client,
+            id: w.id,
+            body: frame,
+        }))
+    }
+
+    /// Sends `body` as the answer to request `id` of `client`. A response
+    /// to a client that has gone (or to a seat a new client took since) is
+    /// dropped, and this returns `Ok`.
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`] if the client's response ring stayed full for
+    /// [`Options::respond_timeout`] (the response is dropped: a slow
+    /// client holds the server up no longer); `Failed` with
+    /// [`Error::MessageTooLarge`], [`Error::Corrupt`], [`Error::InvalidArgument`]
+    /// (no such seat).
+    pub fn respond(&mut self, client: ClientId, id: u64, body: &[u8]) -> std::result::Result<(), TrySendError> {
+        self.send_response(client, id, wire::OK, body, self.respond_timeout)
+    }
+
+    /// Sends `body` as an error response to request `id` of `client`: the
+    /// client's [`Response`](super::Response) has [`Status::Error`](super::Status::Error).
+    ///
+    /// # Errors
+    /// As [`respond`](Server::respond).
+    pub fn respond_error(&mut self, client: ClientId, id: u64, body: &[u8]) -> std::result::Result<(), TrySendError> {
+        self.send_response(client, id, wire::ERROR, body, self.respond_timeout)
+    }
+
+    /// Like [`respond`](Server::respond), never waiting.
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`] if the client's response ring has no room
+    /// now, or the errors of `respond`.
+    pub fn try_respond(&mut self, client: ClientId, id: u64, body: &[u8]) -> std::result::Result<(), TrySendError> {
+        self.send_response(client, id, wire::OK, body, Duration::ZERO)
+    }
+
+    fn send_response(
+        &mut self,
+        client: ClientId,
+        id: u64,
+        status: u32,
+        body: &[u8],
+        patience: Duration,
+    ) -> std::result::Result<(), TrySendError> {
+        let s = client.seat;
+        if s >= self.col.seats() {
+            return Err(TrySendError::Failed(Error::InvalidArgument {
+                target: self.link.target().clone(),
+                reason: format!("no client seat {s}"),
+            }));
+        }
+        if self.col.gen(s) != client.generation {
+            return Ok(()); // another client has the seat now
+        }
+        let head = Wire {
+            id,
+            status,
+            reserved: 0,
+        }
+        .encode();
+        let len = wire::HEADER + body.len();
+        let Server { col, link, spin, .. } = self;
+        let link = &*link;
+        let ring = col.output(s).expect("a service seat has two rings");
+        let reserved = match ring.reserve(len) {
+            Ok(r) => r,
+            Err(RingError::Full) => {
+                let deadline = event::deadline(patience);
+                let gone = std::cell::Cell::new(false);
+                let waited = event::wait_for(
+                    &link.region.ctl(s).out_space,
+                    *spin,
+                    deadline,
+                    || match ring.reserve(len) {
+                        Ok(r) => Ok(Some(r)),
+                        Err(RingError::Full) => Ok(None),
+                        Err(e) => Err(ring_error(link, e)),
+                    },
+                    || {
+                        link.member.check_interrupt()?;
+                        link.check_size()?;
+                        if !matches!(link.member.presence(1 + s)?, Presence::Alive { .. }) {
+                            gone.set(true);
+                            return Err(Error::Closed {
+                                target: link.target().clone(),
+                                side: Role::Client,
+                            });
+                        }
+                        Ok(())
+                    },
+                );
+                match waited {
+                    Ok(r) => r,
+                    Err(_) if gone.get() => return Ok(()), // dropped: the client has gone
+                    Err(Stop::TimedOut) => return Err(TrySendError::Full),
+                    Err(Stop::Failed(e)) => return Err(TrySendError::from(e)),
+                }
+            }
+            Err(e) => return Err(TrySendError::Failed(ring_error(link, e))),
+        };
+        let buf = *ring.buf();
+        buf.write(reserved.at, &head);
+        buf.write(reserved.at + wire::HEADER, body);
+        ring.commit(reserved);
+        link.region.ctl(s).reply.notify(false);
+        link.check_intact().map_err(TrySendError::Failed)
+    }
+
+    /// The number of client seats (N).
+    pub fn clients(&self) -> usize {
+        self.col.seats()
+    }
+
+    /// The longest request or response body.
+    pub fn max_message(&self) -> usize {
+        self.link.max_message() - wire::HEADER
+    }
+
+    /// A snapshot of the service, as [`super::info`] gives for a name.
+    pub fn info(&self) -> super::ServiceInfo {
+        super::info::read(&self.link.region, &self.link.member.seg().shm, Some(0))
+    }
+}
