@@ -74,6 +74,8 @@ pub mod service;
 pub mod tokio;
 #[cfg(not(loom))]
 pub mod wait;
+#[cfg(not(loom))]
+pub mod topic;
 
 // The two modules that turn addresses and C calls into safe values.
 #[allow(unsafe_code)]

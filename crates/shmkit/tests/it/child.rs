@@ -152,6 +152,7 @@ fn main() {
         r if r.starts_with("shrink-") => crate::shrink::child_role(r, &args),
         // sysv-reuse-*: the roles of sysv.rs that need an IPC namespace.
         r if r.starts_with("sysv-reuse-") => crate::sysv::child_role(r, &args),
+        r if r.starts_with("topic-") => crate::topic::child_role(r, &args),
         other => panic!("unknown child role {other:?}"),
     }
 }

@@ -16,3 +16,4 @@ mod service;
 mod shrink;
 mod sysv;
 mod tokio;
+mod topic;
