@@ -250,3 +250,125 @@ impl SeatsView {
         }
     }
 }
+
+/// One subscriber of a topic.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubscriberView {
+    /// The seat, from 0.
+    pub seat: usize,
+    /// Its subscriber now or last.
+    pub participant: ParticipantView,
+    /// Whether the publisher does not wait for it.
+    pub lossy: bool,
+    /// Its position in the ring (bytes ever read).
+    pub position: u64,
+    /// Messages published that it has not read (a lossy one may have lost
+    /// some of them).
+    pub lag_messages: u64,
+    /// Bytes between its position and the publisher's.
+    pub lag_bytes: u64,
+}
+
+/// What a topic's header says.
+#[derive(Debug, Clone, Serialize)]
+pub struct TopicView {
+    /// The ring's size in bytes (0 until a publisher has come).
+    pub capacity: u64,
+    /// The longest message it carries.
+    pub max_message: u64,
+    /// How many subscribers may take part at once.
+    pub max_subscribers: usize,
+    /// How many past messages a new subscriber starts with, at most.
+    pub history: u64,
+    /// The publisher, null before one joined.
+    pub publisher: Option<ParticipantView>,
+    /// Messages published.
+    pub messages_published: u64,
+    /// Payload bytes published.
+    pub bytes_published: u64,
+    /// Messages the ring still holds intact.
+    pub messages_held: u64,
+    /// Every seat ever used.
+    pub subscribers: Vec<SubscriberView>,
+}
+
+impl TopicView {
+    /// The view of a topic's header.
+    pub fn new(i: &shmkit::topic::TopicInfo) -> TopicView {
+        TopicView {
+            capacity: i.capacity,
+            max_message: i.max_message,
+            max_subscribers: i.max_subscribers,
+            history: i.history,
+            publisher: i.publisher.as_ref().map(|p| ParticipantView {
+                role: "publisher",
+                pid: p.pid,
+                alive: p.alive,
+                closed: p.closed,
+            }),
+            messages_published: i.messages_published,
+            bytes_published: i.bytes_published,
+            messages_held: i.messages_held,
+            subscribers: i
+                .subscribers
+                .iter()
+                .map(|s| SubscriberView {
+                    seat: s.seat,
+                    participant: ParticipantView {
+                        role: "subscriber",
+                        pid: s.pid,
+                        alive: s.alive,
+                        closed: s.closed,
+                    },
+                    lossy: s.lossy,
+                    position: s.position,
+                    lag_messages: s.lag_messages,
+                    lag_bytes: s.lag_bytes,
+                })
+                .collect(),
+        }
+    }
+
+    /// Its lines in `stat`.
+    pub fn lines(&self, l: &mut Vec<(&'static str, String)>) {
+        l.push((
+            "pattern",
+            format!(
+                "a shmkit topic: ring of {} bytes ({}), messages up to {} bytes, up to {} subscribers, history {}",
+                self.capacity,
+                short_size(self.capacity),
+                self.max_message,
+                self.max_subscribers,
+                self.history
+            ),
+        ));
+        l.push((
+            "publisher",
+            self.publisher
+                .as_ref()
+                .map_or("not joined yet".to_owned(), ParticipantView::describe),
+        ));
+        l.push((
+            "published",
+            format!(
+                "{}, {} bytes; {} still in the ring",
+                plural(self.messages_published, "message", "messages"),
+                self.bytes_published,
+                self.messages_held
+            ),
+        ));
+        for s in &self.subscribers {
+            l.push((
+                "subscriber",
+                format!(
+                    "seat {}: {}, {}, {} behind ({} bytes)",
+                    s.seat,
+                    s.participant.describe(),
+                    if s.lossy { "lossy" } else { "blocking" },
+                    plural(s.lag_messages, "message", "messages"),
+                    s.lag_bytes
+                ),
+            ));
+        }
+    }
+}

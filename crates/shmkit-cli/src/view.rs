@@ -110,6 +110,9 @@ pub struct Object {
     /// `stat` only, and only for a shmkit latest value: what its header says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub latest_value: Option<crate::pattern_view::LatestView>,
+    /// `stat` only, and only for a shmkit topic.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<crate::pattern_view::TopicView>,
     /// `stat` only, and only for a shmkit many-to-one object.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub many_to_one: Option<crate::pattern_view::SeatsView>,
@@ -212,6 +215,7 @@ impl Object {
             kept: o.shmkit.is_some_and(|h| h.kept),
             channel: None,
             latest_value: None,
+            topic: None,
             many_to_one: None,
             service: None,
         }
@@ -261,6 +265,7 @@ impl Object {
             kept: false,
             channel: None,
             latest_value: None,
+            topic: None,
             many_to_one: None,
             service: None,
         }

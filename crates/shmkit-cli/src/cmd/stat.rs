@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use shmkit::inspect::{self, EntryKind, Pattern, ProcessScan, DEV_SHM};
 
 use crate::exit::Result;
-use crate::pattern_view::{LatestView, SeatsView};
+use crate::pattern_view::{LatestView, SeatsView, TopicView};
 use crate::target::Target;
 use crate::time::{when, Rfc3339};
 use crate::view::{pid_list, plural, short_size, why_unknown, ChannelView, Object, SideView};
@@ -43,6 +43,7 @@ pub fn run(args: Args) -> Result {
                     Some(Pattern::Channel) => {
                         obj.channel = shmkit::channel::info(name).ok().map(|c| ChannelView::new(&c))
                     }
+                    Some(Pattern::Topic) => obj.topic = shmkit::topic::info(name).ok().map(|i| TopicView::new(&i)),
                     Some(Pattern::ManyToOne) => {
                         obj.many_to_one = shmkit::many_to_one::info(name).ok().map(|i| SeatsView::many_to_one(&i))
                     }
@@ -202,6 +203,9 @@ fn lines(o: &Object, scan: &ProcessScan, now: SystemTime) -> Vec<(&'static str, 
         channel_lines(c, &mut l);
     }
     if let Some(v) = &o.latest_value {
+        v.lines(&mut l);
+    }
+    if let Some(v) = &o.topic {
         v.lines(&mut l);
     }
     if let Some(v) = &o.many_to_one {

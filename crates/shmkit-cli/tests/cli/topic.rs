@@ -125,6 +125,24 @@ fn two_subscribers_print_the_same_lines_from_one_publisher() {
     let a = Proc::spawn(&["sub", &name]);
     let b = Proc::spawn(&["sub", &name, "--lossy"]);
     wait_for_subscribers(&name, 2);
+    // stat: both subscribers, one of each kind, before any publisher
+    let out = crate::common::run(&["stat", &name, "--json"]);
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st["pattern"], "topic", "{st:#}");
+    let subs = st["topic"]["subscribers"].as_array().unwrap();
+    let mut kinds: Vec<bool> = subs
+        .iter()
+        .filter(|s| s["participant"]["alive"] == true)
+        .map(|s| s["lossy"].as_bool().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(kinds, [false, true], "{st:#}");
+    assert!(st["topic"]["publisher"].is_null(), "{st:#}");
+    let text = crate::common::stdout(&crate::common::run(&["stat", &name]));
+    assert!(
+        text.contains("a shmkit topic") && text.contains("lossy") && text.contains("blocking"),
+        "{text}"
+    );
     let input = lines(1000);
     let mut publisher = Proc::spawn(&["pub", &name]);
     publisher.stdin().write_all(input.as_bytes()).unwrap();
