@@ -205,6 +205,7 @@ fn remove(found: Found, scan: &ProcessScan, dry_run: bool, only_if_stale: bool, 
                 Some(name) => posix::remove(&name)?,
                 None => inspect::remove_entry(&obj.file_name)?,
             }
+            inspect::remove_leftovers_of(&obj.file_name, obj.inode);
             writeln!(out, "removed {what}; {users}: its memory is freed {freed}")?;
         }
         Found::Sysv(seg) => {
@@ -267,6 +268,7 @@ fn remove_stale_posix(
     }
     let why = match inspect::remove_if_unused(&obj.file_name, (obj.dev, obj.inode))? {
         Removal::Removed => {
+            inspect::remove_leftovers_of(&obj.file_name, obj.inode);
             writeln!(out, "removed {what}; no process uses it: its memory is freed now")?;
             return Ok(());
         }
@@ -289,6 +291,7 @@ fn remove_stale_posix(
         _ => match inspect::dev_shm_entry(&obj.file_name, scan) {
             Ok(again) if (again.dev, again.inode) == (obj.dev, obj.inode) => {
                 inspect::remove_entry(&obj.file_name)?;
+                inspect::remove_leftovers_of(&obj.file_name, obj.inode);
                 writeln!(out, "removed {what}; no process uses it: its memory is freed now")?;
             }
             Ok(_) => writeln!(out, "left {what} alone: it was replaced since it was found unused")?,

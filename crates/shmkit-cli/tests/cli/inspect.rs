@@ -1036,3 +1036,38 @@ fn listing_into_a_closed_pipe_ends_quietly() {
         assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn rm_also_removes_the_bells_a_killed_channel_left_of_that_object() {
+    use std::os::unix::fs::MetadataExt;
+    let (name, _guard) = posix_object(4096);
+    let file = &name[1..];
+    let ino = std::fs::metadata(format!("/dev/shm/{file}")).unwrap().ino();
+    let ours = format!("/dev/shm/{file}.bell0.{ino:x}");
+    let other = format!("/dev/shm/{file}.bell1.{:x}", ino + 1); // another object's
+    struct Gone(Vec<String>);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            for f in &self.0 {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    }
+    let _gone = Gone(vec![ours.clone(), other.clone()]);
+    for fifo in [&ours, &other] {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            fifo.as_str(),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    }
+    assert_code(&run(&["rm", &name]), 0);
+    assert!(
+        !std::path::Path::new(&ours).exists(),
+        "the bell of the removed object went"
+    );
+    assert!(std::path::Path::new(&other).exists(), "another object's bell stays");
+}

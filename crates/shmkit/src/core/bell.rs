@@ -327,8 +327,20 @@ fn open(path: &str, access: OFlags) -> rustix::io::Result<OwnedFd> {
 /// Call when creating a new object under the name: every earlier object of
 /// that name is then gone from it, and its participants have met or died.
 pub(crate) fn remove_stale(object: &ShmName, keep: u64) {
+    remove_matching(object, |ino| ino != keep);
+}
+
+/// Removes the bells of the object named `object` whose inode was `ino`
+/// (after the object itself was removed); returns how many.
+pub(crate) fn remove_of(object: &ShmName, ino: u64) -> usize {
+    remove_matching(object, |i| i == ino)
+}
+
+/// Removes this user's bell FIFOs of `object` whose object inode `pick`s.
+fn remove_matching(object: &ShmName, pick: impl Fn(u64) -> bool) -> usize {
+    let mut removed = 0;
     let prefix = format!("{}.bell", prefix_of(object));
-    let Ok(dir) = std::fs::read_dir(SHM_DIR) else { return };
+    let Ok(dir) = std::fs::read_dir(SHM_DIR) else { return 0 };
     let me = rustix::process::geteuid().as_raw();
     for entry in dir.flatten() {
         let name = entry.file_name();
@@ -342,17 +354,21 @@ pub(crate) fn remove_stale(object: &ShmName, keep: u64) {
         let (Ok(_), Ok(ino)) = (seat.parse::<u32>(), u64::from_str_radix(ino, 16)) else {
             continue;
         };
-        if ino == keep || seat.is_empty() || !seat.bytes().all(|b| b.is_ascii_digit()) {
+        if !pick(ino) || seat.is_empty() || !seat.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
         let path = path_of(name);
         let Ok(st) = fs::statat(CWD, path.as_str(), AtFlags::SYMLINK_NOFOLLOW) else {
             continue;
         };
-        if FileType::from_raw_mode(st.st_mode) == FileType::Fifo && st.st_uid == me {
-            let _ = fs::unlinkat(CWD, path.as_str(), AtFlags::empty());
+        if FileType::from_raw_mode(st.st_mode) == FileType::Fifo
+            && st.st_uid == me
+            && fs::unlinkat(CWD, path.as_str(), AtFlags::empty()).is_ok()
+        {
+            removed += 1;
         }
     }
+    removed
 }
 
 #[cfg(test)]

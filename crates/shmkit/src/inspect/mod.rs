@@ -89,7 +89,7 @@ pub use limits::{limits, DevShmSpace, Limits, SHMMIN};
 pub use pattern::{Pattern, ShmkitHeader};
 pub use posix::{dev_shm_entries, dev_shm_entry, posix_object, posix_objects, EntryKind, PosixObject, DEV_SHM};
 pub use procs::{ProcessInfo, ProcessScan, User, Users};
-pub use remove::{remove_entry, remove_if_unused, Removal};
+pub use remove::{remove_entry, remove_if_unused, remove_leftovers_of, Removal};
 pub use sysv::{sysv_segment, sysv_segment_by_key, sysv_segments, SysvSegment};
 
 use std::path::Path;

@@ -98,6 +98,23 @@ pub fn remove_entry(file_name: &OsStr) -> Result<()> {
     rustix::fs::unlink(&path).map_err(|e| Error::from_errno("unlink", &Target::Path(path), e))
 }
 
+/// Removes what a removed shmkit object of `/dev/shm/<file_name>` with
+/// inode `inode` may have left beside it: the bells (FIFOs) of a channel
+/// whose participants were killed while they met (`shmkit rm` calls this
+/// after removing an object). Only this user's FIFOs of exactly that object
+/// go; returns how many.
+///
+/// ```
+/// let gone = shmkit::inspect::remove_leftovers_of(std::ffi::OsStr::new("no-such-object"), 1);
+/// assert_eq!(gone, 0);
+/// ```
+pub fn remove_leftovers_of(file_name: &OsStr, inode: u64) -> usize {
+    match file_name.to_str().map(|s| crate::posix::ShmName::new(format!("/{s}"))) {
+        Some(Ok(name)) => crate::core::bell::remove_of(&name, inode),
+        _ => 0,
+    }
+}
+
 fn path_target(file_name: &OsStr) -> Target {
     Target::Path(Path::new(DEV_SHM).join(file_name))
 }
