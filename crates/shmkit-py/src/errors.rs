@@ -104,3 +104,17 @@ pub(crate) fn service_error(py: Python<'_>, target: &str, body: &[u8]) -> PyErr 
     let _ = err.value(py).setattr("body", pyo3::types::PyBytes::new(py, body));
     err
 }
+
+/// `shmkit.Lagged` for a lossy subscriber of `target` that lost `missed`
+/// messages (in `missed` too).
+pub(crate) fn lagged(py: Python<'_>, target: &str, missed: u64) -> PyErr {
+    let err = new_err(
+        py,
+        "Lagged",
+        format!("{target}: lagged behind the publisher: {missed} messages lost"),
+        None,
+        Some(target.to_owned()),
+    );
+    let _ = err.value(py).setattr("missed", missed);
+    err
+}

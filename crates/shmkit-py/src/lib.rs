@@ -15,6 +15,7 @@ mod latest;
 mod many;
 mod segment;
 mod service;
+mod topic;
 mod wait;
 
 use pyo3::prelude::*;
@@ -35,6 +36,8 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<service::PyServer>()?;
     m.add_class::<service::PyClient>()?;
     m.add_class::<service::PyRequest>()?;
+    m.add_class::<topic::PyPublisher>()?;
+    m.add_class::<topic::PySubscriber>()?;
     m.add_function(wrap_pyfunction!(segment::remove, m)?)?;
     m.add_function(wrap_pyfunction!(segment::ftok, m)?)?;
     m.add("MAX_CAPACITY", shmkit::channel::MAX_CAPACITY)?;

@@ -166,3 +166,19 @@ def serve_then_hang(name, ready):
     ready.put("ready")
     server.recv_request(timeout=30)  # take one, never answer
     time.sleep(60)
+
+
+# topics
+
+def subscribe_all(name, lossy, q, ready):
+    with shmkit.Subscriber(name, lossy=lossy, timeout=30) as sub:
+        ready.put("joined")
+        got, missed = [], 0
+        while True:
+            try:
+                got.append(sub.recv(timeout=30))
+            except shmkit.Lagged as e:
+                missed += e.missed
+            except shmkit.Closed:
+                break
+        q.put((got, missed))

@@ -113,3 +113,56 @@ def test_service_errors_are_the_builtins(name):
     with pytest.raises(shmkit.InvalidName):
         shmkit.Client("nope")
     assert issubclass(shmkit.ServiceError, shmkit.Error)
+
+
+def test_publish_to_two_subscribers_in_other_processes(name, ctx):
+    q, ready = ctx.Queue(), ctx.Queue()
+    subs = [ctx.Process(target=helpers.subscribe_all, args=(name, lossy, q, ready)) for lossy in (False, True)]
+    for p in subs:
+        p.start()  # subscribers first: they wait for the publisher
+    count = 3000
+    with shmkit.Publisher(name, capacity=1 << 16) as pub:
+        assert ready.get(timeout=30) == "joined" and ready.get(timeout=30) == "joined"
+        for i in range(count):
+            pub.send(b"%d" % i)
+        assert pub.published == count
+    results = [q.get(timeout=60) for _ in subs]
+    for p in subs:
+        helpers.join(p)
+    want = [b"%d" % i for i in range(count)]
+    (blocking, zero), (lossy, missed) = results if results[0][1] == 0 and results[0][0] == want else results[::-1]
+    assert blocking == want and zero == 0, "the blocking subscriber gets everything"
+    # the lossy one: from its first message on, what it got plus what it was
+    # told it missed is everything (a loss before its first read is not
+    # counted: see the topic module's docs)
+    first = int(lossy[0])
+    assert len(lossy) + missed == count - first
+    assert lossy == sorted(lossy, key=int) and lossy[-1] == want[-1]
+
+
+def test_lossy_subscriber_is_told_what_it_missed(name):
+    with shmkit.Publisher(name, capacity=4096) as pub, shmkit.Subscriber(name, lossy=True, timeout=5) as sub:
+        assert sub.lossy
+        pub.send(b"first")
+        assert sub.recv(timeout=5) == b"first"
+        for i in range(2000):  # far more than the ring holds, nobody reads
+            pub.send(b"message %04d" % i)
+        with pytest.raises(shmkit.Lagged) as e:
+            sub.recv(timeout=5)
+        missed = e.value.missed
+        assert missed > 0 and "lost" in str(e.value)
+        rest = []
+        while True:
+            try:
+                rest.append(sub.recv(timeout=0.05))
+            except shmkit.Timeout:
+                break
+        assert missed + len(rest) == 2000
+        assert rest[-1] == b"message 1999"
+        buf = bytearray(4)
+        pub.send(b"too long for it")
+        with pytest.raises(ValueError):
+            sub.recv_into(buf, timeout=5)
+        big = bytearray(64)
+        assert sub.recv_into(big, timeout=5) == 15 and bytes(big[:15]) == b"too long for it"
+    assert not os.path.exists("/dev/shm" + name)

@@ -42,6 +42,7 @@ from ._errors import (
     Closed,
     Corrupt,
     Error,
+    Lagged,
     ServiceError,
     InvalidArgument,
     InvalidName,
@@ -59,7 +60,9 @@ from ._shmkit import (
     ManyToOneSender,
     Request,
     Server,
+    Subscriber,
     PosixShm,
+    Publisher,
     Receiver,
     RecvView,
     Sender,
@@ -72,7 +75,7 @@ from ._shmkit import (
 __all__ = [
     "PosixShm", "SysvShm", "SysvStat", "SharedMemory", "Sender", "Receiver",
     "RecvView", "LatestValue", "ManyToOneSender", "ManyToOneReceiver",
-    "Server", "Client", "Request", "remove", "ftok", "MAX_CAPACITY",
+    "Server", "Client", "Request", "Publisher", "Subscriber", "remove", "ftok", "MAX_CAPACITY",
 ] + _errors.__all__
 
 

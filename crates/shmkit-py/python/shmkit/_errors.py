@@ -4,7 +4,7 @@
 __all__ = [
     "Error", "NotFound", "AlreadyExists", "PermissionDenied", "Timeout",
     "PeerGone", "Busy", "Corrupt", "Truncated", "InvalidName",
-    "InvalidArgument", "Closed", "ServiceError",
+    "InvalidArgument", "Closed", "ServiceError", "Lagged",
 ]
 
 
@@ -72,3 +72,11 @@ class ServiceError(Error):
     (``Server.respond_error``); ``body`` holds the bytes it sent."""
 
     body = b""
+
+
+class Lagged(Error):
+    """A lossy subscriber fell behind its publisher: ``missed`` messages (an
+    exact count) were overwritten before it read them. The next receive
+    continues with the oldest message still available."""
+
+    missed = 0
