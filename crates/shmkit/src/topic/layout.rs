@@ -4,7 +4,7 @@
 //! ```text
 //! offset     0  meta      magic, version, ready, kind = topic, slots = 65, capacity, …  (core::segment)
 //! offset   128  config    decided, max_subscribers, history (the publisher writes it once)
-//! offset   256  producer  the publisher's position and statistics, the oldest intact frame (only it writes)
+//! offset   256  producer  the publisher's position and statistics, the oldest intact and the newest frame (only it writes)
 //! offset   384  roster    joins and departures (subscribers bump it)
 //! offset   512  events    data (subscribers sleep on it), space (the publisher), peers (joining, leaving)
 //! offset   640  slots     seat 0: the publisher; seats 1..=64: subscribers (core::slots)
@@ -108,6 +108,7 @@ const _: () = {
     assert!(offset_of!(Config, history) == 8);
     assert!(offset_of!(ProducerWords, counter) == 0 && offset_of!(ProducerWords, marks) == 24);
     assert!(offset_of!(Marks, oldest) == 0 && offset_of!(Marks, oldest_seq) == 8 && offset_of!(Marks, intent) == 16);
+    assert!(offset_of!(Marks, newest) == 24 && size_of::<ProducerWords>() <= 128);
     assert!(offset_of!(SeatWords, counter) == 0 && offset_of!(SeatWords, member) == 24);
     assert!(offset_of!(Membership, mode) == 0 && offset_of!(Membership, gen) == 8);
     assert!(offset_of!(Events, data) == 0 && offset_of!(Events, space) == 12 && offset_of!(Events, peers) == 24);

@@ -18,8 +18,13 @@
 //!   message. A lossy one ([`SubOptions::lossy`]) is never waited for: when
 //!   it falls behind, the publisher overwrites what it has not read, and its
 //!   next receive returns [`RecvError::Lagged`] with the exact number of
-//!   messages lost, then continues with the oldest message still held. A
-//!   lossy subscriber never returns a message overwritten while it was
+//!   messages lost, then continues with the oldest message still held.
+//!   Exact from the moment it joins: it learns then the number of the first
+//!   message it is owed (it starts right after the newest message committed,
+//!   whose position the publisher publishes with each commit), so the
+//!   losses it is told of plus the messages it receives are everything
+//!   published since it joined, even if it is lapped before its first
+//!   receive. A lossy subscriber never returns a message overwritten while it was
 //!   copying it: every frame carries a sequence number, the publisher
 //!   publishes the oldest intact frame before overwriting, and the
 //!   subscriber checks it after copying (seqlock style).

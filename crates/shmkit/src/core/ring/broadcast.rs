@@ -41,6 +41,33 @@
 //! past `P` and starts again from a newer `P`. The producer admits a
 //! position only if the ring still holds it intact (`P >= oldest`).
 //!
+//! # Joining: a lossy subscriber knows its first number
+//! A lossy subscriber's losses are exact from its start: it must know the
+//! number of the first message it is owed even if that frame is overwritten
+//! before it reads it. The producer's counter cannot tell it: `pos` and
+//! `messages` are two stores (Release, then Relaxed), so loading both is no
+//! consistent pair, and the channel's commit must not pay for one. Instead
+//! the producer stores, after each commit (Release), [`Marks::newest`]: the
+//! start of the frame just committed. A lossy joiner loads it (Acquire),
+//! reads that frame's header and number, and checks as for any lossy read
+//! that `oldest` had not passed it meanwhile; it then starts where that
+//! frame ends, owed its number plus one. It validates a frame rather than
+//! trusting a pair of words, so it needs no seqlock; it may start a few
+//! messages before the producer's position (those committed since the
+//! mark), which is the same as having joined a moment earlier. Had it
+//! been overwritten, the joiner looks again (it does not announce before).
+//! The cost: one Release store per message (a plain store on x86) into the
+//! line the producer's counter dirties anyway, in the broadcast's commit
+//! only; the channel's commit is unchanged. The producer need not look at
+//! lossy seats at all. The alternative, the producer stamping the number
+//! into a lossy seat when it sees the join, would need a new word in every
+//! seat, the Dekker check for lossy joiners too and a way to tell a stamp
+//! from an older join's. One corner stays: if every try of a join finds the
+//! newest frame already overwritten by a grant still being written (a
+//! message nearly the ring's size, its producer slow or dead mid-write), the
+//! joiner starts at the producer's position counting from the first message
+//! it reads.
+//!
 //! # Untrusted memory
 //! Every word read from the shared seats, marks and frames is validated
 //! before use, as in the rest of the ring; a hostile peer can make this
@@ -73,7 +100,7 @@ pub(crate) const MODE_LOSSY: u64 = 2;
 /// before it gives up for now: a hostile peer cannot make it loop forever.
 const RETRIES: usize = 64;
 
-/// The producer's published marks (24 bytes, `repr(C)`; only the producer
+/// The producer's published marks (32 bytes, `repr(C)`; only the producer
 /// writes them).
 #[repr(C)]
 #[derive(Debug)]
@@ -85,6 +112,11 @@ pub(crate) struct Marks {
     /// What `oldest` is about to become: stored before the producer looks
     /// for joins, ahead of overwriting (see the module docs).
     pub intent: AtomicU64,
+    /// The newest committed frame's start (or its padding's) plus one; 0
+    /// before the first commit. Stored (Release) after each commit: where a
+    /// lossy subscriber starts, knowing the number of the first message it
+    /// is owed (see the module docs).
+    pub newest: AtomicU64,
 }
 
 /// Joins and departures (8 bytes; subscribers bump it).
@@ -114,6 +146,7 @@ impl Marks {
             oldest: AtomicU64::new(0),
             oldest_seq: AtomicU64::new(0),
             intent: AtomicU64::new(0),
+            newest: AtomicU64::new(0),
         }
     }
 }
@@ -144,6 +177,14 @@ impl Membership {
 pub(crate) struct SeatRef {
     pub counter: CounterRef,
     pub member: Ref<Membership>,
+}
+
+/// Lets the producer run (a join that found its newest frame overwritten).
+fn yield_now() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
 }
 
 /// `a` comes before `b` (positions are byte counts that never wrap in
@@ -390,6 +431,11 @@ impl Broadcaster {
         let start = g.res.start;
         self.ring.commit(g.res);
         self.frames.push_back((start, seq));
+        // Release: the frame's header and number happen before a joiner
+        // that Acquire-loads this reads them (`Reader::newest`). The
+        // broadcast's one store per message beyond the channel's, to the
+        // line the producer's counter already dirties.
+        self.marks.get().newest.store(start.wrapping_add(1), Ordering::Release);
     }
 
     /// Copies `msg` into the ring as one message.
@@ -580,23 +626,49 @@ impl Reader {
             return Ok(r);
         }
         let mut fresh = true;
-        for _ in 0..RETRIES * 16 {
+        for attempt in 0..RETRIES * 16 {
             let Some((start, behind)) = r.choose_start(history)? else {
                 continue;
             };
+            // A lossy reader must know the number of the message at its
+            // start before that message can be overwritten: the first
+            // message of its history, or, at the producer's position, the
+            // one after the newest committed (which may end a little before
+            // that position: it starts there). Known before it announces,
+            // so the producer need not look at lossy seats at all.
+            let owed = match (lossy, behind) {
+                (false, _) => None,
+                (true, 0) => r.newest()?,
+                (true, _) => r.seq_at(start).map(|seq| (start, seq)),
+            };
+            let (start, first) = match owed {
+                Some((start, seq)) => (start, Some(seq)),
+                // Overwritten under the look (or the producer's grant in
+                // progress covers its newest frame): look again, and only
+                // after every try start without knowing (counted from the
+                // first message read; see the module docs).
+                None if lossy && attempt + 1 < RETRIES * 16 => {
+                    yield_now();
+                    continue;
+                }
+                None => (start, None),
+            };
             let sent = r.ring.producer.get().messages.load(Ordering::Relaxed);
             r.ring.head = start;
-            r.ring.messages = sent.saturating_sub(behind);
+            r.ring.messages = first.unwrap_or(sent.saturating_sub(behind));
             r.ring.bytes = 0;
             let protected = Reader::announce(&seat, &r.marks, &r.roster, start, r.ring.messages, lossy, fresh);
             fresh = false;
             if protected {
-                // Known from the first message read, or now for history: a
-                // lossy reader lapped before its first read counts its
-                // losses from the first message it reads.
-                if behind > 0 {
-                    r.next_seq = r.seq_at(start);
-                }
+                // A blocking reader is never lapped: it may learn the
+                // numbers from the first message it reads.
+                r.next_seq = if lossy {
+                    first
+                } else if behind > 0 {
+                    r.seq_at(start)
+                } else {
+                    None
+                };
                 return Ok(r);
             }
         }
@@ -655,6 +727,32 @@ impl Reader {
             Some(&start) => (start, recent.len() as u64),
             None => (tail, 0),
         }))
+    }
+
+    /// Where a lossy reader joining at the producer's position starts, and
+    /// the number of the message owed there: the end of the newest
+    /// committed frame, and its number plus one (position 0 and number 0
+    /// before the first commit). `None` if that frame was overwritten
+    /// under the look.
+    fn newest(&self) -> Result<Option<(u64, u64)>, RingError> {
+        // Acquire: pairs with the Release in `Broadcaster::commit`: the
+        // frame's header and number are visible.
+        let mark = self.marks.get().newest.load(Ordering::Acquire);
+        if mark == 0 {
+            return Ok(Some((0, 0)));
+        }
+        let at = mark.wrapping_sub(1);
+        if at % FRAME_ALIGN != 0 {
+            return Err(corrupt(format!(
+                "the newest frame's mark {mark} is not a position plus one"
+            )));
+        }
+        let Ok(frame) = self.ring.peek_at(at) else {
+            return Ok(None);
+        };
+        Ok(self
+            .seq_at(at)
+            .map(|seq| (at.wrapping_add(frame.advance), seq.wrapping_add(1))))
     }
 
     /// The sequence number of the message at `pos` (history's first): read
@@ -1036,7 +1134,7 @@ pub(crate) mod fuzz {
         let o = Ordering::Relaxed;
         let w = t.words();
         let seats = w.seats.len();
-        match which % (6 + 5 * seats) {
+        match which % (7 + 5 * seats) {
             0 => w.producer.pos.store(value, o),
             1 => w.producer.messages.store(value, o),
             2 => w.marks.oldest.store(value, o),
@@ -1046,9 +1144,10 @@ pub(crate) mod fuzz {
                 .marks
                 .oldest
                 .store(w.marks.oldest.load(o).wrapping_add(value % 256), o),
+            6 => w.marks.newest.store(value, o),
             n => {
-                let (c, m) = &w.seats[(n - 6) / 5 % seats];
-                match (n - 6) % 5 {
+                let (c, m) = &w.seats[(n - 7) / 5 % seats];
+                match (n - 7) % 5 {
                     0 => c.pos.store(value, o),
                     1 => c.pos.store(c.pos.load(o).wrapping_add(value % 64), o),
                     2 => c.messages.store(value, o),
@@ -1140,6 +1239,43 @@ mod tests {
                 Err(RingError::Empty) => return out,
                 Err(e) => panic!("{e:?}"),
             }
+        }
+    }
+
+    /// A lossy subscriber that joins after the publisher (with or without
+    /// history) and is lapped before its first read: `Lagged` first, with
+    /// exactly the messages it lost, then the rest; nothing uncounted.
+    #[test]
+    fn a_lossy_reader_lapped_before_its_first_read_counts_every_loss() {
+        for (before, history) in [(0u64, 0u64), (5, 0), (5, 3), (0, 3), (40, 100)] {
+            let t = HeapTopic::new(4096, 1);
+            let mut p = t.broadcaster();
+            for n in 0..before {
+                p.push(&msg(n, 20)).unwrap();
+            }
+            let mut r = t.join(0, true, history).unwrap();
+            // the messages it is owed from its start: its history (those
+            // still held, at most `history`), then everything after
+            let held = before.min(history);
+            for n in before..before + 2000 {
+                p.push(&msg(n, 20)).unwrap();
+            }
+            let mut reads = drain(&mut r).into_iter();
+            let Some(Read::Lagged(missed)) = reads.next() else {
+                panic!("lapped before its first read without Lagged ({before}, {history})")
+            };
+            let mut expect = before - held + missed;
+            let mut got = 0;
+            for read in reads {
+                let Read::Msg(n, body) = read else {
+                    panic!("{read:?} after the lag")
+                };
+                assert_eq!((n, body), (expect, msg(expect, 20)));
+                expect += 1;
+                got += 1;
+            }
+            assert_eq!(expect, before + 2000);
+            assert_eq!(missed + got, held + 2000, "({before}, {history})");
         }
     }
 
@@ -1337,8 +1473,21 @@ mod tests {
                         match readers[i].take() {
                             Some((r, _)) => r.leave(),
                             None => {
-                                let r = t.join(i, arg & 1 == 1, u64::from(arg >> 6)).unwrap();
-                                readers[i] = Some((r, None));
+                                let (lossy, history) = (arg & 1 == 1, u64::from(arg >> 6));
+                                let r = t.join(i, lossy, history).unwrap();
+                                // A lossy reader knows the number of the
+                                // first message it is owed: the next one
+                                // published, or one of its history.
+                                let first = r.next_seq;
+                                if lossy {
+                                    let e = first.expect("a lossy reader joined without its first number");
+                                    if history == 0 {
+                                        proptest::prop_assert_eq!(e, sent);
+                                    } else {
+                                        proptest::prop_assert!(e <= sent && sent - e <= history);
+                                    }
+                                }
+                                readers[i] = Some((r, first));
                             }
                         }
                     }
@@ -1355,7 +1504,9 @@ mod tests {
                                 }
                                 Ok(Read::Lagged(missed)) => {
                                     proptest::prop_assert!(r.is_lossy(), "a blocking subscriber lost messages");
-                                    // (a history joiner knows its start before its first message)
+                                    // a lossy reader's `expect` is known from its join:
+                                    // missed + received == published since (or held at) it
+                                    proptest::prop_assert!(expect.is_some() && missed > 0);
                                     *expect = expect.map(|e| e + missed);
                                 }
                                 Err(RingError::Empty) => break,
@@ -1365,7 +1516,8 @@ mod tests {
                     }
                 }
             }
-            // every blocking subscriber can read up to the end
+            // every subscriber can read up to the end; a lossy one has
+            // then received or been told of every message from its start
             for (r, expect) in readers.iter_mut().flatten() {
                 loop {
                     match r.read() {
@@ -1374,7 +1526,7 @@ mod tests {
                             *expect = Some(n + 1);
                         }
                         Ok(Read::Lagged(missed)) => {
-                            proptest::prop_assert!(r.is_lossy());
+                            proptest::prop_assert!(r.is_lossy() && expect.is_some() && missed > 0);
                             *expect = expect.map(|e| e + missed);
                         }
                         Err(RingError::Empty) => break,
@@ -1540,6 +1692,52 @@ mod loom_tests {
                 }
             }
             assert!(next <= 3);
+            h.join().unwrap();
+        });
+    }
+
+    /// A lossy subscriber joins while the publisher overwrites the ring
+    /// (which holds one message): it knows from its join the number of the
+    /// first message it is owed, and what it reports lost plus what it gets
+    /// is exactly every message from there (so a loss before its first
+    /// read is counted too); never mixed bytes.
+    #[test]
+    fn loom_broadcast_lossy_join_while_publishing() {
+        model(|| {
+            const N: u64 = 3;
+            let t = Arc::new(topic(64, 1));
+            let mut p = t.broadcaster();
+            push(&mut p, &[1; 16]);
+            let done = Arc::new(loom::sync::atomic::AtomicBool::new(false));
+            let (t2, done2) = (t.clone(), done.clone());
+            let h = loom::thread::spawn(move || {
+                let mut r = t2.join(0, true);
+                let first = r.next_seq.expect("a lossy reader joined without its first number");
+                assert!(first <= N);
+                let mut next = first;
+                loop {
+                    // Acquire, before the read: every push is visible to it.
+                    let finished = done2.load(Ordering::Acquire);
+                    match read(&mut r) {
+                        Some(Ok((seq, bytes))) => {
+                            assert_eq!(bytes, vec![seq as u8 + 1; 16], "mixed bytes");
+                            assert_eq!(seq, next, "a gap without Lagged, or a duplicate");
+                            next = seq + 1;
+                        }
+                        Some(Err(missed)) => next += missed,
+                        None if finished => {
+                            // everything published is accounted for
+                            assert_eq!(next, N, "losses not counted");
+                            return;
+                        }
+                        None => loom::thread::yield_now(),
+                    }
+                }
+            });
+            for n in 1..N {
+                push(&mut p, &[n as u8 + 1; 16]);
+            }
+            done.store(true, Ordering::Release);
             h.join().unwrap();
         });
     }
