@@ -97,12 +97,17 @@ pub fn child_role(role: &str, args: &[String]) {
     let name = ShmName::new(args[0].as_str()).unwrap();
     let report = |line: String| println!("@{line}");
     match role {
-        // topic-sub NAME lossy|blocking slow|fast: read until the publisher
-        // is gone, checking every message; report the tally and the end.
+        // topic-sub NAME lossy|blocking slow|fast [wait]: read until the
+        // publisher is gone, checking every message; report the tally and
+        // the end. `wait`: once joined, wait for a line before reading.
         "topic-sub" => {
             let lossy = args[1] == "lossy";
             let mut sub = Subscriber::connect(&name, &sub_opts(lossy)).unwrap();
             report("ready".into());
+            if args.get(3).is_some_and(|a| a == "wait") {
+                let mut line = String::new();
+                let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
+            }
             let (t, end) = Tally::run(&mut sub, lossy, args[2] == "slow");
             let how = match end {
                 Error::Closed { .. } => "closed",
@@ -173,6 +178,34 @@ fn blocking_and_lossy_subscribers_in_other_processes() {
     );
     assert!(lost > 0, "the slow lossy subscriber was lapped (got {got} of {N})");
     blocking.finish();
+    lossy.finish();
+    assert!(gone(&name));
+}
+
+#[test]
+fn a_lossy_subscriber_lapped_before_its_first_read_is_told_every_loss() {
+    let (name, _guard) = posix_name();
+    const BEFORE: u64 = 100;
+    const N: u64 = 2000;
+    let mut p = Publisher::connect(&name, &Options::new().capacity(4096)).unwrap();
+    for n in 0..BEFORE {
+        p.send(&message(n)).unwrap();
+    }
+    // joins after the publisher, without history, then reads nothing until
+    // the publisher has lapped it many times over
+    let mut lossy = LiveChild::spawn("topic-sub", &[name.as_str(), "lossy", "fast", "wait"]);
+    assert_eq!(lossy.expect_line(), "ready");
+    for n in BEFORE..BEFORE + N {
+        p.send(&message(n)).unwrap();
+    }
+    lossy.send("go");
+    drop(p); // close: the end of the stream
+    let (how, got, lost, first, next) = parse_end(&lossy.expect_line());
+    assert_eq!(how, "closed");
+    assert_eq!(first, BEFORE, "it is owed the first message published after it joined");
+    assert_eq!(next, BEFORE + N, "it reached the end");
+    assert!(lost > 0 && got < N, "it was lapped (got {got} of {N})");
+    assert_eq!(got + lost, N, "what it got and what it was told it lost is everything");
     lossy.finish();
     assert!(gone(&name));
 }
