@@ -1,0 +1,402 @@
+//! The pattern cases' two sides: what the leader does ([`lead`]) and what
+//! each peer does ([`follow`]), over the library's endpoints.
+//!
+//! Every message carries its sequence number in its first and last eight
+//! bytes ([`measure::stamp`]), which the receiving side checks; the last
+//! one of a run carries [`END`].
+
+use std::time::{Duration, Instant};
+
+use shmkit::posix::ShmName;
+use shmkit::{latest, many_to_one, service};
+
+use super::child::PeerProcess;
+use super::error::{Error, Result};
+use super::link::CONNECT_TIMEOUT;
+use super::measure::{self, read_stamp, stamp, PingPong, Stream, END};
+use super::patterns::Case;
+use super::report::Outcome;
+use super::transport::Transport;
+
+/// One round of a case, as both sides know it.
+#[derive(Debug, Clone)]
+pub(crate) struct Setup {
+    pub transport: Transport,
+    pub size: usize,
+    /// The base name of the shared-memory objects.
+    pub base: String,
+    /// Each ring's capacity in bytes.
+    pub capacity: u64,
+    pub warmup: Duration,
+    pub round: Duration,
+    /// How long a streaming or writing peer sends.
+    pub send_for: Duration,
+}
+
+impl Setup {
+    fn name(&self, suffix: &str) -> Result<ShmName> {
+        Ok(ShmName::new(format!("{}{suffix}", self.base))?)
+    }
+
+    /// How long a waiting side spins before it sleeps.
+    fn spin(&self) -> Option<Duration> {
+        match self.transport {
+            Transport::ShmkitSpin => Some(Duration::MAX),
+            Transport::ShmkitSleep => Some(Duration::ZERO),
+            // the library's default
+            _ => None,
+        }
+    }
+}
+
+/// The suffixes of every object a case may name after its base.
+const SUFFIXES: [&str; 5] = ["", "-ab", "-ba", "-b0", "-b1"];
+
+/// The capacity of each ring for messages of `size` bytes: room for at
+/// least three with their headers (a request's or a topic frame's), and
+/// never less than 64 KiB.
+pub(crate) fn capacity(size: usize) -> u64 {
+    (4 * (size as u64 + 64)).next_power_of_two().max(64 << 10)
+}
+
+/// Removes whatever objects a case named `base` may have left (after every
+/// process is done with them): normally nothing is left.
+pub(crate) fn remove_leftovers(base: &str) {
+    for suffix in SUFFIXES {
+        if let Ok(name) = ShmName::new(format!("{base}{suffix}")) {
+            let _ = shmkit::posix::remove(&name);
+        }
+    }
+}
+
+/// The leader's side of `case`, with its peers started: the rows it
+/// measured, each with its `pattern` value.
+pub(crate) fn lead(case: Case, setup: &Setup, peers: &[PeerProcess]) -> Result<Vec<(&'static str, Outcome)>> {
+    match case {
+        Case::ReqResp => Ok(vec![("reqresp", Outcome::PingPong(lead_reqresp(setup, peers)?))]),
+        Case::Many2 => Ok(vec![("many2", Outcome::Stream(vec![lead_many(setup)?]))]),
+        Case::Latest => {
+            let (writes, reads) = lead_latest(setup, peers)?;
+            Ok(vec![
+                ("latest-write", Outcome::Stream(vec![writes])),
+                ("latest-read", Outcome::Stream(vec![reads])),
+            ])
+        }
+    }
+}
+
+/// Peer `role`'s side of `case`.
+pub(crate) fn follow(case: Case, role: usize, setup: &Setup) -> Result<()> {
+    match case {
+        Case::ReqResp => follow_reqresp(setup),
+        Case::Many2 => follow_many(setup),
+        Case::Latest => {
+            let _ = role;
+            follow_latest(setup)
+        }
+    }
+}
+
+/// Times round trips, each made by `trip` (which sends the message and
+/// waits for every answer, checking it), after `warmup`, for `duration`.
+/// At least one round trip is recorded (the watchdog bounds the run).
+fn round_trips(
+    size: usize,
+    warmup: Duration,
+    duration: Duration,
+    mut trip: impl FnMut(&[u8], u64) -> Result<()>,
+) -> Result<PingPong> {
+    let mut out = vec![0xa5u8; size];
+    let mut hist = measure::histogram();
+    let start = Instant::now();
+    let record_from = start + warmup;
+    let end = record_from + duration;
+    let mut seq: u64 = 0;
+    loop {
+        stamp(&mut out, seq);
+        let t0 = Instant::now();
+        trip(&out, seq)?;
+        let t1 = Instant::now();
+        if t0 >= record_from {
+            let ns = (t1 - t0).as_nanos().clamp(1, u128::from(hist.high())) as u64;
+            hist.record(ns).expect("within the bounds");
+        }
+        if t1 >= end && !hist.is_empty() {
+            return Ok(PingPong { hist });
+        }
+        seq += 1;
+    }
+}
+
+/// Checks that `msg` is the answer to message `seq`.
+fn check_answer(msg: &[u8], size: usize, seq: u64) -> Result<()> {
+    match read_stamp(msg, size)? {
+        got if got == seq => Ok(()),
+        got => Err(Error::Check(format!("answer {got} to message {seq}"))),
+    }
+}
+
+/// A message that ends the run.
+fn end_message(size: usize) -> Vec<u8> {
+    let mut m = vec![0u8; size];
+    stamp(&mut m, END);
+    m
+}
+
+// ------------------------------------------------------- request/response
+
+fn service_options(setup: &Setup) -> service::Options {
+    let opts = service::Options::new().clients(1).capacity(setup.capacity);
+    match setup.spin() {
+        Some(spin) => opts.spin(spin),
+        None => opts,
+    }
+}
+
+/// The client: `call` round trips, then a request that ends the run (not
+/// waited for).
+fn lead_reqresp(setup: &Setup, peers: &[PeerProcess]) -> Result<PingPong> {
+    let name = setup.name("")?;
+    // Waits for the server, or for its process to end.
+    let opts = service_options(setup).interrupt(peers[0].dead_flag());
+    let mut client = service::Client::connect(&name, &opts)?;
+    let size = setup.size;
+    let pp = round_trips(size, setup.warmup, setup.round, |msg, seq| {
+        let response = client.call(msg)?;
+        if !response.is_ok() {
+            return Err(Error::Check(format!("an error response to request {seq}")));
+        }
+        check_answer(&response.body, size, seq)
+    })?;
+    client.send_request(&end_message(size))?;
+    Ok(pp)
+}
+
+/// The server: answers each request with its bytes until [`END`].
+fn follow_reqresp(setup: &Setup) -> Result<()> {
+    let mut server = service::Server::connect(&setup.name("")?, &service_options(setup))?;
+    loop {
+        let req = server.recv_request()?;
+        if read_stamp(&req.body, setup.size)? == END {
+            return Ok(());
+        }
+        server
+            .respond(req.client, req.id, &req.body)
+            .map_err(|e| Error::Peer(format!("could not respond: {e}")))?;
+    }
+}
+
+// ------------------------------------------------------------ many-to-one
+
+fn many_options(setup: &Setup) -> many_to_one::Options {
+    let opts = many_to_one::Options::new().senders(2).capacity(setup.capacity);
+    match setup.spin() {
+        Some(spin) => opts.spin(spin),
+        None => opts,
+    }
+}
+
+/// How many messages pass between two looks at the clock (as the channel's
+/// stream does).
+fn stride(size: usize) -> u64 {
+    (4096 / size.max(1)).clamp(1, 64) as u64
+}
+
+/// The receiver: checks every message's number per sender; counts both
+/// senders' messages from the end of the warm-up (after the first
+/// message) to the first sender's end, then waits for the second's.
+fn lead_many(setup: &Setup) -> Result<Stream> {
+    let size = setup.size;
+    // A sender that dies ends the stream with `PeerGone` once both are gone.
+    let mut rx = many_to_one::Receiver::connect(&setup.name("")?, &many_options(setup))?;
+    let mut buf = Vec::with_capacity(size);
+    let stride = stride(size);
+    let mut next = [0u64; 2];
+    let mut total: u64 = 0;
+    let mut ended = 0;
+    let mut warm_until: Option<Instant> = None;
+    let mut count_from: Option<(Instant, u64)> = None;
+    let mut counted: Option<Stream> = None;
+    while ended < 2 {
+        let from = rx.recv_into(&mut buf)?;
+        let seat = from.seat;
+        if seat >= 2 {
+            return Err(Error::Check(format!("a message from seat {seat} of 2")));
+        }
+        let got = read_stamp(&buf, size)?;
+        if got == END {
+            ended += 1;
+            if counted.is_none() {
+                let (t0, n0) = count_from.ok_or_else(|| Error::Peer("ended its stream at once".into()))?;
+                counted = Some(Stream {
+                    messages: total - n0,
+                    elapsed: t0.elapsed(),
+                });
+            }
+            continue;
+        }
+        if got != next[seat] {
+            return Err(Error::Check(format!(
+                "message {got} of seat {seat} where {} was due",
+                next[seat]
+            )));
+        }
+        next[seat] += 1;
+        total += 1;
+        if total == 1 {
+            let now = Instant::now();
+            warm_until = Some(now + setup.warmup);
+            count_from = Some((now, total));
+        } else if total % stride == 0 {
+            if let Some(w) = warm_until {
+                let now = Instant::now();
+                if now >= w {
+                    warm_until = None;
+                    count_from = Some((now, total));
+                }
+            }
+        }
+    }
+    counted.ok_or_else(|| Error::Peer("ended without a message".into()))
+}
+
+/// A sender: numbered messages for the planned time, then [`END`].
+fn follow_many(setup: &Setup) -> Result<()> {
+    let mut tx = many_to_one::Sender::connect(&setup.name("")?, &many_options(setup))?;
+    let size = setup.size;
+    let mut msg = vec![0x5au8; size];
+    let stride = stride(size);
+    let end = Instant::now() + setup.send_for;
+    let mut seq: u64 = 0;
+    loop {
+        stamp(&mut msg, seq);
+        tx.send(&msg)?;
+        seq += 1;
+        if seq % stride == 0 && Instant::now() >= end {
+            break;
+        }
+    }
+    tx.send(&end_message(size))?;
+    tx.flush()?;
+    Ok(())
+}
+
+// ----------------------------------------------------------- latest value
+
+/// The reader: reads back to back, checks that each value is whole and is
+/// the one its version says; counts whole values read, and the versions
+/// published (one load of the version word, whether a read succeeds or
+/// not), from the end of the warm-up to the writer's [`END`].
+///
+/// A writer that never waits is the readers' worst case: a copy it laps
+/// is retried (with short sleeps, the library's way); at large sizes few
+/// reads may succeed while it writes flat out, and a read that found no
+/// whole value for a second ([`shmkit::Error::TimedOut`]) counts as none.
+fn lead_latest(setup: &Setup, peers: &[PeerProcess]) -> Result<(Stream, Stream)> {
+    let size = setup.size;
+    let opts = latest::Options::new().timeout(CONNECT_TIMEOUT);
+    let mut reader = latest::Reader::open(&setup.name("")?, &opts)?;
+    // The writer never waits: it starts once this reader is there, when
+    // told on a latest value of the leader's (kept open until the end).
+    let mut go = latest::Writer::create(&setup.name("-ba")?, &latest::Options::new().max_size(8))?;
+    go.write(b"go")?;
+    let mut buf = Vec::with_capacity(size);
+    let stride = stride(size);
+    let start = Instant::now();
+    let mut reads: u64 = 0;
+    let mut version: u64 = 0;
+    let mut tries: u64 = 0;
+    // (when, reads, version) at the start of the count
+    let mut count_from: Option<(Instant, u64, u64)> = None;
+    loop {
+        tries += 1;
+        if tries % stride == 0 {
+            if count_from.is_none() {
+                let now = Instant::now();
+                if now - start >= setup.warmup {
+                    count_from = Some((now, reads, reader.version()?));
+                }
+            }
+            // A writer that died without ending: no news for a while.
+            if peers[0].is_dead() && tries % (4096 * stride) == 0 && reader.version()? == version {
+                return Err(Error::Peer("stopped writing without ending".into()));
+            }
+        }
+        let v = match reader.read_into(&mut buf) {
+            Ok(Some(v)) => v,
+            // nothing written yet, or no whole value for a second
+            Ok(None) | Err(shmkit::Error::TimedOut { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let got = read_stamp(&buf, size)?;
+        if got == END {
+            let now = Instant::now();
+            // A reader kept in one long read past the warm-up (lapped, see
+            // above) counts the whole run.
+            let (t0, r0, v0) = count_from.unwrap_or((start, 0, 0));
+            let elapsed = now - t0;
+            // The versions before the end's.
+            let writes = (v - 1).saturating_sub(v0);
+            return Ok((
+                Stream {
+                    messages: writes,
+                    elapsed,
+                },
+                Stream {
+                    messages: reads - r0,
+                    elapsed,
+                },
+            ));
+        }
+        // One writer that made the object: its n-th value is version n + 1.
+        if got + 1 != v {
+            return Err(Error::Check(format!("value {got} as version {v}")));
+        }
+        if v < version {
+            return Err(Error::Check(format!("version {v} after {version}")));
+        }
+        version = v;
+        reads += 1;
+    }
+}
+
+/// The writer: numbered values back to back for the planned time, then
+/// [`END`].
+fn follow_latest(setup: &Setup) -> Result<()> {
+    let size = setup.size;
+    let opts = latest::Options::new().max_size(size as u64);
+    let mut writer = latest::Writer::create(&setup.name("")?, &opts)?;
+    // Until the reader is there.
+    let mut go = latest::Reader::open(&setup.name("-ba")?, &latest::Options::new().timeout(CONNECT_TIMEOUT))?;
+    go.wait_newer(0, CONNECT_TIMEOUT)?;
+    drop(go);
+    let mut value = vec![0x5au8; size];
+    let stride = stride(size);
+    let end = Instant::now() + setup.send_for;
+    let mut seq: u64 = 0;
+    loop {
+        stamp(&mut value, seq);
+        writer.write(&value)?;
+        seq += 1;
+        if seq % stride == 0 && Instant::now() >= end {
+            break;
+        }
+    }
+    writer.write(&end_message(size))?;
+    // The reader may not have seen the end yet: the object stays while it
+    // has it open (the last participant out removes it).
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capacities() {
+        assert_eq!(capacity(8), 64 << 10);
+        assert_eq!(capacity(64 << 10), 512 << 10);
+        assert!(capacity(1 << 20) >= 4 * ((1 << 20) + 64));
+        assert!(capacity(1 << 20).is_power_of_two());
+    }
+}
