@@ -45,6 +45,7 @@ Examples:
   shmkit limits; shmkit doctor                      the kernel's limits; what breaks shared memory
   shmkit bench --quick                              shmkit vs pipes, sockets, eventfd, raw bounds
   tar c dir | shmkit send /x    and elsewhere    shmkit recv /x | tar x
+  tail -f log | shmkit pub /log; shmkit sub /log    a topic: every subscriber gets every line
   shmkit put /mode auto; shmkit get /mode           a latest value, kept; get --wait: the next
   shmkit serve /up -- tr a-z A-Z; shmkit call /up hi   a service answered by a command
   shmkit completions bash; shmkit man > shmkit.1    shell completions; the manual page
@@ -75,6 +76,12 @@ enum Command {
     Send(cmd::send::Args),
     /// Receive a channel's stream to standard output (or a file).
     Recv(cmd::recv::Args),
+    /// Publish each line of standard input to a topic's subscribers.
+    #[command(name = "pub")]
+    Pub(cmd::publish::Args),
+    /// Print each message a topic's publisher publishes.
+    #[command(name = "sub")]
+    Sub(cmd::subscribe::Args),
     /// Write a latest value (text, or standard input), kept for `get`.
     Put(cmd::put::Args),
     /// Print a latest value, or wait for the next one.
@@ -128,6 +135,8 @@ fn main() -> ExitCode {
         Command::Doctor(args) => cmd::doctor::run(args),
         Command::Send(args) => cmd::send::run(args),
         Command::Recv(args) => cmd::recv::run(args),
+        Command::Pub(args) => cmd::publish::run(args),
+        Command::Sub(args) => cmd::subscribe::run(args),
         Command::Put(args) => cmd::put::run(args),
         Command::Get(args) => cmd::get::run(args),
         Command::Serve(args) => cmd::serve::run(args),

@@ -24,7 +24,7 @@ use shmkit::posix::ShmName;
 
 use crate::buffer::{self, Borrowed, RegionSpec};
 use crate::errors::{self, IntoPy};
-use crate::wait::{closed_err, connect, deadline_of, lock, slice_until};
+use crate::wait::{closed_err, connect, deadline_of, in_slices, lock};
 
 /// The sending end of a channel.
 #[pyclass(module = "shmkit", name = "Sender", frozen)]
@@ -81,18 +81,13 @@ impl PySender {
         let mut g = lock(py, &self.tx)?;
         let tx = g.as_mut().ok_or_else(|| closed_err(&self.name))?;
         let bytes = data.as_slice();
-        loop {
-            let Some(slice) = slice_until(deadline) else {
-                return Err(errors::timeout(py, &self.name, "room in the channel"));
-            };
-            match py.detach(|| tx.send_timeout(bytes, slice)) {
-                Ok(()) => return Ok(()),
-                Err(SendTimeoutError::Timeout) => py.check_signals()?,
-                Err(SendTimeoutError::Disconnected(e) | SendTimeoutError::Failed(e)) => {
-                    return Err(errors::to_py(py, e))
-                }
+        in_slices(py, &self.name, "room in the channel", deadline, |slice| {
+            match tx.send_timeout(bytes, slice) {
+                Ok(()) => Ok(Some(())),
+                Err(SendTimeoutError::Timeout) => Ok(None),
+                Err(SendTimeoutError::Disconnected(e) | SendTimeoutError::Failed(e)) => Err(e),
             }
-        }
+        })
     }
 
     /// Closes this side: the receiver gets what was sent, then the end.
@@ -168,11 +163,8 @@ fn wait_message(
     name: &str,
     deadline: Option<Instant>,
 ) -> PyResult<(std::ptr::NonNull<u8>, usize)> {
-    loop {
-        let Some(slice) = slice_until(deadline) else {
-            return Err(errors::timeout(py, name, "a message"));
-        };
-        let got = py.detach(|| match rx.recv_ref_timeout(slice) {
+    let (at, len) = in_slices(py, name, "a message", deadline, |slice| {
+        match rx.recv_ref_timeout(slice) {
             Ok(guard) => {
                 let at = buffer::message_ptr(&guard);
                 let len = guard.len();
@@ -182,12 +174,9 @@ fn wait_message(
             }
             Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected(e) | RecvTimeoutError::Failed(e)) => Err(e),
-        });
-        match got.py_err(py)? {
-            Some((at, len)) => return Ok((at.0, len)),
-            None => py.check_signals()?,
         }
-    }
+    })?;
+    Ok((at.0, len))
 }
 
 /// An address that crosses into `Python::detach`.

@@ -87,3 +87,20 @@ impl<T, E: Into<Error>> IntoPy<T> for Result<T, E> {
         self.map_err(|e| to_py(py, e.into()))
     }
 }
+
+/// `shmkit.ServiceError` for an error response from `target`'s server,
+/// carrying its body (as text in the message, as bytes in `body`).
+pub(crate) fn service_error(py: Python<'_>, target: &str, body: &[u8]) -> PyErr {
+    let err = new_err(
+        py,
+        "ServiceError",
+        format!(
+            "{target}: the server answered with an error: {}",
+            String::from_utf8_lossy(body).trim_end()
+        ),
+        None,
+        Some(target.to_owned()),
+    );
+    let _ = err.value(py).setattr("body", pyo3::types::PyBytes::new(py, body));
+    err
+}

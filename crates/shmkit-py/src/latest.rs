@@ -16,8 +16,8 @@ use shmkit::latest::{Options, Reader, Writer};
 use shmkit::posix::ShmName;
 
 use crate::buffer::Borrowed;
-use crate::errors::{self, IntoPy};
-use crate::wait::{closed_err, connect, deadline_of, lock, slice_until};
+use crate::errors::IntoPy;
+use crate::wait::{closed_err, connect, deadline_of, in_slices, lock};
 
 enum Side {
     Writer(Writer),
@@ -191,16 +191,16 @@ impl PyLatestValue {
     #[pyo3(signature = (version = 0, timeout = None))]
     fn wait_newer(&self, py: Python<'_>, version: u64, timeout: Option<f64>) -> PyResult<(u64, Py<PyBytes>)> {
         let deadline = deadline_of(timeout)?;
-        self.with_reader(py, |r| loop {
-            let Some(slice) = slice_until(deadline) else {
-                return Err(errors::timeout(py, &self.name, "a newer value"));
-            };
-            match py.detach(|| r.wait_newer(version, slice)) {
-                Ok(v) => return Ok((v.version(), PyBytes::new(py, v.as_bytes()).unbind())),
-                Err(shmkit::Error::TimedOut { .. }) => py.check_signals()?,
-                Err(e) => return Err(errors::to_py(py, e)),
-            }
-        })
+        let v = self.with_reader(py, |r| {
+            in_slices(py, &self.name, "a newer value", deadline, |slice| {
+                match r.wait_newer(version, slice) {
+                    Ok(v) => Ok(Some(v)),
+                    Err(shmkit::Error::TimedOut { .. }) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+        })?;
+        Ok((v.version(), PyBytes::new(py, v.as_bytes()).unbind()))
     }
 
     /// Leaves: a value that is not kept is removed with its last

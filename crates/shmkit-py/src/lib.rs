@@ -12,7 +12,9 @@ mod buffer;
 mod channel;
 mod errors;
 mod latest;
+mod many;
 mod segment;
+mod service;
 mod wait;
 
 use pyo3::prelude::*;
@@ -28,6 +30,11 @@ fn _shmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<channel::PyReceiver>()?;
     m.add_class::<channel::RecvView>()?;
     m.add_class::<latest::PyLatestValue>()?;
+    m.add_class::<many::PyManySender>()?;
+    m.add_class::<many::PyManyReceiver>()?;
+    m.add_class::<service::PyServer>()?;
+    m.add_class::<service::PyClient>()?;
+    m.add_class::<service::PyRequest>()?;
     m.add_function(wrap_pyfunction!(segment::remove, m)?)?;
     m.add_function(wrap_pyfunction!(segment::ftok, m)?)?;
     m.add("MAX_CAPACITY", shmkit::channel::MAX_CAPACITY)?;

@@ -39,6 +39,30 @@ pub(crate) fn slice_until(deadline: Option<Instant>) -> Option<Duration> {
     }
 }
 
+/// Calls `attempt(slice)` without the GIL until it gives a value, checking
+/// for signals between calls (`KeyboardInterrupt` within a slice); raises
+/// `Timeout` ("`name`: timed out waiting for `waiting_for`") at the
+/// deadline. `attempt` waits at most `slice` and says `Ok(None)` when that
+/// was not enough.
+pub(crate) fn in_slices<T: Send>(
+    py: Python<'_>,
+    name: &str,
+    waiting_for: &str,
+    deadline: Option<Instant>,
+    mut attempt: impl FnMut(Duration) -> shmkit::Result<Option<T>> + Send,
+) -> PyResult<T> {
+    loop {
+        let Some(slice) = slice_until(deadline) else {
+            return Err(crate::errors::timeout(py, name, waiting_for));
+        };
+        match py.detach(|| attempt(slice)) {
+            Ok(Some(v)) => return Ok(v),
+            Ok(None) => py.check_signals()?,
+            Err(e) => return Err(crate::errors::to_py(py, e)),
+        }
+    }
+}
+
 /// Connects on a helper thread, checking for signals every slice; a signal
 /// sets the interrupt flag (which `connect` passes to its options), which
 /// ends the connect with nothing left behind.

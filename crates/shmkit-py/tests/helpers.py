@@ -140,3 +140,29 @@ def latest_write_later(name, delay, data):
     w = shmkit.LatestValue.writer(name, keep=True)
     w.write(data)
     w.close()
+
+
+# many-to-one and services
+
+def m2o_send_numbered(name, tag, count):
+    with shmkit.ManyToOneSender(name, senders=2, timeout=30) as tx:
+        for i in range(count):
+            tx.send(b"%s %d" % (tag, i))
+
+
+def serve_upper(name, count, ready):
+    with shmkit.Server(name, clients=4) as server:
+        ready.put("ready")
+        for _ in range(count):
+            req = server.recv_request(timeout=30)
+            if req.body == b"fail":
+                server.respond_error(req, b"no such record")
+            else:
+                server.respond(req, req.body.upper())
+
+
+def serve_then_hang(name, ready):
+    server = shmkit.Server(name)
+    ready.put("ready")
+    server.recv_request(timeout=30)  # take one, never answer
+    time.sleep(60)

@@ -69,6 +69,13 @@ pub mod name;
 pub mod posix;
 #[cfg(not(loom))]
 pub mod service;
+#[cfg(all(feature = "tokio", not(loom)))]
+#[allow(unsafe_code)] // registering a descriptor with tokio's reactor (its I/O-safety contract)
+pub mod tokio;
+#[cfg(not(loom))]
+pub mod wait;
+#[cfg(not(loom))]
+pub mod topic;
 
 // The two modules that turn addresses and C calls into safe values.
 #[allow(unsafe_code)]

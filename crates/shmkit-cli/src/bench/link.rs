@@ -45,6 +45,7 @@ pub(crate) enum AnyLink {
     Channel(ChannelLink),
     Shared(SharedLink),
     Fd(FdLink),
+    Async(AsyncLink),
 }
 
 /// Runs `$body` with `$l` bound to the concrete link inside `$link`.
@@ -54,6 +55,7 @@ macro_rules! with_link {
             $crate::bench::link::AnyLink::Channel($l) => $body,
             $crate::bench::link::AnyLink::Shared($l) => $body,
             $crate::bench::link::AnyLink::Fd($l) => $body,
+            $crate::bench::link::AnyLink::Async($l) => $body,
         }
     };
 }
@@ -106,6 +108,127 @@ impl Link for ChannelLink {
                 Err(e) => Err(e.into()),
             },
             None => Err(Error::Usage("this side does not receive".into())),
+        }
+    }
+}
+
+/// `shmkit-async` and `uds-async`: each call runs the async operation to
+/// completion on this side's current-thread runtime (`block_on`), so a
+/// message that is not there yet parks the runtime in `epoll_wait` until the
+/// other side's wake-up, as an async program's task would.
+pub(crate) struct AsyncLink {
+    rt: tokio::runtime::Runtime,
+    ends: AsyncEnds,
+}
+
+#[allow(clippy::large_enum_variant)] // one per measurement, never moved in a loop
+enum AsyncEnds {
+    Channel {
+        tx: Option<shmkit::tokio::Sender>,
+        rx: Option<shmkit::tokio::Receiver>,
+    },
+    Uds(tokio::net::UnixStream),
+}
+
+impl std::fmt::Debug for AsyncLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.ends {
+            AsyncEnds::Channel { .. } => "AsyncLink(shmkit-async)",
+            AsyncEnds::Uds(_) => "AsyncLink(uds-async)",
+        })
+    }
+}
+
+fn async_runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))
+}
+
+impl AsyncLink {
+    /// Channels each way (ping-pong) or one from the peer (stream);
+    /// `leader`: which side this is.
+    fn channel(names: &(ShmName, ShmName), opts: &Options, pattern: Pattern, leader: bool) -> Result<AsyncLink> {
+        let rt = async_runtime()?;
+        let ends = rt.block_on(async {
+            use shmkit::tokio::{Receiver, Sender};
+            Ok::<_, Error>(match (pattern, leader) {
+                (Pattern::PingPong, true) => AsyncEnds::Channel {
+                    tx: Some(Sender::connect(&names.0, opts).await?),
+                    rx: Some(Receiver::connect(&names.1, opts).await?),
+                },
+                (Pattern::PingPong, false) => {
+                    let rx = Receiver::connect(&names.0, opts).await?;
+                    AsyncEnds::Channel {
+                        tx: Some(Sender::connect(&names.1, opts).await?),
+                        rx: Some(rx),
+                    }
+                }
+                (Pattern::Stream, true) => AsyncEnds::Channel {
+                    tx: None,
+                    rx: Some(Receiver::connect(&names.1, opts).await?),
+                },
+                (Pattern::Stream, false) => AsyncEnds::Channel {
+                    tx: Some(Sender::connect(&names.1, opts).await?),
+                    rx: None,
+                },
+            })
+        })?;
+        Ok(AsyncLink { rt, ends })
+    }
+
+    /// A connected Unix stream socket.
+    fn uds(sock: OwnedFd) -> Result<AsyncLink> {
+        let rt = async_runtime()?;
+        let std = UnixStream::from(sock);
+        std.set_nonblocking(true).map_err(|e| Error::io("O_NONBLOCK", e))?;
+        let stream = {
+            let _in = rt.enter();
+            tokio::net::UnixStream::from_std(std).map_err(|e| Error::io("tokio UnixStream", e))?
+        };
+        Ok(AsyncLink {
+            rt,
+            ends: AsyncEnds::Uds(stream),
+        })
+    }
+}
+
+impl Link for AsyncLink {
+    #[inline]
+    fn send(&mut self, msg: &[u8]) -> Result<()> {
+        use tokio::io::AsyncWriteExt;
+        let AsyncLink { rt, ends } = self;
+        match ends {
+            AsyncEnds::Channel { tx: Some(tx), .. } => Ok(rt.block_on(tx.send(msg))?),
+            AsyncEnds::Uds(s) => rt.block_on(s.write_all(msg)).map_err(|e| Error::io("write", e)),
+            AsyncEnds::Channel { tx: None, .. } => Err(Error::Usage("this side does not send".into())),
+        }
+    }
+
+    #[inline]
+    fn recv(&mut self, buf: &mut Vec<u8>) -> Result<bool> {
+        use tokio::io::AsyncReadExt;
+        let AsyncLink { rt, ends } = self;
+        match ends {
+            AsyncEnds::Channel { rx: Some(rx), .. } => match rt.block_on(rx.recv_into(buf)) {
+                Ok(()) => Ok(true),
+                Err(shmkit::Error::Closed { .. }) => Ok(false),
+                Err(e) => Err(e.into()),
+            },
+            AsyncEnds::Uds(s) => rt.block_on(async {
+                let mut got = 0;
+                while got < buf.len() {
+                    match s.read(&mut buf[got..]).await {
+                        Ok(0) if got == 0 => return Ok(false),
+                        Ok(0) => return Err(Error::Peer("closed in the middle of a message".into())),
+                        Ok(n) => got += n,
+                        Err(e) => return Err(Error::io("read", e)),
+                    }
+                }
+                Ok(true)
+            }),
+            AsyncEnds::Channel { rx: None, .. } => Err(Error::Usage("this side does not receive".into())),
         }
     }
 }
@@ -274,6 +397,12 @@ enum Pending {
     },
     Pipe,
     Socket(OwnedFd),
+    AsyncChannel {
+        names: (ShmName, ShmName),
+        opts: Options,
+        pattern: Pattern,
+    },
+    AsyncSocket(OwnedFd),
 }
 
 impl Wiring {
@@ -323,6 +452,20 @@ impl Wiring {
                 let (mine, theirs) = UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
                 let (i, o) = socket_stdio(theirs.into())?;
                 (i, o, None, Pending::Socket(mine.into()))
+            }
+            Transport::ShmkitAsync => {
+                let (i, o) = null();
+                let pending = Pending::AsyncChannel {
+                    names: channel_names(&plan.name)?,
+                    opts: channel_options(plan.transport, plan.capacity),
+                    pattern: plan.pattern,
+                };
+                (i, o, None, pending)
+            }
+            Transport::UdsAsync => {
+                let (mine, theirs) = UnixStream::pair().map_err(|e| Error::io("socketpair", e))?;
+                let (i, o) = socket_stdio(theirs.into())?;
+                (i, o, None, Pending::AsyncSocket(mine.into()))
             }
             Transport::Tcp => {
                 let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|e| Error::io("tcp bind", e))?;
@@ -415,6 +558,14 @@ impl Wiring {
                 }))
             }
             Pending::Socket(sock) => Ok(AnyLink::Fd(fd_link(sock)?)),
+            Pending::AsyncChannel { names, opts, pattern } => {
+                let link = AsyncLink::channel(&names, &opts, pattern, true)?;
+                for name in [&names.0, &names.1] {
+                    let _ = shmkit::posix::remove(name);
+                }
+                Ok(AnyLink::Async(link))
+            }
+            Pending::AsyncSocket(sock) => Ok(AnyLink::Async(AsyncLink::uds(sock)?)),
         }
     }
 }
@@ -429,7 +580,7 @@ fn socket_stdio(sock: OwnedFd) -> Result<(Stdio, Stdio)> {
 /// both processes are done with them): normally nothing is left.
 pub(crate) fn remove_leftovers(transport: Transport, base: &str) {
     let names: Vec<String> = match transport {
-        Transport::ShmkitSpin | Transport::Shmkit | Transport::ShmkitSleep => {
+        Transport::ShmkitSpin | Transport::Shmkit | Transport::ShmkitSleep | Transport::ShmkitAsync => {
             vec![format!("{base}-ab"), format!("{base}-ba")]
         }
         Transport::RawSpin | Transport::Eventfd => vec![base.to_string()],
@@ -495,6 +646,13 @@ pub(crate) fn peer_link(plan: &PeerPlan) -> Result<AnyLink> {
                 dead: None,
             }))
         }
+        Transport::ShmkitAsync => {
+            let names = channel_names(&plan.name)?;
+            let opts = channel_options(plan.transport, plan.capacity);
+            Ok(AnyLink::Async(AsyncLink::channel(&names, &opts, plan.pattern, false)?))
+        }
+        // stdin and stdout are both the socket
+        Transport::UdsAsync => Ok(AnyLink::Async(AsyncLink::uds(stdio(false)?)?)),
         Transport::Pipe | Transport::Uds | Transport::Tcp => Ok(AnyLink::Fd(FdLink {
             r: File::from(stdio(false)?),
             w: File::from(stdio(true)?),

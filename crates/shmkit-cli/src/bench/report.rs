@@ -153,6 +153,12 @@ pub(crate) fn p50(rows: &[Row], transport: Transport, size: usize) -> Option<f64
         .map(|l| l.p50 as f64)
 }
 
+fn messages(rows: &[Row], transport: Transport, size: usize) -> Option<f64> {
+    find(rows, Pattern::Stream, transport, size)
+        .and_then(Row::rate)
+        .map(|r| r.msgs)
+}
+
 fn bandwidth(rows: &[Row], transport: Transport, size: usize) -> Option<f64> {
     find(rows, Pattern::Stream, transport, size)
         .and_then(Row::rate)
@@ -334,6 +340,18 @@ fn targets(rows: &[Row]) -> Vec<String> {
         p50(rows, ShmkitSleep, s),
         p50(rows, Eventfd, s),
         "goal ≤ 1.2",
+    );
+    add(
+        "64 B ping-pong p50, both sides tokio, shmkit-async / uds-async",
+        p50(rows, ShmkitAsync, s),
+        p50(rows, UdsAsync, s),
+        "goal ≤ 0.5",
+    );
+    add(
+        "64 B stream, messages per second, shmkit-async / uds-async",
+        messages(rows, ShmkitAsync, s),
+        messages(rows, UdsAsync, s),
+        "goal ≥ 5",
     );
     let m = 1 << 20;
     add(

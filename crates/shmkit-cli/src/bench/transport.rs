@@ -32,6 +32,12 @@ pub enum Transport {
     Uds,
     /// `tcp`: a TCP connection over loopback (127.0.0.1), `TCP_NODELAY`.
     Tcp,
+    /// `shmkit-async`: a shmkit channel through `shmkit::tokio` on both
+    /// sides, each on a current-thread runtime.
+    ShmkitAsync,
+    /// `uds-async`: a Unix stream socket pair through tokio's `UnixStream`
+    /// on both sides, each on a current-thread runtime.
+    UdsAsync,
     /// `memcpy`: one thread copying between two buffers of the message
     /// size: the bandwidth bound (stream only).
     Memcpy,
@@ -39,7 +45,7 @@ pub enum Transport {
 
 impl Transport {
     /// Every transport, in the order of the output.
-    pub const ALL: [Transport; 9] = [
+    pub const ALL: [Transport; 11] = [
         Transport::ShmkitSpin,
         Transport::Shmkit,
         Transport::ShmkitSleep,
@@ -48,6 +54,8 @@ impl Transport {
         Transport::Pipe,
         Transport::Uds,
         Transport::Tcp,
+        Transport::ShmkitAsync,
+        Transport::UdsAsync,
         Transport::Memcpy,
     ];
 
@@ -62,11 +70,20 @@ impl Transport {
             Transport::Pipe => "pipe",
             Transport::Uds => "uds",
             Transport::Tcp => "tcp",
+            Transport::ShmkitAsync => "shmkit-async",
+            Transport::UdsAsync => "uds-async",
             Transport::Memcpy => "memcpy",
         }
     }
 
     /// The transport called `name`.
+    /// Whether a run without `--transports` measures it: all but the async
+    /// ones, which are asked for by name (`--transports
+    /// shmkit-async,uds-async`).
+    pub fn by_default(self) -> bool {
+        !matches!(self, Transport::ShmkitAsync | Transport::UdsAsync)
+    }
+
     pub fn from_name(name: &str) -> Option<Transport> {
         Transport::ALL.into_iter().find(|t| t.name() == name)
     }

@@ -12,6 +12,8 @@ const SUBCOMMANDS: &[&str] = &[
     "read",
     "send",
     "recv",
+    "pub",
+    "sub",
     "put",
     "get",
     "serve",

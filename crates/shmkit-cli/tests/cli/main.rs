@@ -12,3 +12,4 @@ mod leftovers;
 mod many_to_one;
 mod segments;
 mod service;
+mod topic;

@@ -42,6 +42,7 @@ from ._errors import (
     Closed,
     Corrupt,
     Error,
+    ServiceError,
     InvalidArgument,
     InvalidName,
     NotFound,
@@ -52,7 +53,12 @@ from ._errors import (
 )
 from ._shmkit import (
     MAX_CAPACITY,
+    Client,
     LatestValue,
+    ManyToOneReceiver,
+    ManyToOneSender,
+    Request,
+    Server,
     PosixShm,
     Receiver,
     RecvView,
@@ -65,7 +71,8 @@ from ._shmkit import (
 
 __all__ = [
     "PosixShm", "SysvShm", "SysvStat", "SharedMemory", "Sender", "Receiver",
-    "RecvView", "LatestValue", "remove", "ftok", "MAX_CAPACITY",
+    "RecvView", "LatestValue", "ManyToOneSender", "ManyToOneReceiver",
+    "Server", "Client", "Request", "remove", "ftok", "MAX_CAPACITY",
 ] + _errors.__all__
 
 

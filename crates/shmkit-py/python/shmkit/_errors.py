@@ -4,7 +4,7 @@
 __all__ = [
     "Error", "NotFound", "AlreadyExists", "PermissionDenied", "Timeout",
     "PeerGone", "Busy", "Corrupt", "Truncated", "InvalidName",
-    "InvalidArgument", "Closed",
+    "InvalidArgument", "Closed", "ServiceError",
 ]
 
 
@@ -35,11 +35,13 @@ class Timeout(Error, TimeoutError):
 
 
 class PeerGone(Error):
-    """The other side of a channel died without closing it."""
+    """The other side (a channel's peer, a many-to-one receiver, a service's
+    server) died without closing it."""
 
 
 class Busy(Error):
-    """The side of the channel asked for is taken by another process."""
+    """The side asked for (a channel's, a writer's, a server's; or every
+    seat of a many-to-one or service) is taken by another process."""
 
 
 class Corrupt(Error):
@@ -63,3 +65,10 @@ class InvalidArgument(Error, ValueError):
 class Closed(Error, EOFError):
     """The other side has closed the channel (and, for a receiver, every
     message has been received)."""
+
+
+class ServiceError(Error):
+    """A service's server answered a request with an error response
+    (``Server.respond_error``); ``body`` holds the bytes it sent."""
+
+    body = b""

@@ -1,11 +1,14 @@
 //! Meeting the other side: the segment, the slot, the capacity, the wait
 //! for the peer, and leaving.
 
+use std::cell::Cell;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::core::event::{self, LIVENESS_INTERVAL};
+use crate::core::bell::{self, Bell, Place, Ringer};
+use crate::core::event::{self, Event, LIVENESS_INTERVAL, POLLER};
 use crate::core::participant::{self, Member, Plan};
 use crate::core::ring::{self, Buf, CounterRef};
 use crate::core::segment::{Kind, Segment, Spec};
@@ -29,6 +32,27 @@ pub(crate) struct Endpoint {
     /// The peer's pid as its slot records it (display only).
     pub peer_pid: Option<u32>,
     hdr: NonNull<Header>,
+    /// Where the bells are (see `core::bell`).
+    place: Place,
+    /// This side's bell: the descriptor a poller waits on. Always there
+    /// once connected.
+    bell: Option<Bell>,
+    /// The peer's bell, rung when the peer polls and this side notifies it;
+    /// `None` if the peer left before the two met.
+    ringer: Option<Ringer>,
+    /// Both bells' names are removed (the sides have met).
+    met: bool,
+    /// Somebody took the descriptor: `try_*` calls that cannot proceed arm
+    /// the bell (see [`Endpoint::arm`]).
+    polled: Cell<bool>,
+    /// The bell said that nobody holds it for writing any more: the peer
+    /// has left or died.
+    hung_up: Cell<bool>,
+    /// A hold on this side's own bell until the descriptor is first taken,
+    /// which rings it once: a `try_*` call made before that did not arm the
+    /// bell, so the first wait must end at once, and the next call arms it.
+    /// Closed then, so that only the peer's hold remains (the hang-up).
+    self_ringer: std::cell::RefCell<Option<Ringer>>,
     member: Member,
 }
 
@@ -76,6 +100,11 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
     let mut capacity = None;
     let mut fenceless = false;
     let member = participant::join(name, &plan, |seg| {
+        if seg.created {
+            // bells of earlier objects under this name, whose participants
+            // were killed while they met (core::bell)
+            bell::remove_stale(name, inode(seg)?);
+        }
         capacity = negotiate(seg, opts, role)?;
         fenceless = event::membarrier::registered();
         if fenceless {
@@ -87,6 +116,16 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
         }
         Ok(())
     })?;
+    let st = rustix::fs::fstat(&member.seg().shm).map_err(|e| Error::from_errno("fstat", &target, e))?;
+    let place = Place {
+        target: target.clone(),
+        object: name.clone(),
+        ino: st.st_ino,
+        // the object's access, which may be wider than asked when foreign
+        mode: st.st_mode & 0o777,
+        owner: (st.st_uid != rustix::process::geteuid().as_raw()).then_some((st.st_uid, st.st_gid)),
+        allow_foreign: opts.allow_foreign,
+    };
     let mut end = Endpoint {
         role,
         capacity: 0,
@@ -94,10 +133,23 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
         fenceless,
         peer_pid: None,
         hdr: NonNull::from(super::layout_of(&member.seg().map)),
+        place,
+        bell: None,
+        ringer: None,
+        met: false,
+        polled: Cell::new(false),
+        hung_up: Cell::new(false),
+        self_ringer: std::cell::RefCell::new(None),
         member,
     };
+    // The bell is made after the claim (only the seat's holder makes it)
+    // and before the peer is told, so a peer that sees us finds it.
+    end.bell = Some(Bell::create(&end.place, index)?);
+    // (held from now on: the peer removes our bell's name once it has met us)
+    *end.self_ringer.get_mut() = Ringer::open(&end.place, index)?;
     end.header().events.0.peers.notify_always();
     end.wait_for_peer(deadline, capacity)?;
+    end.meet(deadline)?;
     // Skip the fence only if the peer, which sleeps on our event, can issue
     // the membarrier in our place: it registered too (and announced so on
     // the event it notifies, before it took part).
@@ -110,6 +162,13 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
         end.fenceless = peer_registered.fenceless.load(Ordering::Acquire) != 0;
     }
     Ok(end)
+}
+
+/// The object's inode (which names its bells).
+fn inode(seg: &Segment) -> Result<u64> {
+    rustix::fs::fstat(&seg.shm)
+        .map(|st| st.st_ino)
+        .map_err(|e| Error::from_errno("fstat", &seg.target, e))
 }
 
 /// Settles the capacity with the other side (see `core::segment`). On a
@@ -214,6 +273,137 @@ impl Endpoint {
             }
             event::sleep_on(peers, seen, slice);
         }
+    }
+
+    /// Opens the peer's bell and rings it once (the *hello*), and waits for
+    /// the peer's hello in this side's bell: after that each side holds
+    /// the other's bell for writing, so that its leaving or death hangs
+    /// the bell up (`core::bell`). A peer that left or died first gets no
+    /// hello; this side's bell is hung up instead. Then neither bell needs
+    /// its name any more.
+    fn meet(&mut self, deadline: Option<Instant>) -> Result<()> {
+        let mine = slot_index(self.role);
+        let theirs = slot_index(other(self.role));
+        let mut hello = false;
+        loop {
+            let peers = &self.header().events.0.peers;
+            let seen = peers.seq.load(Ordering::Acquire);
+            self.check_interrupt()?;
+            if self.ringer.is_none() {
+                if let Some(ringer) = Ringer::open(&self.place, theirs)? {
+                    ringer.ring();
+                    self.ringer = Some(ringer);
+                    self.header().events.0.peers.notify_always();
+                }
+            }
+            hello = hello || self.bell().drain().rung;
+            if hello && self.ringer.is_some() {
+                break;
+            }
+            if !self.peer_presence()?.is_alive() {
+                // it left or died before meeting: nobody will ever close a
+                // write end of our bell, so close one ourselves (our own
+                // hold, or one opened for the purpose)
+                if self.self_ringer.get_mut().take().is_none() {
+                    self.bell().hang_up(&self.place, mine);
+                }
+                break;
+            }
+            let mut slice = LIVENESS_INTERVAL;
+            if let Some(d) = deadline {
+                let now = Instant::now();
+                if now >= d {
+                    return Err(Error::TimedOut {
+                        target: self.member.seg().target.clone(),
+                        waiting_for: match self.role {
+                            Role::Sender => "the receiver's bell",
+                            _ => "the sender's bell",
+                        },
+                    });
+                }
+                slice = slice.min(d - now);
+            }
+            let peers = &self.header().events.0.peers;
+            event::sleep_on(peers, seen, slice);
+        }
+        self.place.remove(mine);
+        self.place.remove(theirs);
+        self.met = true;
+        Ok(())
+    }
+
+    /// This side's bell (there from `connect` on).
+    fn bell(&self) -> &Bell {
+        self.bell.as_ref().expect("made in connect")
+    }
+
+    /// The descriptor a poller waits on; taking it puts the endpoint in
+    /// poll mode (see [`arm`](Self::arm)).
+    pub(crate) fn poll_fd(&self) -> BorrowedFd<'_> {
+        if !self.polled.replace(true) {
+            if let Some(own) = self.self_ringer.borrow_mut().take() {
+                own.ring();
+            }
+        }
+        self.bell().as_fd()
+    }
+
+    /// Whether somebody took the descriptor.
+    #[inline]
+    pub(crate) fn polled(&self) -> bool {
+        self.polled.get()
+    }
+
+    /// Makes the descriptor become readable when `event` is next notified:
+    /// drains the bell of an earlier ring (only before arming: a ring after
+    /// it must stay), then arms this side's poller bit. The caller looks at
+    /// its condition once more after this and calls
+    /// [`disarm`](Self::disarm) if it holds after all.
+    pub(crate) fn arm(&self, event: &Event) {
+        if self.bell().drain().hung_up {
+            self.hung_up.set(true);
+        }
+        event.arm_poll(POLLER);
+    }
+
+    /// [`check_peer`](Self::check_peer) for a polled side that found
+    /// nothing to do. Once the bell has hung up, the peer has left or is
+    /// dying: the kernel closes a dying process's descriptors one by one, so
+    /// the hang-up may come a moment before the slot's lock goes. Returning
+    /// "nothing to do" then would leave an edge-triggered poller (tokio)
+    /// waiting for an edge that never comes; so wait (at most a second) for
+    /// the lock to go too.
+    pub(crate) fn check_peer_polled(&self) -> Result<()> {
+        self.check_peer()?;
+        if !self.hung_up.get() {
+            return Ok(());
+        }
+        let deadline = Instant::now() + std::time::Duration::from_secs(1);
+        while Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_micros(200));
+            self.check_peer()?;
+        }
+        Ok(())
+    }
+
+    /// Clears this side's poller bit on `event` (see [`arm`](Self::arm)).
+    pub(crate) fn disarm(&self, event: &Event) {
+        event.disarm_poll(POLLER);
+    }
+
+    /// Rings the peer's bell (the peer armed and this side notifies it).
+    #[cold]
+    pub(crate) fn ring_peer(&self) {
+        if let Some(ringer) = &self.ringer {
+            ringer.ring();
+        }
+    }
+
+    /// Notifies `event`, ringing the peer's bell if the peer polls (the
+    /// busy path costs what `Event::notify` costs).
+    #[inline]
+    pub(crate) fn notify(&self, event: &Event) {
+        event.notify_or_ring(self.fenceless, || self.ring_peer());
     }
 
     /// The ring's bytes (after `connect`, the whole object is mapped).
@@ -373,6 +563,12 @@ impl Drop for Endpoint {
         // leave removes it (the other keeps its mapping until it leaves
         // too); a survivor removes it after the other died.
         self.member.unlink_if(|| true);
+        if !self.met {
+            // this side never met its peer: both bells' names (a dead
+            // peer's too) are this object's, so nobody else's
+            self.place.remove(slot_index(self.role));
+            self.place.remove(slot_index(other(self.role)));
+        }
     }
 }
 

@@ -21,6 +21,12 @@
 //!   ([`Options::spin`]), then sleeps on a futex; the other side makes the
 //!   wake-up system call only when the sleeper's flag is up, so a busy
 //!   channel costs no system calls at all.
+//! - **Waiting without a thread.** Each endpoint is a file descriptor
+//!   (`AsFd`) that becomes readable when it may make progress, for
+//!   `poll`/`epoll`, a [`WaitSet`](crate::wait::WaitSet) or tokio
+//!   (`shmkit::tokio`, feature `tokio`): see [`crate::wait`]. Still no system
+//!   call on the busy path: the other side rings the descriptor only when a
+//!   `try_*` call found nothing to do and armed it.
 //! - **Closing.** Dropping the sender lets the receiver drain every
 //!   committed message; then `recv` returns [`Error::Closed`](crate::Error::Closed).
 //!   Dropping the receiver makes `send` fail with `Closed`.

@@ -1,6 +1,7 @@
 //! The receiving end.
 
 use std::ops::Deref;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::core::event::{self, Stop};
@@ -67,23 +68,111 @@ impl Receiver {
     ///
     /// # Errors
     /// [`TryRecvError::Empty`], or the errors of [`recv`](Receiver::recv).
+    ///
+    /// Once the receiver's [descriptor](Receiver#polling) has been taken, an
+    /// `Empty` result also arms it: it becomes readable when a message comes
+    /// (or the sender leaves, or dies).
     pub fn try_recv(&mut self) -> std::result::Result<Vec<u8>, TryRecvError> {
-        let frame = match self.ring.peek() {
-            Ok(frame) => frame,
-            Err(RingError::Empty) => match self.end.check_peer() {
-                Ok(()) => return Err(TryRecvError::Empty),
-                // The sender commits before it leaves: look once more.
-                Err(gone) => match self.ring.peek() {
-                    Ok(frame) => frame,
-                    Err(RingError::Empty) => return Err(TryRecvError::from(gone)),
-                    Err(e) => return Err(TryRecvError::from(self.ring_error(e))),
-                },
-            },
-            Err(e) => return Err(TryRecvError::from(self.ring_error(e))),
-        };
         let mut out = Vec::new();
-        self.take(frame, &mut out).map_err(TryRecvError::from)?;
+        self.try_recv_into(&mut out)?;
         Ok(out)
+    }
+
+    /// Like [`try_recv`](Receiver::try_recv), into `buf` (replacing its
+    /// contents).
+    ///
+    /// # Errors
+    /// As [`try_recv`](Receiver::try_recv).
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> std::result::Result<(), TryRecvError> {
+        let frame = self.try_frame()?;
+        self.take(frame, buf).map_err(TryRecvError::from)
+    }
+
+    /// Like [`recv_ref`](Receiver::recv_ref) if a message is there now:
+    /// zero-copy without waiting.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Receiver::try_recv).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::channel::{Options, Receiver, Sender};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-try-recv-ref-{}", std::process::id()))?;
+    /// # let n2 = name.clone();
+    /// # let t = std::thread::spawn(move || Sender::connect(&n2, &Options::new()).unwrap());
+    /// let mut rx = Receiver::connect(&name, &Options::new())?;
+    /// # let mut tx = t.join().unwrap();
+    /// assert!(rx.try_recv_ref().unwrap_err().is_empty());
+    /// tx.send(b"now")?;
+    /// assert_eq!(rx.try_recv_ref().unwrap().to_vec(), b"now");
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn try_recv_ref(&mut self) -> std::result::Result<RecvGuard<'_>, TryRecvError> {
+        let frame = self.try_frame()?;
+        self.guard(frame).map_err(TryRecvError::from)
+    }
+
+    /// The next frame if there is one now.
+    #[inline]
+    fn try_frame(&mut self) -> std::result::Result<Frame, TryRecvError> {
+        match self.ring.peek() {
+            Ok(frame) => Ok(frame),
+            Err(RingError::Empty) => self.when_empty(),
+            Err(e) => Err(TryRecvError::from(self.ring_error(e))),
+        }
+    }
+
+    /// The ring was empty at the first look. A polled receiver arms its
+    /// bell and looks once more; then, is the sender still there?
+    #[cold]
+    fn when_empty(&mut self) -> std::result::Result<Frame, TryRecvError> {
+        if self.end.polled() {
+            let data = &self.end.header().events.0.data;
+            self.end.arm(data);
+            match self.ring.peek() {
+                Ok(frame) => {
+                    self.end.disarm(data);
+                    return Ok(frame);
+                }
+                Err(RingError::Empty) => {}
+                Err(e) => return Err(TryRecvError::from(ring_error(&self.end, e))),
+            }
+        }
+        let peer = if self.end.polled() {
+            self.end.check_peer_polled()
+        } else {
+            self.end.check_peer()
+        };
+        match peer {
+            Ok(()) => Err(TryRecvError::Empty),
+            // The sender commits before it leaves: look once more.
+            Err(gone) => match self.ring.peek() {
+                Ok(frame) => Ok(frame),
+                Err(RingError::Empty) => Err(TryRecvError::from(gone)),
+                Err(e) => Err(TryRecvError::from(self.ring_error(e))),
+            },
+        }
+    }
+
+    /// `Ok` if a message is there now, else `try_recv`'s error (arming the
+    /// descriptor when polled): for async code, which must not borrow the
+    /// message before it knows it is there.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn ready(&mut self) -> std::result::Result<(), TryRecvError> {
+        self.try_frame().map(|_| ())
+    }
+
+    /// The channel, for errors.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn target(&self) -> &crate::Target {
+        self.end.target()
+    }
+
+    /// Whether a message is there now (for spinning: no arming, no system
+    /// call).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn has_message(&mut self) -> bool {
+        self.ring.peek().is_ok()
     }
 
     /// The next message, waiting at most `timeout`.
@@ -304,6 +393,64 @@ impl Receiver {
     }
 }
 
+/// # Polling
+/// The receiver's descriptor (its *bell*, see [`crate::wait`]) becomes
+/// readable when a message comes after a [`try_recv`](Receiver::try_recv)
+/// (or [`try_recv_into`](Receiver::try_recv_into),
+/// [`try_recv_ref`](Receiver::try_recv_ref)) found the channel empty, and
+/// when the sender leaves or dies. Taking it (`as_fd`, `as_raw_fd`) puts
+/// the receiver in poll mode, in which those calls arm it when they return
+/// `Empty`; a readable descriptor means "try again", which may still find
+/// nothing (then it is armed again). Leave the descriptor's bytes alone:
+/// the receiver reads them itself.
+///
+/// A `try_*` call made *before* the descriptor was first taken armed
+/// nothing; so that a loop which takes it only when it has to wait still
+/// works, the descriptor is readable once right after it is first taken (a
+/// spurious wake-up: try again, which arms it). Each side keeps the other's
+/// descriptor open for writing; a process that forks while it takes part
+/// hands a copy to its child, and the receiver's hang-up is then seen only when
+/// both have closed it.
+///
+/// ```
+/// use shmkit::channel::{Options, Receiver, Sender, TryRecvError};
+/// use std::os::fd::AsFd;
+/// use rustix::event::{poll, PollFd, PollFlags};
+/// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-poll-receiver-{}", std::process::id()))?;
+/// # let n2 = name.clone();
+/// # let t = std::thread::spawn(move || {
+/// #     let mut tx = Sender::connect(&n2, &Options::new()).unwrap();
+/// #     for i in 0..100u32 { tx.send(&i.to_le_bytes()).unwrap(); }
+/// # });
+/// let mut rx = Receiver::connect(&name, &Options::new())?;
+/// let mut got = 0;
+/// loop {
+///     match rx.try_recv() {
+///         Ok(_msg) => got += 1,
+///         Err(TryRecvError::Empty) => {
+///             let mut fds = [PollFd::new(&rx, PollFlags::IN)];
+///             poll(&mut fds, None)?; // a message, or the sender left
+///         }
+///         Err(e) if e.is_disconnected() => break, // closed, all received
+///         Err(e) => return Err(e.into()),
+///     }
+/// }
+/// assert_eq!(got, 100);
+/// # t.join().unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl AsFd for Receiver {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.end.poll_fd()
+    }
+}
+
+impl AsRawFd for Receiver {
+    fn as_raw_fd(&self) -> RawFd {
+        self.end.poll_fd().as_raw_fd()
+    }
+}
+
 fn ring_error(end: &Endpoint, e: RingError) -> Error {
     match e {
         RingError::Corrupt(reason) => end.corrupt_error(reason),
@@ -315,7 +462,7 @@ fn ring_error(end: &Endpoint, e: RingError) -> Error {
 
 fn release(ring: &mut Consumer, end: &Endpoint, frame: Frame) {
     ring.release(frame);
-    end.header().events.0.space.notify(end.fenceless);
+    end.notify(&end.header().events.0.space);
 }
 
 /// A received message in place; see [`Receiver::recv_ref`]. It derefs to a

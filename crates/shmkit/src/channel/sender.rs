@@ -1,6 +1,7 @@
 //! The sending end.
 
 use std::ops::{Deref, DerefMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::core::event::{self, Stop};
@@ -75,21 +76,107 @@ impl Sender {
     ///
     /// # Errors
     /// [`TrySendError::Full`], or the errors of [`send`](Sender::send).
+    ///
+    /// Once the sender's [descriptor](Sender#polling) has been taken, a
+    /// `Full` result also arms it: it becomes readable when the receiver
+    /// makes room (or leaves, or dies).
     pub fn try_send(&mut self, msg: &[u8]) -> std::result::Result<(), TrySendError> {
         self.check_receiver()?;
         match self.ring.push(msg) {
-            Ok(()) => {
-                self.end.header().events.0.data.notify(self.end.fenceless);
-                self.end.check_written()?;
-                Ok(())
+            Ok(()) => {}
+            Err(RingError::Full) => self.when_full(|ring| ring.push(msg))?,
+            Err(e) => return Err(TrySendError::from(self.ring_error(e))),
+        }
+        self.end.notify(&self.end.header().events.0.data);
+        self.end.check_written()?;
+        Ok(())
+    }
+
+    /// Like [`reserve`](Sender::reserve) if there is room now: zero-copy
+    /// without waiting.
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`] (which arms the descriptor once it has been
+    /// taken, as [`try_send`](Sender::try_send)), or the errors of
+    /// [`send`](Sender::send).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::channel::{Options, Receiver, Sender};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-try-reserve-{}", std::process::id()))?;
+    /// # let n2 = name.clone();
+    /// # let t = std::thread::spawn(move || Receiver::connect(&n2, &Options::new()).unwrap().recv().unwrap());
+    /// let mut tx = Sender::connect(&name, &Options::new())?;
+    /// let mut grant = tx.try_reserve(2).expect("an empty channel has room");
+    /// grant.copy_from_slice(b"hi")?;
+    /// grant.commit()?;
+    /// # assert_eq!(t.join().unwrap(), b"hi");
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn try_reserve(&mut self, len: usize) -> std::result::Result<Grant<'_>, TrySendError> {
+        self.check_receiver()?;
+        let res = match self.ring.reserve(len) {
+            Ok(r) => r,
+            Err(RingError::Full) => self.when_full(|ring| ring.reserve(len))?,
+            Err(e) => return Err(TrySendError::from(self.ring_error(e))),
+        };
+        Ok(self.grant(res))
+    }
+
+    /// The ring was full at the first look. A polled sender arms its bell
+    /// and looks once more; then, is the receiver still there to make room?
+    #[cold]
+    fn when_full<T>(
+        &mut self,
+        mut again: impl FnMut(&mut Producer) -> std::result::Result<T, RingError>,
+    ) -> std::result::Result<T, TrySendError> {
+        if self.end.polled() {
+            let space = &self.end.header().events.0.space;
+            self.end.arm(space);
+            match again(&mut self.ring) {
+                Ok(v) => {
+                    self.end.disarm(space);
+                    return Ok(v);
+                }
+                Err(RingError::Full) => {}
+                Err(e) => return Err(TrySendError::from(ring_error(&self.end, e))),
             }
-            // Full: is the receiver still there to make room?
-            Err(RingError::Full) => match self.end.check_peer() {
-                Ok(()) => Err(TrySendError::Full),
-                Err(e) => Err(TrySendError::from(e)),
-            },
+        }
+        let peer = if self.end.polled() {
+            self.end.check_peer_polled()
+        } else {
+            self.end.check_peer()
+        };
+        match peer {
+            Ok(()) => Err(TrySendError::Full),
+            Err(e) => Err(TrySendError::from(e)),
+        }
+    }
+
+    /// `Ok` if a message of `len` bytes fits now, else `try_reserve`'s
+    /// error (arming the descriptor when polled): for async code, which must
+    /// not borrow a grant before it knows there is room.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn ready(&mut self, len: usize) -> std::result::Result<(), TrySendError> {
+        self.check_receiver()?;
+        match self.ring.reserve(len) {
+            Ok(_) => Ok(()),
+            Err(RingError::Full) => self.when_full(|ring| ring.reserve(len).map(|_| ())),
             Err(e) => Err(TrySendError::from(self.ring_error(e))),
         }
+    }
+
+    /// The channel, for errors.
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn target(&self) -> &crate::Target {
+        self.end.target()
+    }
+
+    /// Whether a message of `len` bytes fits now (for spinning: no arming,
+    /// no system call).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    pub(crate) fn has_room(&mut self, len: usize) -> bool {
+        self.ring.reserve(len).is_ok()
     }
 
     /// Sends `msg`, waiting at most `timeout` for room.
@@ -218,7 +305,7 @@ impl Sender {
     #[inline]
     fn commit(&mut self, r: Reservation) {
         self.ring.commit(r);
-        self.end.header().events.0.data.notify(self.end.fenceless);
+        self.end.notify(&self.end.header().events.0.data);
     }
 
     /// Fails if the receiver has left (a cheap load, done on every send).
@@ -350,6 +437,63 @@ impl Sender {
     }
 }
 
+/// # Polling
+/// The sender's descriptor (its *bell*, see [`crate::wait`]) becomes
+/// readable when the receiver makes room after a [`try_send`](Sender::try_send)
+/// or [`try_reserve`](Sender::try_reserve) found the channel full, and when
+/// the receiver leaves or dies. Taking it (`as_fd`, `as_raw_fd`) puts the
+/// sender in poll mode, in which those calls arm it when they return
+/// `Full`; a readable descriptor means "try again", which may find the
+/// channel still full (then it is armed again). Leave the descriptor's
+/// bytes alone: the sender reads them itself.
+///
+/// A `try_*` call made *before* the descriptor was first taken armed
+/// nothing; so that a loop which takes it only when it has to wait still
+/// works, the descriptor is readable once right after it is first taken (a
+/// spurious wake-up: try again, which arms it). Each side keeps the other's
+/// descriptor open for writing; a process that forks while it takes part
+/// hands a copy to its child, and the sender's hang-up is then seen only when
+/// both have closed it.
+///
+/// ```
+/// use shmkit::channel::{Options, Receiver, Sender, TrySendError};
+/// use shmkit::wait::WaitSet;
+/// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-poll-sender-{}", std::process::id()))?;
+/// # let n2 = name.clone();
+/// # let t = std::thread::spawn(move || {
+/// #     let mut rx = Receiver::connect(&n2, &Options::new().capacity(4096)).unwrap();
+/// #     std::thread::sleep(std::time::Duration::from_millis(50));
+/// #     rx.iter().count()
+/// # });
+/// let mut tx = Sender::connect(&name, &Options::new().capacity(4096))?;
+/// let mut set = WaitSet::new()?;
+/// set.add(&tx, 0)?;
+/// let mut sent = 0;
+/// while sent < 1000 {
+///     match tx.try_send(&[7; 100]) {
+///         Ok(()) => sent += 1,
+///         Err(TrySendError::Full) => {
+///             set.wait(None)?; // until the receiver makes room
+///         }
+///         Err(e) => return Err(e.into_error().unwrap()),
+///     }
+/// }
+/// drop(tx);
+/// # assert_eq!(t.join().unwrap(), 1000);
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+impl AsFd for Sender {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.end.poll_fd()
+    }
+}
+
+impl AsRawFd for Sender {
+    fn as_raw_fd(&self) -> RawFd {
+        self.end.poll_fd().as_raw_fd()
+    }
+}
+
 fn ring_error(end: &Endpoint, e: RingError) -> Error {
     match e {
         RingError::TooLarge { len, max } => Error::MessageTooLarge {
@@ -381,7 +525,7 @@ impl Grant<'_> {
     /// with `EFAULT` then; see [`Sender::check_intact`].)
     pub fn commit(self) -> Result<()> {
         self.ring.commit(self.res);
-        self.end.header().events.0.data.notify(self.end.fenceless);
+        self.end.notify(&self.end.header().events.0.data);
         self.end.check_written()
     }
 

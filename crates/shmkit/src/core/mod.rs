@@ -10,11 +10,14 @@
 //! - [`participant`]: joining an object in a seat (creating it, or taking
 //!   over an abandoned one), and leaving it.
 //! - [`event`]: a futex word with a count of sleepers.
+//! - [`bell`]: a FIFO per participant that waits through a descriptor.
 //! - [`ring`]: frames from one producer to N consumer positions.
 //!
 //! Under `--cfg loom` only the lock-free parts (`event`, `ring`) are built,
 //! for the model checker.
 
+#[cfg(not(loom))]
+pub(crate) mod bell;
 pub(crate) mod event;
 pub(crate) mod kind;
 #[cfg(not(loom))]

@@ -147,6 +147,8 @@ impl Counter {
 pub(crate) use buf::Buf;
 pub(crate) use counter_ref::CounterRef;
 
+pub(crate) mod broadcast;
+
 /// Space for one frame, reserved by [`Producer::reserve`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Reservation {
@@ -201,11 +203,57 @@ impl Geometry {
     }
 }
 
+/// Where a producer learns how far its consumers have read: a fixed list
+/// of counters ([`Fixed`]: a channel), or a broadcast's changing set of
+/// blocking subscribers (`broadcast::Members`).
+pub(crate) trait Heads: std::fmt::Debug {
+    /// Loads and validates every position the producer must not overwrite;
+    /// returns the slowest. `tail` is the producer's position, `last` the
+    /// slowest it saw before (no position may be behind it).
+    fn load(&mut self, tail: u64, last: u64) -> Result<u64, RingError>;
+}
+
+/// A fixed list of consumer counters: a channel's one receiver.
+#[derive(Debug)]
+pub(crate) struct Fixed {
+    consumers: Vec<CounterRef>,
+}
+
+impl Heads for Fixed {
+    #[inline]
+    fn load(&mut self, tail: u64, last: u64) -> Result<u64, RingError> {
+        let mut slowest = tail;
+        for c in &self.consumers {
+            // Acquire: the consumer's reads of the frames it released
+            // happen before we overwrite them.
+            let head = c.get().pos.load(Ordering::Acquire);
+            check_head(head, tail, last)?;
+            if tail.wrapping_sub(head) > tail.wrapping_sub(slowest) {
+                slowest = head;
+            }
+        }
+        Ok(slowest)
+    }
+}
+
+/// A consumer's position only moves forward from `last`, and never past
+/// the producer's `tail`.
+#[inline]
+fn check_head(head: u64, tail: u64, last: u64) -> Result<(), RingError> {
+    let moved = head.wrapping_sub(last);
+    if moved > tail.wrapping_sub(last) || head % FRAME_ALIGN != 0 {
+        return Err(corrupt(format!(
+            "a receiver's position {head} is not between its last position {last} and the sender's {tail}"
+        )));
+    }
+    Ok(())
+}
+
 /// The producing half of the ring.
 #[derive(Debug)]
-pub(crate) struct Producer {
+pub(crate) struct Producer<H: Heads = Fixed> {
     own: CounterRef,
-    consumers: Vec<CounterRef>,
+    heads: H,
     buf: Buf,
     geo: Geometry,
     /// Bytes ever committed: the truth; `own.pos` publishes it.
@@ -231,14 +279,35 @@ pub(crate) struct Consumer {
     bytes: u64,
 }
 
-impl Producer {
+impl Producer<Fixed> {
     /// The producer publishing through `own` to `consumers` over `buf`
     /// (`capacity` bytes), from position 0 of a new ring.
     pub(crate) fn new(own: CounterRef, consumers: Vec<CounterRef>, buf: Buf, capacity: u64) -> Producer {
         assert!(!consumers.is_empty());
+        Producer::with_heads(own, Fixed { consumers }, buf, capacity)
+    }
+
+    /// Messages committed and not yet released by the slowest consumer.
+    pub(crate) fn in_flight(&self) -> u64 {
+        let released = self
+            .heads
+            .consumers
+            .iter()
+            .map(|c| c.get().messages.load(Ordering::Relaxed))
+            .min()
+            .unwrap_or(0);
+        self.messages.saturating_sub(released)
+    }
+}
+
+impl<H: Heads> Producer<H> {
+    /// The producer publishing through `own` over `buf` (`capacity`
+    /// bytes), from position 0 of a new ring, learning the consumers'
+    /// positions from `heads`.
+    pub(crate) fn with_heads(own: CounterRef, heads: H, buf: Buf, capacity: u64) -> Producer<H> {
         Producer {
             own,
-            consumers,
+            heads,
             buf,
             geo: Geometry::new(capacity),
             tail: 0,
@@ -257,17 +326,6 @@ impl Producer {
     /// The buffer the reservations point into.
     pub(crate) fn buf(&self) -> &Buf {
         &self.buf
-    }
-
-    /// Messages committed and not yet released by the slowest consumer.
-    pub(crate) fn in_flight(&self) -> u64 {
-        let released = self
-            .consumers
-            .iter()
-            .map(|c| c.get().messages.load(Ordering::Relaxed))
-            .min()
-            .unwrap_or(0);
-        self.messages.saturating_sub(released)
     }
 
     /// Reserves a frame for `len` payload bytes (with padding before it if
@@ -366,25 +424,9 @@ impl Producer {
     }
 
     /// Loads and validates every consumer's position; returns the slowest.
-    fn load_head(&self) -> Result<u64, RingError> {
-        let mut slowest = self.tail;
-        for c in &self.consumers {
-            // Acquire: the consumer's reads of the frames it released
-            // happen before we overwrite them.
-            let head = c.get().pos.load(Ordering::Acquire);
-            // A position only moves forward, and never past the tail.
-            let moved = head.wrapping_sub(self.cached_head);
-            if moved > self.tail.wrapping_sub(self.cached_head) || head % FRAME_ALIGN != 0 {
-                return Err(corrupt(format!(
-                    "a receiver's position {head} is not between its last position {} and the sender's {}",
-                    self.cached_head, self.tail
-                )));
-            }
-            if self.tail.wrapping_sub(head) > self.tail.wrapping_sub(slowest) {
-                slowest = head;
-            }
-        }
-        Ok(slowest)
+    #[inline]
+    fn load_head(&mut self) -> Result<u64, RingError> {
+        self.heads.load(self.tail, self.cached_head)
     }
 
     /// Whether every consumer has released everything committed.
@@ -435,7 +477,13 @@ impl Consumer {
     /// header words at this consumer's position (and after one padding).
     #[inline]
     pub(crate) fn peek(&mut self) -> Result<Frame, RingError> {
-        let mut pos = self.head;
+        self.peek_at(self.head)
+    }
+
+    /// The frame at `pos` (a frame's or a padding's start), validated, as
+    /// [`peek`](Self::peek) reads it.
+    #[inline]
+    fn peek_at(&self, mut pos: u64) -> Result<Frame, RingError> {
         let mut skipped = 0;
         loop {
             let off = self.geo.offset(pos);

@@ -127,7 +127,7 @@ fn parse(bytes: &[u8]) -> Option<ShmkitHeader> {
     })
 }
 
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 

@@ -122,12 +122,30 @@ impl Client {
     }
 
     /// Like [`receive_response`](Client::receive_response), waiting at most
-    /// `timeout`.
+    /// `timeout` — but a time-out leaves the request pending, so that a
+    /// caller can wait in slices (checking for other things in between)
+    /// and [`abandon`](Client::abandon) it when it gives up.
     ///
     /// # Errors
-    /// As `receive_response`.
+    /// As `receive_response`; after [`Error::TimedOut`] the request is
+    /// still pending.
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::service::{Client, Options, Server};
+    /// # use std::time::Duration;
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-svc-slices-{}", std::process::id()))?;
+    /// # let mut server = Server::connect(&name, &Options::new())?;
+    /// let mut client = Client::connect(&name, &Options::new())?;
+    /// let id = client.send_request(b"slow")?;
+    /// assert!(client.receive_response_timeout(id, Duration::from_millis(10)).is_err());
+    /// assert_eq!(client.pending(), 1); // still waiting for it
+    /// # let r = server.recv_request()?; server.respond(r.client, r.id, b"done").unwrap();
+    /// assert_eq!(client.receive_response_timeout(id, Duration::from_secs(10))?.body, b"done");
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
     pub fn receive_response_timeout(&mut self, id: u64, timeout: Duration) -> Result<Response> {
-        self.receive_until(id, event::deadline(timeout))
+        self.receive_until_keeping(id, event::deadline(timeout), true)
     }
 
     /// Gives up on request `id`: its response will be dropped.
@@ -187,6 +205,12 @@ impl Client {
     }
 
     fn receive_until(&mut self, id: u64, deadline: Option<Instant>) -> Result<Response> {
+        self.receive_until_keeping(id, deadline, false)
+    }
+
+    /// Waits for the response to `id` until `deadline`; after a time-out
+    /// the request is abandoned unless `keep`.
+    fn receive_until_keeping(&mut self, id: u64, deadline: Option<Instant>, keep: bool) -> Result<Response> {
         if let Some(r) = self.stash.remove(&id) {
             self.pending.remove(&id);
             return Ok(r);
@@ -245,7 +269,7 @@ impl Client {
                 Ok(r)
             }
             Err(stop) => {
-                if matches!(stop, Stop::TimedOut) {
+                if matches!(stop, Stop::TimedOut) && !keep {
                     self.abandon(id);
                 }
                 Err(self.stop_error(stop, "the server's response"))

@@ -142,6 +142,8 @@ fn main() {
         r if r.starts_with("latest-") => crate::latest::child_role(r, &args),
         // m2o-*: the roles of many_to_one.rs.
         r if r.starts_with("m2o-") => crate::many_to_one::child_role(r, &args),
+        // poll-*: the roles of poll.rs.
+        r if r.starts_with("poll-") => crate::poll::child_role(r, &args),
         // memfd-*: the roles of memfd.rs.
         r if r.starts_with("memfd-") => crate::memfd::child_role(r, &args),
         // svc-*: the roles of service.rs.
@@ -150,6 +152,7 @@ fn main() {
         r if r.starts_with("shrink-") => crate::shrink::child_role(r, &args),
         // sysv-reuse-*: the roles of sysv.rs that need an IPC namespace.
         r if r.starts_with("sysv-reuse-") => crate::sysv::child_role(r, &args),
+        r if r.starts_with("topic-") => crate::topic::child_role(r, &args),
         other => panic!("unknown child role {other:?}"),
     }
 }
