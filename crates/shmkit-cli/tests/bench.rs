@@ -36,7 +36,10 @@ const TRIPS: [&str; 4] = ["pingpong", "pubsub1", "pubsub2", "reqresp"];
 const RATES: [&str; 4] = ["stream", "many2", "latest-write", "latest-read"];
 
 /// The pattern cases' rows of a full run: pattern and transport.
-const PATTERN_ROWS: [&str; 5] = [
+const PATTERN_ROWS: [&str; 8] = [
+    "pubsub1 shmkit-spin",
+    "pubsub1 shmkit",
+    "pubsub2 shmkit",
     "many2 shmkit",
     "reqresp shmkit-spin",
     "reqresp shmkit",
@@ -101,9 +104,12 @@ fn patterns_select() {
     if let Err(e) = run() {
         panic!("{e}");
     }
-    let out = shmkit().args(["bench", "--patterns", "many3"]).output().expect("runs");
+    let out = shmkit()
+        .args(["bench", "--patterns", "pubsub3"])
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(2), "a usage error");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("reqresp"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("pubsub1"));
 }
 
 /// One run at a time: spinning measurements need both cores.

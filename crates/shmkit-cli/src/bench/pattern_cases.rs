@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use shmkit::posix::ShmName;
-use shmkit::{latest, many_to_one, service};
+use shmkit::{latest, many_to_one, service, topic};
 
 use super::child::PeerProcess;
 use super::error::{Error, Result};
@@ -82,6 +82,10 @@ pub(crate) fn lead(case: Case, setup: &Setup, peers: &[PeerProcess]) -> Result<V
                 ("latest-read", Outcome::Stream(vec![reads])),
             ])
         }
+        Case::PubSub1 | Case::PubSub2 => Ok(vec![(
+            case.name(),
+            Outcome::PingPong(lead_pubsub(setup, case.peers(), peers)?),
+        )]),
     }
 }
 
@@ -90,10 +94,8 @@ pub(crate) fn follow(case: Case, role: usize, setup: &Setup) -> Result<()> {
     match case {
         Case::ReqResp => follow_reqresp(setup),
         Case::Many2 => follow_many(setup),
-        Case::Latest => {
-            let _ = role;
-            follow_latest(setup)
-        }
+        Case::Latest => follow_latest(setup),
+        Case::PubSub1 | Case::PubSub2 => follow_pubsub(setup, case.peers(), role),
     }
 }
 
@@ -141,6 +143,101 @@ fn end_message(size: usize) -> Vec<u8> {
     let mut m = vec![0u8; size];
     stamp(&mut m, END);
     m
+}
+
+// ------------------------------------------------------ publish/subscribe
+
+fn topic_options(setup: &Setup, subscribers: usize) -> topic::Options {
+    let opts = topic::Options::new()
+        .capacity(setup.capacity)
+        .max_subscribers(subscribers);
+    match setup.spin() {
+        Some(spin) => opts.spin(spin),
+        None => opts,
+    }
+}
+
+fn sub_options(setup: &Setup) -> topic::SubOptions {
+    let opts = topic::SubOptions::new().timeout(CONNECT_TIMEOUT);
+    match setup.spin() {
+        Some(spin) => opts.spin(spin),
+        None => opts,
+    }
+}
+
+/// The topic subscriber `i` of `n` answers on.
+fn reply_suffix(n: usize, i: usize) -> String {
+    if n == 1 {
+        "-ba".into()
+    } else {
+        format!("-b{i}")
+    }
+}
+
+fn recv_error(e: topic::RecvError) -> Error {
+    match e {
+        topic::RecvError::Disconnected(e) | topic::RecvError::Failed(e) => Error::Shmkit(e),
+        topic::RecvError::Lagged { missed } => Error::Check(format!("a blocking subscriber lost {missed} messages")),
+    }
+}
+
+/// The publisher: publishes on `-ab` to `n` subscribers (the peers), each
+/// of which answers on a topic of its own; a round trip ends when every
+/// answer is in.
+fn lead_pubsub(setup: &Setup, n: usize, peers: &[PeerProcess]) -> Result<PingPong> {
+    let size = setup.size;
+    // Publishers first: a subscriber waits for its publisher.
+    let mut publisher = topic::Publisher::connect(&setup.name("-ab")?, &topic_options(setup, n))?;
+    let mut replies = (0..n)
+        .map(|i| {
+            Ok(topic::Subscriber::connect(
+                &setup.name(&reply_suffix(n, i))?,
+                &sub_options(setup),
+            )?)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // A subscriber gets the messages published after it joined: wait for
+    // every peer's.
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    while publisher
+        .info()
+        .subscribers
+        .iter()
+        .filter(|s| s.alive && !s.closed)
+        .count()
+        < n
+    {
+        if peers.iter().any(PeerProcess::is_dead) || Instant::now() > deadline {
+            return Err(Error::Peer("did not subscribe".into()));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let mut back = Vec::with_capacity(size);
+    let pp = round_trips(size, setup.warmup, setup.round, |msg, seq| {
+        publisher.send(msg)?;
+        for r in &mut replies {
+            r.recv_into(&mut back).map_err(recv_error)?;
+            check_answer(&back, size, seq)?;
+        }
+        Ok(())
+    })?;
+    publisher.send(&end_message(size))?;
+    Ok(pp)
+}
+
+/// Subscriber `role` of `n`: answers each message on its own topic until
+/// [`END`].
+fn follow_pubsub(setup: &Setup, n: usize, role: usize) -> Result<()> {
+    let mut answer = topic::Publisher::connect(&setup.name(&reply_suffix(n, role))?, &topic_options(setup, 1))?;
+    let mut sub = topic::Subscriber::connect(&setup.name("-ab")?, &sub_options(setup))?;
+    let mut buf = Vec::with_capacity(setup.size);
+    loop {
+        sub.recv_into(&mut buf).map_err(recv_error)?;
+        if read_stamp(&buf, setup.size)? == END {
+            return Ok(());
+        }
+        answer.send(&buf)?;
+    }
 }
 
 // ------------------------------------------------------- request/response

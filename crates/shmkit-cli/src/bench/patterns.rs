@@ -62,6 +62,10 @@ const QUICK_SIZE: usize = 64;
 /// A pattern case of issue 13.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Case {
+    /// Round trips through topics, one subscriber.
+    PubSub1,
+    /// Round trips through topics, two subscribers.
+    PubSub2,
     /// Two senders streaming to one receiver.
     Many2,
     /// Request/response round trips.
@@ -72,11 +76,13 @@ pub enum Case {
 
 impl Case {
     /// Every case, in the order of the output.
-    pub const ALL: [Case; 3] = [Case::Many2, Case::ReqResp, Case::Latest];
+    pub const ALL: [Case; 5] = [Case::PubSub1, Case::PubSub2, Case::Many2, Case::ReqResp, Case::Latest];
 
     /// The name on the command line (`--patterns`).
     pub fn name(self) -> &'static str {
         match self {
+            Case::PubSub1 => "pubsub1",
+            Case::PubSub2 => "pubsub2",
             Case::Many2 => "many2",
             Case::ReqResp => "reqresp",
             Case::Latest => "latest",
@@ -91,7 +97,7 @@ impl Case {
     /// How many second processes it takes.
     pub(crate) fn peers(self) -> usize {
         match self {
-            Case::Many2 => 2,
+            Case::PubSub2 | Case::Many2 => 2,
             _ => 1,
         }
     }
@@ -99,16 +105,16 @@ impl Case {
     /// The waiting modes it is measured with (see the module docs).
     pub(crate) fn transports(self) -> &'static [Transport] {
         match self {
-            Case::ReqResp => &[Transport::ShmkitSpin, Transport::Shmkit],
-            Case::Many2 | Case::Latest => &[Transport::Shmkit],
+            Case::PubSub1 | Case::ReqResp => &[Transport::ShmkitSpin, Transport::Shmkit],
+            Case::PubSub2 | Case::Many2 | Case::Latest => &[Transport::Shmkit],
         }
     }
 
     /// How the case waits, for the tables.
     pub(crate) fn waits(self) -> &'static str {
         match self {
-            Case::ReqResp => "2 processes; shmkit-spin: spin only; shmkit: spin 20 µs, then sleep",
-            Case::Many2 => "3 processes; spin 20 µs, then sleep on a futex",
+            Case::PubSub1 | Case::ReqResp => "2 processes; shmkit-spin: spin only; shmkit: spin 20 µs, then sleep",
+            Case::PubSub2 | Case::Many2 => "3 processes; spin 20 µs, then sleep on a futex",
             Case::Latest => "2 processes; never waits: writes and reads back to back",
         }
     }
@@ -378,7 +384,7 @@ mod tests {
             assert_eq!(parse_choice(c.name()), Ok(Choice::Case(c)));
             assert!(!c.transports().is_empty());
         }
-        assert!(parse_choice("many3").unwrap_err().contains("reqresp"));
+        assert!(parse_choice("pubsub3").unwrap_err().contains("reqresp"));
     }
 
     #[test]
@@ -392,9 +398,9 @@ mod tests {
             round: Duration::ZERO,
             send_for: Duration::from_millis(1),
         };
-        let args = peer_args(Case::Many2, 1, &setup, None);
+        let args = peer_args(Case::PubSub2, 1, &setup, None);
         let at = args.iter().position(|a| a == "--pattern").unwrap();
-        assert_eq!(args[at + 1], "many2:1");
+        assert_eq!(args[at + 1], "pubsub2:1");
         let raw = RawPeer {
             transport: "shmkit".into(),
             pattern: "stream".into(),
