@@ -73,9 +73,9 @@ pub mod service;
 #[allow(unsafe_code)] // registering a descriptor with tokio's reactor (its I/O-safety contract)
 pub mod tokio;
 #[cfg(not(loom))]
-pub mod wait;
-#[cfg(not(loom))]
 pub mod topic;
+#[cfg(not(loom))]
+pub mod wait;
 
 // The two modules that turn addresses and C calls into safe values.
 #[allow(unsafe_code)]

@@ -38,7 +38,8 @@ pub(crate) const MIN_SIZE: usize = 8;
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Args {
     /// A short run: sizes 64 and 1M, 250 ms per measurement, every transport
-    /// (about 10 s on two cores).
+    /// (about 10 s on two cores), the pattern cases at 64 B only (a few
+    /// seconds more).
     #[arg(long)]
     pub quick: bool,
 
