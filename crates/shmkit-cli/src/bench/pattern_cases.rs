@@ -74,7 +74,7 @@ pub(crate) fn remove_leftovers(base: &str) {
 pub(crate) fn lead(case: Case, setup: &Setup, peers: &[PeerProcess]) -> Result<Vec<(&'static str, Outcome)>> {
     match case {
         Case::ReqResp => Ok(vec![("reqresp", Outcome::PingPong(lead_reqresp(setup, peers)?))]),
-        Case::Many2 => Ok(vec![("many2", Outcome::Stream(vec![lead_many(setup)?]))]),
+        Case::Many2 => Ok(vec![("many2", Outcome::Stream(vec![lead_many(setup, peers)?]))]),
         Case::Latest => {
             let (writes, reads) = lead_latest(setup, peers)?;
             Ok(vec![
@@ -299,16 +299,50 @@ fn stride(size: usize) -> u64 {
     (4096 / size.max(1)).clamp(1, 64) as u64
 }
 
-/// The receiver: checks every message's number per sender; counts both
-/// senders' messages from the end of the warm-up (after the first
-/// message) to the first sender's end, then waits for the second's.
-fn lead_many(setup: &Setup) -> Result<Stream> {
+/// Tells the peers to start, once they are all there: on a latest value
+/// of the leader's, `-ba` (kept open by the leader until the end).
+fn tell_go(setup: &Setup) -> Result<latest::Writer> {
+    let mut go = latest::Writer::create(&setup.name("-ba")?, &latest::Options::new().max_size(8))?;
+    go.write(b"go")?;
+    Ok(go)
+}
+
+/// Waits for the leader's word to start ([`tell_go`]).
+fn wait_go(setup: &Setup) -> Result<()> {
+    let opts = latest::Options::new().timeout(CONNECT_TIMEOUT);
+    latest::Reader::open(&setup.name("-ba")?, &opts)?.wait_newer(0, CONNECT_TIMEOUT)?;
+    Ok(())
+}
+
+/// The receiver: waits until both senders have joined and tells them to
+/// start (so that they send at the same time); checks every message's
+/// number per sender; counts both senders' messages from the end of the
+/// warm-up (after the first message) to the first sender's end, then waits
+/// for the second's.
+fn lead_many(setup: &Setup, peers: &[PeerProcess]) -> Result<Stream> {
     let size = setup.size;
     // A sender that dies ends the stream with `PeerGone` once both are gone.
     let mut rx = many_to_one::Receiver::connect(&setup.name("")?, &many_options(setup))?;
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let joined = |rx: &many_to_one::Receiver| {
+        rx.info()
+            .seats
+            .iter()
+            .filter(|s| s.participant.as_ref().is_some_and(|p| p.alive && !p.closed))
+            .count()
+    };
+    while joined(&rx) < 2 {
+        if peers.iter().any(PeerProcess::is_dead) || Instant::now() > deadline {
+            return Err(Error::Peer("did not join as a sender".into()));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let _go = tell_go(setup)?;
     let mut buf = Vec::with_capacity(size);
     let stride = stride(size);
-    let mut next = [0u64; 2];
+    // Each sender's next number, by seat and generation (a sender that
+    // left frees its seat for another).
+    let mut next: Vec<((usize, u32), u64)> = Vec::new();
     let mut total: u64 = 0;
     let mut ended = 0;
     let mut warm_until: Option<Instant> = None;
@@ -320,6 +354,15 @@ fn lead_many(setup: &Setup) -> Result<Stream> {
         if seat >= 2 {
             return Err(Error::Check(format!("a message from seat {seat} of 2")));
         }
+        let key = (seat, from.generation);
+        let at = match next.iter().position(|(k, _)| *k == key) {
+            Some(at) => at,
+            None if next.len() < 2 => {
+                next.push((key, 0));
+                next.len() - 1
+            }
+            None => return Err(Error::Check(format!("a third sender, {from:?}"))),
+        };
         let got = read_stamp(&buf, size)?;
         if got == END {
             ended += 1;
@@ -332,13 +375,13 @@ fn lead_many(setup: &Setup) -> Result<Stream> {
             }
             continue;
         }
-        if got != next[seat] {
+        if got != next[at].1 {
             return Err(Error::Check(format!(
                 "message {got} of seat {seat} where {} was due",
-                next[seat]
+                next[at].1
             )));
         }
-        next[seat] += 1;
+        next[at].1 += 1;
         total += 1;
         if total == 1 {
             let now = Instant::now();
@@ -360,6 +403,7 @@ fn lead_many(setup: &Setup) -> Result<Stream> {
 /// A sender: numbered messages for the planned time, then [`END`].
 fn follow_many(setup: &Setup) -> Result<()> {
     let mut tx = many_to_one::Sender::connect(&setup.name("")?, &many_options(setup))?;
+    wait_go(setup)?;
     let size = setup.size;
     let mut msg = vec![0x5au8; size];
     let stride = stride(size);
@@ -393,10 +437,8 @@ fn lead_latest(setup: &Setup, peers: &[PeerProcess]) -> Result<(Stream, Stream)>
     let size = setup.size;
     let opts = latest::Options::new().timeout(CONNECT_TIMEOUT);
     let mut reader = latest::Reader::open(&setup.name("")?, &opts)?;
-    // The writer never waits: it starts once this reader is there, when
-    // told on a latest value of the leader's (kept open until the end).
-    let mut go = latest::Writer::create(&setup.name("-ba")?, &latest::Options::new().max_size(8))?;
-    go.write(b"go")?;
+    // The writer never waits: it starts once this reader is there.
+    let _go = tell_go(setup)?;
     let mut buf = Vec::with_capacity(size);
     let stride = stride(size);
     let start = Instant::now();
@@ -464,9 +506,7 @@ fn follow_latest(setup: &Setup) -> Result<()> {
     let opts = latest::Options::new().max_size(size as u64);
     let mut writer = latest::Writer::create(&setup.name("")?, &opts)?;
     // Until the reader is there.
-    let mut go = latest::Reader::open(&setup.name("-ba")?, &latest::Options::new().timeout(CONNECT_TIMEOUT))?;
-    go.wait_newer(0, CONNECT_TIMEOUT)?;
-    drop(go);
+    wait_go(setup)?;
     let mut value = vec![0x5au8; size];
     let stride = stride(size);
     let end = Instant::now() + setup.send_for;
