@@ -37,6 +37,8 @@ use iceoryx2::prelude::*;
 use shmkit::channel::{Options, Receiver, Sender};
 use shmkit::posix::ShmName;
 
+mod patterns;
+
 type Error = Box<dyn std::error::Error>;
 type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -57,9 +59,14 @@ struct Args {
     /// Measuring time per case after the warm-up, in milliseconds.
     #[arg(long)]
     duration_ms: Option<u64>,
-    /// Transports, comma-separated: shmkit-spin, iceoryx2.
+    /// Transports, comma-separated: shmkit-spin, iceoryx2 (and for the
+    /// patterns shmkit, iceoryx2-event).
     #[arg(long, value_delimiter = ',')]
     transports: Vec<String>,
+    /// Patterns, comma-separated [default: all]: pingpong, stream, and
+    /// issue 13's pubsub1, pubsub2, reqresp, latest (see patterns.rs).
+    #[arg(long, value_delimiter = ',')]
+    patterns: Vec<String>,
     /// Internal: run as the second process.
     #[arg(long, hide = true, num_args = 6, value_names = ["TRANSPORT", "PATTERN", "SIZE", "NAME", "SEND_NS", "PARENT"])]
     peer: Vec<String>,
@@ -209,7 +216,7 @@ fn receive_stream(
             return Err(format!("message {got} where {next} was due").into());
         }
         next += 1;
-        if next % stride == 0 && count_from.is_none() {
+        if next.is_multiple_of(stride) && count_from.is_none() {
             let now = Instant::now();
             match warm_until {
                 None => warm_until = Some(now + warmup),
@@ -432,7 +439,7 @@ impl Zc for IoxLink {
             }
             std::hint::spin_loop();
             spins = spins.wrapping_add(1);
-            if spins % 4096 == 0 {
+            if spins.is_multiple_of(4096) {
                 alive()?;
             }
         }
@@ -521,6 +528,10 @@ fn run_peer(a: &[String]) -> Result<()> {
     let parent: u32 = a[5].parse()?;
     if rustix::process::getppid().map(|p| p.as_raw_nonzero().get() as u32) != Some(parent) {
         return Err("the first process is gone".into());
+    }
+    if a[1].contains(':') {
+        // a pattern case's peer: CASE:ROLE
+        return patterns::run_peer(&a[0], &a[1], a[2].parse()?, &a[3], Duration::from_nanos(a[4].parse()?));
     }
     let pattern = if a[1] == "stream" {
         Pattern::Stream
@@ -614,7 +625,11 @@ fn main() -> ExitCode {
 
     let mut failed = 0;
     let mut n = 0;
-    for pattern in [Pattern::PingPong, Pattern::Stream] {
+    let wants = |p: &str| args.patterns.is_empty() || args.patterns.iter().any(|a| a == p);
+    for pattern in [Pattern::PingPong, Pattern::Stream]
+        .into_iter()
+        .filter(|p| wants(p.name()))
+    {
         match pattern {
             Pattern::PingPong => println!(
                 "\nping-pong: round-trip time\n{:>7}  {:<12}{:>10}{:>10}{:>10}{:>10}{:>16}",
@@ -673,6 +688,9 @@ fn main() -> ExitCode {
             }
         }
     }
+    let cases: Vec<&str> = patterns::CASES.into_iter().filter(|c| wants(c)).collect();
+    let wanted = |t: &str| args.transports.is_empty() || args.transports.iter().any(|a| a == t);
+    failed += patterns::run_all(&cases, &sizes, &wanted, &mut n, warmup, duration);
     if failed > 0 {
         eprintln!("peers: {failed} measurements failed");
         return ExitCode::FAILURE;

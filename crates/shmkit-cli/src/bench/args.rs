@@ -38,7 +38,8 @@ pub(crate) const MIN_SIZE: usize = 8;
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct Args {
     /// A short run: sizes 64 and 1M, 250 ms per measurement, every transport
-    /// (about 10 s on two cores).
+    /// (about 10 s on two cores), the pattern cases at 64 B only (a few
+    /// seconds more).
     #[arg(long)]
     pub quick: bool,
 
@@ -73,6 +74,16 @@ pub struct Args {
     /// first two this process may run on).
     #[arg(long)]
     pub pin: bool,
+
+    /// Patterns, comma-separated [default: all; with --quick the pattern
+    /// cases are measured at 64 B only, unless --sizes says otherwise]:
+    /// pingpong and stream (the channel against the other transports), and
+    /// shmkit's patterns: pubsub1, pubsub2 (round trips through a topic
+    /// with one or two subscribers), many2 (two senders streaming to one
+    /// receiver), reqresp (`Client::call` round trips), latest (writes and
+    /// reads per second of a latest value).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = super::patterns::parse_choice)]
+    pub patterns: Vec<super::patterns::Choice>,
 }
 
 /// The arguments of the hidden [`PEER_SUBCOMMAND`](PEER_SUBCOMMAND):
@@ -103,6 +114,36 @@ pub struct PeerArgs {
     /// Pin to this CPU.
     #[arg(long)]
     cpu: Option<usize>,
+}
+
+/// The peer's arguments as given: the pattern cases ([`super::patterns`])
+/// read their own meaning into them (`--pattern` names a case and a role).
+#[derive(Debug, Clone)]
+pub(crate) struct RawPeer {
+    pub transport: String,
+    pub pattern: String,
+    pub size: usize,
+    pub name: String,
+    pub capacity: u64,
+    pub send_for: Duration,
+    pub parent: u32,
+    pub cpu: Option<usize>,
+}
+
+impl PeerArgs {
+    /// The arguments as given.
+    pub(crate) fn raw(&self) -> RawPeer {
+        RawPeer {
+            transport: self.transport.clone(),
+            pattern: self.pattern.clone(),
+            size: self.size,
+            name: self.name.clone(),
+            capacity: self.capacity,
+            send_for: Duration::from_nanos(self.send_for_ns),
+            parent: self.parent,
+            cpu: self.cpu,
+        }
+    }
 }
 
 /// What a peer must do, decoded.

@@ -46,10 +46,16 @@ impl PeerProcess {
     /// standard input and output, and a watchdog thread that notices its
     /// end, and kills it at `deadline`.
     pub(crate) fn spawn(plan: &PeerPlan, inherit: Inherit, deadline: Instant) -> Result<PeerProcess> {
+        PeerProcess::spawn_args(plan.to_args(), inherit, deadline)
+    }
+
+    /// As [`spawn`](PeerProcess::spawn), with the arguments after the
+    /// subcommand given as they are (the pattern cases' peers).
+    pub(crate) fn spawn_args(args: Vec<String>, inherit: Inherit, deadline: Instant) -> Result<PeerProcess> {
         let exe = std::env::current_exe().map_err(|e| Error::io("current_exe", e))?;
         let child = Command::new(&exe)
             .arg(PEER_SUBCOMMAND)
-            .args(plan.to_args())
+            .args(args)
             .stdin(inherit.stdin)
             .stdout(inherit.stdout)
             .stderr(Stdio::inherit())

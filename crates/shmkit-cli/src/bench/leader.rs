@@ -11,6 +11,8 @@ use super::error::{Error, Result};
 use super::link::{self, with_link, Wiring};
 use super::load;
 use super::measure;
+use super::pattern_report;
+use super::patterns;
 use super::pin::{allowed_cpus, pin_to};
 use super::report::{self, Machine, Outcome, Row};
 use super::transport::{Pattern, Transport};
@@ -65,7 +67,10 @@ pub fn run(args: Args) -> Result<(), Error> {
     // Pattern by pattern, size by size: each round of a size measures each
     // of its transports once, so that they take turns.
     let mut cases: Vec<Case> = Vec::new();
-    for pattern in [Pattern::PingPong, Pattern::Stream] {
+    for pattern in [Pattern::PingPong, Pattern::Stream]
+        .into_iter()
+        .filter(|&p| patterns::wants_channel(&args, p))
+    {
         for &size in &plan.sizes {
             for _ in 0..plan.rounds {
                 for &transport in plan.transports.iter().filter(|t| t.measures(pattern)) {
@@ -125,17 +130,20 @@ pub fn run(args: Args) -> Result<(), Error> {
         progress.inc(1);
     }
     progress.finish_and_clear();
+    // Issue 13's patterns, after the channel's comparison.
+    let found = patterns::run(&args, &plan, cpus.map(|c| c.1));
 
     let out = if plan.json {
         report::json(&machine, &plan, &rows, retried)
     } else {
         report::tables(&machine, &plan, &rows, retried)
     };
+    let out = pattern_report::add_to_output(out, plan.json, &rows, &found);
     report::print(&out)?;
-    if !failed.is_empty() {
+    if !failed.is_empty() || found.failed > 0 {
         return Err(Error::SomeFailed {
-            failed: failed.len(),
-            total: failed.len() + rows.len(),
+            failed: failed.len() + found.failed,
+            total: failed.len() + rows.len() + found.failed + found.rows.len(),
         });
     }
     Ok(())

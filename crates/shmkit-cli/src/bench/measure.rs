@@ -64,7 +64,7 @@ pub(crate) struct Stream {
     pub elapsed: Duration,
 }
 
-fn histogram() -> Histogram<u64> {
+pub(crate) fn histogram() -> Histogram<u64> {
     // 1 ns to 100 s, three significant digits.
     Histogram::new_with_bounds(1, 100_000_000_000, 3).expect("valid histogram bounds")
 }

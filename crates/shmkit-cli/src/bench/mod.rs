@@ -19,6 +19,10 @@
 //! other, whatever the transport, and carries its sequence number in its
 //! first and last eight bytes, which the receiver checks.
 //!
+//! Then the patterns of issue 13 (publish/subscribe, many-to-one,
+//! request/response, latest value), with as many second processes as each
+//! needs: see `patterns.rs` for what each measures and how it waits.
+//!
 //! Transports (see [`Transport`]): `shmkit-spin`, `shmkit`, `shmkit-sleep`,
 //! `raw-spin`, `eventfd`, `pipe`, `uds`, `tcp`, and for streams `memcpy`;
 //! asked for by name, `shmkit-async` and `uds-async` (both sides tokio, on
@@ -46,6 +50,9 @@ mod leader;
 mod link;
 mod load;
 mod measure;
+mod pattern_cases;
+mod pattern_report;
+mod patterns;
 mod peer;
 mod pin;
 mod report;

@@ -17,6 +17,9 @@ use super::transport::Pattern;
 /// If the first process is gone, the transport cannot be set up, or the
 /// first process's messages are wrong.
 pub fn run_peer(args: PeerArgs) -> Result<(), Error> {
+    if let Some(done) = super::patterns::run_peer(&args.raw()) {
+        return done;
+    }
     let plan = PeerPlan::try_from(args)?;
     rustix::process::set_parent_process_death_signal(Some(Signal::KILL))
         .map_err(|e| Error::io("PR_SET_PDEATHSIG", e))?;

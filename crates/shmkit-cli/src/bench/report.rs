@@ -74,13 +74,13 @@ pub(crate) struct Row {
 
 /// Round-trip percentiles, in nanoseconds.
 #[derive(Debug, Clone, Copy)]
-struct Latency {
-    p50: u64,
-    p99: u64,
-    p999: u64,
-    max: u64,
-    mean: f64,
-    samples: u64,
+pub(crate) struct Latency {
+    pub(crate) p50: u64,
+    pub(crate) p99: u64,
+    pub(crate) p999: u64,
+    pub(crate) max: u64,
+    pub(crate) mean: f64,
+    pub(crate) samples: u64,
 }
 
 impl From<&PingPong> for Latency {
@@ -101,13 +101,13 @@ impl From<&PingPong> for Latency {
 /// round that another process disturbed does not drag it down), and the
 /// messages counted in all.
 #[derive(Debug, Clone, Copy)]
-struct Rate {
-    msgs: f64,
-    bytes: f64,
-    messages: u64,
+pub(crate) struct Rate {
+    pub(crate) msgs: f64,
+    pub(crate) bytes: f64,
+    pub(crate) messages: u64,
 }
 
-fn rate(rounds: &[Stream], size: usize) -> Rate {
+pub(crate) fn rate(rounds: &[Stream], size: usize) -> Rate {
     let mut rates: Vec<f64> = rounds
         .iter()
         .map(|s| s.messages as f64 / s.elapsed.as_secs_f64().max(1e-9))
@@ -147,7 +147,7 @@ fn find(rows: &[Row], pattern: Pattern, transport: Transport, size: usize) -> Op
         .find(|r| r.pattern == pattern && r.transport == transport && r.size == size)
 }
 
-fn p50(rows: &[Row], transport: Transport, size: usize) -> Option<f64> {
+pub(crate) fn p50(rows: &[Row], transport: Transport, size: usize) -> Option<f64> {
     find(rows, Pattern::PingPong, transport, size)
         .and_then(Row::latency)
         .map(|l| l.p50 as f64)
@@ -378,7 +378,7 @@ fn marked(r: &Row) -> String {
     }
 }
 
-fn ratio(a: Option<f64>, b: Option<f64>) -> String {
+pub(crate) fn ratio(a: Option<f64>, b: Option<f64>) -> String {
     match (a, b) {
         (Some(a), Some(b)) if b > 0.0 => {
             let r = a / b;
@@ -416,7 +416,7 @@ fn sig3(x: f64) -> String {
     }
 }
 
-fn fmt_ns(ns: u64) -> String {
+pub(crate) fn fmt_ns(ns: u64) -> String {
     let x = ns as f64;
     if ns < 1_000 {
         format!("{ns} ns")
@@ -437,7 +437,7 @@ fn fmt_secs(s: f64) -> String {
     }
 }
 
-fn fmt_count(x: f64) -> String {
+pub(crate) fn fmt_count(x: f64) -> String {
     if x >= 1e9 {
         format!("{} G", sig3(x / 1e9))
     } else if x >= 1e6 {
@@ -449,7 +449,7 @@ fn fmt_count(x: f64) -> String {
     }
 }
 
-fn fmt_bytes(x: f64) -> String {
+pub(crate) fn fmt_bytes(x: f64) -> String {
     const K: f64 = 1024.0;
     if x >= K * K * K {
         format!("{} GiB/s", sig3(x / (K * K * K)))
