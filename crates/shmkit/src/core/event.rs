@@ -397,7 +397,10 @@ mod futex {
 
     /// Wakes every sleeper on `word`.
     pub(super) fn wake(word: &AtomicU32) {
-        let _ = futex::wake(word, futex::Flags::empty(), u32::MAX);
+        // Every sleeper: the kernel reads the count as an `int`, so
+        // `u32::MAX` would be -1 and wake just one (several subscribers,
+        // senders or clients sleep on one word).
+        let _ = futex::wake(word, futex::Flags::empty(), i32::MAX as u32);
     }
 }
 
@@ -406,6 +409,34 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
+
+    #[test]
+    fn one_notification_wakes_every_sleeper() {
+        // Each sleeps up to a minute; one wake must end every sleep (a
+        // wake count the kernel read as -1 woke only one of them).
+        let word = Arc::new(AtomicU32::new(0));
+        let (done, finished) = std::sync::mpsc::channel();
+        let sleepers: Vec<_> = (0..3)
+            .map(|_| {
+                let (word, done) = (word.clone(), done.clone());
+                std::thread::spawn(move || {
+                    super::futex::wait(&word, 0, Duration::from_secs(60));
+                    done.send(()).unwrap();
+                })
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100)); // let them fall asleep
+        word.store(1, Ordering::Release);
+        super::futex::wake(&word);
+        for _ in 0..3 {
+            finished
+                .recv_timeout(Duration::from_secs(20))
+                .expect("a sleeper was not woken");
+        }
+        for s in sleepers {
+            s.join().unwrap();
+        }
+    }
 
     #[test]
     fn a_sleeper_is_woken_by_a_notification() {
