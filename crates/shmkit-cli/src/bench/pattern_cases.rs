@@ -140,8 +140,16 @@ fn check_answer(msg: &[u8], size: usize, seq: u64) -> Result<()> {
 
 /// A message that ends the run.
 fn end_message(size: usize) -> Vec<u8> {
+    stamped(size, END)
+}
+
+/// A pub/sub follower's first message on its reply topic: it has subscribed.
+const READY: u64 = END - 1;
+
+/// A message of `size` bytes stamped with `value`.
+fn stamped(size: usize, value: u64) -> Vec<u8> {
     let mut m = vec![0u8; size];
-    stamp(&mut m, END);
+    stamp(&mut m, value);
     m
 }
 
@@ -188,31 +196,27 @@ fn lead_pubsub(setup: &Setup, n: usize, peers: &[PeerProcess]) -> Result<PingPon
     let size = setup.size;
     // Publishers first: a subscriber waits for its publisher.
     let mut publisher = topic::Publisher::connect(&setup.name("-ab")?, &topic_options(setup, n))?;
+    // Each waits for its follower's publisher, or for its process to end.
     let mut replies = (0..n)
         .map(|i| {
             Ok(topic::Subscriber::connect(
                 &setup.name(&reply_suffix(n, i))?,
-                &sub_options(setup),
+                &sub_options(setup).interrupt(peers[i].dead_flag()),
             )?)
         })
         .collect::<Result<Vec<_>>>()?;
-    // A subscriber gets the messages published after it joined: wait for
-    // every peer's.
-    let deadline = Instant::now() + CONNECT_TIMEOUT;
-    while publisher
-        .info()
-        .subscribers
-        .iter()
-        .filter(|s| s.alive && !s.closed)
-        .count()
-        < n
-    {
-        if peers.iter().any(PeerProcess::is_dead) || Instant::now() > deadline {
-            return Err(Error::Peer("did not subscribe".into()));
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
+    // A subscriber gets the messages published after it joined, and its
+    // seat shows alive before it has chosen where it starts: wait for each
+    // peer's word that it has (a message on its reply topic, which keeps one
+    // message of history, so a reply subscriber that joined late still gets
+    // it).
     let mut back = Vec::with_capacity(size);
+    for r in &mut replies {
+        r.recv_into(&mut back).map_err(recv_error)?;
+        if read_stamp(&back, size)? != READY {
+            return Err(Error::Check("a follower's first message was not its ready word".into()));
+        }
+    }
     let pp = round_trips(size, setup.warmup, setup.round, |msg, seq| {
         publisher.send(msg)?;
         for r in &mut replies {
@@ -228,8 +232,13 @@ fn lead_pubsub(setup: &Setup, n: usize, peers: &[PeerProcess]) -> Result<PingPon
 /// Subscriber `role` of `n`: answers each message on its own topic until
 /// [`END`].
 fn follow_pubsub(setup: &Setup, n: usize, role: usize) -> Result<()> {
-    let mut answer = topic::Publisher::connect(&setup.name(&reply_suffix(n, role))?, &topic_options(setup, 1))?;
+    let mut answer = topic::Publisher::connect(
+        &setup.name(&reply_suffix(n, role))?,
+        &topic_options(setup, 1).history(1),
+    )?;
     let mut sub = topic::Subscriber::connect(&setup.name("-ab")?, &sub_options(setup))?;
+    // Subscribed, from the next message on: say so (see `lead_pubsub`).
+    answer.send(&stamped(setup.size, READY))?;
     let mut buf = Vec::with_capacity(setup.size);
     loop {
         sub.recv_into(&mut buf).map_err(recv_error)?;
