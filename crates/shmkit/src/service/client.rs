@@ -11,7 +11,7 @@ use crate::many_to_one::seats;
 use crate::many_to_one::sender::ring_error;
 use crate::posix::ShmName;
 
-use super::wire::{self, Wire};
+use super::wire;
 use super::{Options, Response, Status};
 
 /// A client of a service. See the [module docs](super).
@@ -186,16 +186,8 @@ impl Client {
         };
         let id = self.next_id;
         self.next_id += 1;
-        let buf = *self.requests.buf();
-        buf.write(
-            r.at,
-            &Wire {
-                id,
-                status: wire::REQUEST,
-                reserved: 0,
-            }
-            .encode(),
-        );
+        let buf = self.requests.buf();
+        wire::write(buf, r.at, id, wire::REQUEST);
         buf.write(r.at + wire::HEADER, request);
         self.requests.commit(r);
         self.link.region.top().data.notify(false);
@@ -240,25 +232,31 @@ impl Client {
                     Err(RingError::Empty) => return Ok(None),
                     Err(e) => return Err(ring_error(link, e)),
                 };
-                let mut bytes = Vec::new();
-                responses.buf().append_to(frame.at, frame.len, &mut bytes);
+                let buf = responses.buf();
+                let head = wire::read(buf, frame.at, frame.len);
+                let body = match head {
+                    Some(_) => {
+                        let mut body = Vec::with_capacity(frame.len - wire::HEADER);
+                        buf.append_to(frame.at + wire::HEADER, frame.len - wire::HEADER, &mut body);
+                        body
+                    }
+                    None => Vec::new(),
+                };
                 link.check_intact()?;
                 responses.release(frame);
                 link.region.ctl(link.seat()).out_space.notify(false);
-                let w =
-                    Wire::decode(&bytes).ok_or_else(|| link.member.corrupt("a response shorter than its header"))?;
-                let status = match w.status {
+                let (got, kind) = head.ok_or_else(|| link.member.corrupt("a response shorter than its header"))?;
+                let status = match kind {
                     wire::OK => Status::Ok,
                     wire::ERROR => Status::Error,
-                    other => return Err(link.member.corrupt(format!("a response of unknown status {other:#x}"))),
+                    other => return Err(link.member.corrupt(format!("a response of unknown kind {other}"))),
                 };
-                bytes.drain(..wire::HEADER);
-                let response = Response { status, body: bytes };
-                if w.id == id {
+                let response = Response { status, body };
+                if got == id {
                     return Ok(Some(response));
                 }
-                if pending.contains(&w.id) {
-                    stash.insert(w.id, response);
+                if pending.contains(&got) {
+                    stash.insert(got, response);
                 } // else: abandoned, dropped
             },
             || link.check_wait(),

@@ -15,7 +15,7 @@ use crate::many_to_one::seats::{Collector, Incoming};
 use crate::many_to_one::sender::ring_error;
 use crate::posix::ShmName;
 
-use super::wire::{self, Wire};
+use super::wire;
 use super::{ClientId, Options, RecvTimeoutError, TryRecvError, TrySendError};
 
 /// A request and who sent it.
@@ -149,14 +149,17 @@ impl Server {
     /// Copies the request out and releases its frame; `None` if it was
     /// malformed (dropped).
     fn take(&mut self, inc: Incoming) -> Result<Option<Request>> {
-        let mut frame = Vec::new();
-        self.link
-            .region
-            .buf(inc.seat, RING_IN)
-            .append_to(inc.frame.at, inc.frame.len, &mut frame);
+        let buf = self.link.region.buf(inc.seat, RING_IN);
+        let head = wire::read(&buf, inc.frame.at, inc.frame.len).filter(|&(_, kind)| kind == wire::REQUEST);
+        let mut body = Vec::new();
+        if head.is_some() {
+            let len = inc.frame.len - wire::HEADER;
+            body.reserve_exact(len);
+            buf.append_to(inc.frame.at + wire::HEADER, len, &mut body);
+        }
         self.link.check_intact()?;
         self.col.release(&inc);
-        let Some(w) = Wire::decode(&frame).filter(|w| w.status == wire::REQUEST) else {
+        let Some((id, _)) = head else {
             return Ok(None);
         };
         let client = ClientId {
@@ -164,12 +167,7 @@ impl Server {
             generation: inc.gen,
             pid: self.link.region.ctl(inc.seat).pid.load(Ordering::Relaxed),
         };
-        frame.drain(..wire::HEADER);
-        Ok(Some(Request {
-            client,
-            id: w.id,
-            body: frame,
-        }))
+        Ok(Some(Request { client, id, body }))
     }
 
     /// Sends `body` as the answer to request `id` of `client`. A response
@@ -208,7 +206,7 @@ impl Server {
         &mut self,
         client: ClientId,
         id: u64,
-        status: u32,
+        status: u64,
         body: &[u8],
         patience: Duration,
     ) -> std::result::Result<(), TrySendError> {
@@ -222,12 +220,12 @@ impl Server {
         if self.col.gen(s) != client.generation {
             return Ok(()); // another client has the seat now
         }
-        let head = Wire {
-            id,
-            status,
-            reserved: 0,
+        if id > wire::MAX_ID {
+            return Err(TrySendError::Failed(Error::InvalidArgument {
+                target: self.link.target().clone(),
+                reason: format!("no request has id {id}"),
+            }));
         }
-        .encode();
         let len = wire::HEADER + body.len();
         let Server { col, link, spin, .. } = self;
         let link = &*link;
@@ -268,8 +266,8 @@ impl Server {
             }
             Err(e) => return Err(TrySendError::Failed(ring_error(link, e))),
         };
-        let buf = *ring.buf();
-        buf.write(reserved.at, &head);
+        let buf = ring.buf();
+        wire::write(buf, reserved.at, id, status);
         buf.write(reserved.at + wire::HEADER, body);
         ring.commit(reserved);
         link.region.ctl(s).reply.notify(false);
