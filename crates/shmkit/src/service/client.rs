@@ -1,6 +1,5 @@
 //! A client.
 
-use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use crate::core::event::{self, Stop};
@@ -22,10 +21,11 @@ pub struct Client {
     link: Link,
     gen: u32,
     next_id: u64,
-    /// Requests sent whose responses have not been taken.
-    pending: HashSet<u64>,
-    /// Responses that came while another was awaited.
-    stash: HashMap<u64, Response>,
+    /// Requests sent whose responses have not been taken, in ascending
+    /// order (ids only grow): usually one, so a sorted `Vec` beats hashing.
+    pending: Vec<u64>,
+    /// Responses that came while another was awaited (out of order: rare).
+    stash: Vec<(u64, Response)>,
     timeout: Option<Duration>,
     spin: Duration,
 }
@@ -54,8 +54,8 @@ impl Client {
             link,
             gen,
             next_id: 1,
-            pending: HashSet::new(),
-            stash: HashMap::new(),
+            pending: Vec::new(),
+            stash: Vec::new(),
             timeout: opts.timeout,
             spin: opts.spin,
         })
@@ -150,8 +150,18 @@ impl Client {
 
     /// Gives up on request `id`: its response will be dropped.
     pub fn abandon(&mut self, id: u64) {
-        self.pending.remove(&id);
-        self.stash.remove(&id);
+        self.forget(id);
+        if let Some(i) = self.stash.iter().position(|(k, _)| *k == id) {
+            self.stash.swap_remove(i);
+        }
+    }
+
+    /// Takes `id` off the pending requests.
+    #[inline]
+    fn forget(&mut self, id: u64) {
+        if let Ok(i) = self.pending.binary_search(&id) {
+            self.pending.remove(i);
+        }
     }
 
     /// The requests sent whose responses have not been received.
@@ -192,7 +202,7 @@ impl Client {
         self.requests.commit(r);
         self.link.region.top().data.notify(false);
         self.link.check_intact()?;
-        self.pending.insert(id);
+        self.pending.push(id);
         Ok(id)
     }
 
@@ -203,11 +213,13 @@ impl Client {
     /// Waits for the response to `id` until `deadline`; after a time-out
     /// the request is abandoned unless `keep`.
     fn receive_until_keeping(&mut self, id: u64, deadline: Option<Instant>, keep: bool) -> Result<Response> {
-        if let Some(r) = self.stash.remove(&id) {
-            self.pending.remove(&id);
-            return Ok(r);
+        if !self.stash.is_empty() {
+            if let Some(i) = self.stash.iter().position(|(k, _)| *k == id) {
+                self.forget(id);
+                return Ok(self.stash.swap_remove(i).1);
+            }
         }
-        if !self.pending.contains(&id) {
+        if self.pending.binary_search(&id).is_err() {
             return Err(Error::InvalidArgument {
                 target: self.link.target().clone(),
                 reason: format!("request {id} is not pending"),
@@ -255,15 +267,17 @@ impl Client {
                 if got == id {
                     return Ok(Some(response));
                 }
-                if pending.contains(&got) {
-                    stash.insert(got, response);
+                // (a second response to one request, a hostile server's,
+                // is dropped: the stash stays as small as the pending set)
+                if pending.binary_search(&got).is_ok() && !stash.iter().any(|(k, _)| *k == got) {
+                    stash.push((got, response));
                 } // else: abandoned, dropped
             },
             || link.check_wait(),
         );
         match got {
             Ok(r) => {
-                self.pending.remove(&id);
+                self.forget(id);
                 Ok(r)
             }
             Err(stop) => {
