@@ -47,6 +47,13 @@ pub(crate) struct Link {
     collector: bool,
     /// The other side's role (for errors).
     pub peer_role: Role,
+    /// This process is registered for global expedited membarriers (see
+    /// `core::event`).
+    registered: bool,
+    /// A sender (client): it notifies without a fence — it is registered,
+    /// and so is the receiver (server), which sleeps on what it notifies.
+    /// The receiver decides per seat (`Collector::fenceless_for`).
+    fenceless: bool,
 }
 
 /// Joins `name` as `want` says: learns the number of seats of an existing
@@ -122,7 +129,11 @@ pub(crate) fn join(name: &ShmName, want: &Want, peer_role: Role) -> Result<Link>
         interrupt: want.interrupt.clone(),
     };
     let mut decided = 0;
+    let registered = event::membarrier::registered();
     let mut member = participant::join(name, &plan, |seg| {
+        if registered {
+            announce_fenceless(seg, geo, want.collector);
+        }
         // The creator decided the ring size; an opener learns it (or
         // insists on the one it asked for).
         let total = seg.meta().capacity.load(Ordering::Acquire);
@@ -155,12 +166,47 @@ pub(crate) fn join(name: &ShmName, want: &Want, peer_role: Role) -> Result<Link>
         member,
         collector: want.collector,
         peer_role,
+        registered,
+        fenceless: false,
     };
     if !want.collector {
+        // Before this sender's first frame: the receiver learns from the
+        // seat whether it may notify this sender without a fence. The
+        // client also notifies the seat's `out_space`, which a server may
+        // sleep on: announced (and fenced, as taking part would) before.
+        let ctl = link.region.ctl(link.seat());
+        ctl.fenceless.store(u32::from(registered), Ordering::Release);
+        if registered {
+            ctl.out_space.announce_fenceless();
+            std::sync::atomic::fence(Ordering::SeqCst);
+        }
         link.region.top().joined.fetch_add(1, Ordering::AcqRel);
     }
     link.region.top().peers.notify_always();
     Ok(link)
+}
+
+/// Says, before this participant takes part, that it notifies without a
+/// fence (see `core::event`): a sender (client) on the event it notifies
+/// for every seat, the receiver's `data`; the receiver (server) on the
+/// events of every seat, which only it notifies. A sleeper that sees the
+/// word set supplies the barrier with a membarrier.
+#[allow(unsafe_code)]
+fn announce_fenceless(seg: &segment::Segment, geo: Geometry, collector: bool) {
+    let map = &seg.map;
+    // SAFETY: the segment maps its header (`data_offset` bytes), which
+    // `Region::new` checks against `geo`, page-aligned; the region is used
+    // only in this function, while `seg` holds the mapping.
+    let region = unsafe { Region::new(NonNull::new(map.as_mut_ptr()).expect("mapped"), map.len(), geo) };
+    if collector {
+        for s in 0..geo.seats {
+            let ctl = region.ctl(s);
+            ctl.space.announce_fenceless();
+            ctl.reply.announce_fenceless();
+        }
+    } else {
+        region.top().data.announce_fenceless();
+    }
 }
 
 fn peer_or_self(want: &Want) -> &'static str {
@@ -274,6 +320,34 @@ impl Link {
         self.member.seg().map.check_intact()
     }
 
+    /// [`check_intact`](Self::check_intact) after this side wrote a ring
+    /// and notified, as `channel::connect::Endpoint::check_written`: a
+    /// fenceless notifier needs no fence before the check on x86-64 (see
+    /// there), elsewhere it fences.
+    #[inline]
+    pub(crate) fn check_written(&self, fenceless: bool) -> Result<()> {
+        if fenceless && cfg!(not(target_arch = "x86_64")) {
+            self.member.seg().map.check_intact_after_writes()
+        } else {
+            self.member.seg().map.check_intact()
+        }
+    }
+
+    /// Whether a sender (client) notifies the receiver (server) without a
+    /// fence (see the field).
+    #[inline]
+    pub(crate) fn fenceless(&self) -> bool {
+        self.fenceless
+    }
+
+    /// Whether this side, the receiver (server), is registered for
+    /// membarriers: it then notifies a seat's events without a fence when
+    /// the seat's sender is registered too (`Collector::fenceless_for`).
+    #[inline]
+    pub(crate) fn registered(&self) -> bool {
+        self.registered
+    }
+
     /// What a waiting sender (client) checks: the interrupt, the object's
     /// size, the receiver (server).
     pub(crate) fn check_wait(&self) -> Result<()> {
@@ -285,14 +359,23 @@ impl Link {
     /// A sender (client) waits until the receiver (server) takes part and
     /// has started generation `gen` of its seat (see `seats`), at most until
     /// `deadline`.
-    pub(crate) fn wait_for_ring(&self, gen: u32, deadline: Option<Instant>, waiting_for: &'static str) -> Result<()> {
+    pub(crate) fn wait_for_ring(
+        &mut self,
+        gen: u32,
+        deadline: Option<Instant>,
+        waiting_for: &'static str,
+    ) -> Result<()> {
         let s = self.seat();
-        let space = &self.region.ctl(s).space;
+        let region = self.region;
+        let space = &region.ctl(s).space;
         loop {
             let seen = space.seq.load(Ordering::Acquire);
             self.member.check_interrupt()?;
             self.check_size()?;
             if self.collector_present()? && super::seats::ring_ready(&self.region, s, gen, std::process::id()) {
+                // The receiver, present, announced itself before it took
+                // part: skip the fence only if it can supply the barrier.
+                self.fenceless = self.registered && space.fenceless.load(Ordering::Acquire) != 0;
                 return Ok(());
             }
             let mut slice = LIVENESS_INTERVAL;

@@ -24,6 +24,10 @@
 //!   to start, with fresh rings, once the previous sender's frames are all
 //!   delivered (see `seats`).
 //! - `pid`: the pid of the sender writing generation `gen` (display only).
+//! - `fenceless`: written by each sender (client) when it claims the seat:
+//!   non-zero if its process is registered for global expedited
+//!   membarriers, so that the receiver (server) may notify the seat's events
+//!   without a fence (see `core::event`).
 //! - `space`: the sender sleeps on it (room in its ring, a fresh ring, the
 //!   receiver joining or leaving); `reply`: a client sleeps on it for
 //!   responses; `out_space`: a server sleeps on it for room in a client's
@@ -74,7 +78,7 @@ pub(crate) struct SeatCtl {
     pub gen: AtomicU32,
     pub want: AtomicU32,
     pub pid: AtomicU32,
-    pub _pad: AtomicU32,
+    pub fenceless: AtomicU32,
     pub space: Event,
     pub reply: Event,
     pub out_space: Event,
@@ -97,6 +101,7 @@ const _: () = {
     assert!(offset_of!(SeatCtl, gen) == 0);
     assert!(offset_of!(SeatCtl, want) == 4);
     assert!(offset_of!(SeatCtl, pid) == 8);
+    assert!(offset_of!(SeatCtl, fenceless) == 12);
     assert!(offset_of!(SeatCtl, space) == 16);
     assert!(offset_of!(SeatCtl, reply) == 28);
     assert!(offset_of!(SeatCtl, out_space) == 40);

@@ -64,7 +64,7 @@ impl Receiver {
     /// many-to-one object; the errors of creating a POSIX object.
     pub fn connect(name: &ShmName, opts: &Options) -> Result<Receiver> {
         let link = connect::join(name, &opts.want(true), Role::Sender)?;
-        let col = Collector::new(link.region);
+        let col = Collector::new(link.region, link.registered());
         // Senders waiting for us sleep on their seats' events.
         for s in 0..link.region.geo().seats {
             link.region.ctl(s).space.notify_always();

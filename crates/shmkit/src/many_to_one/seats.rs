@@ -67,16 +67,37 @@ pub(crate) struct Collector {
     seats: Vec<SeatState>,
     /// The seat the next poll looks at first.
     next: usize,
+    /// This process is registered for membarriers (and announced so on
+    /// every seat's events): see [`fenceless_for`](Self::fenceless_for).
+    registered: bool,
 }
 
 impl Collector {
     /// The receiver's halves over `region`, as the rings are now (a new
     /// receiver: every ring is in its first generation, at position 0).
-    pub(crate) fn new(region: Region) -> Collector {
+    /// `registered`: this process is registered for global expedited
+    /// membarriers and announced it on every seat's events before it took
+    /// part.
+    pub(crate) fn new(region: Region, registered: bool) -> Collector {
         let seats = (0..region.geo().seats)
             .map(|s| fresh(&region, s, region.ctl(s).gen.load(Ordering::Acquire)))
             .collect();
-        Collector { region, seats, next: 0 }
+        Collector {
+            region,
+            seats,
+            next: 0,
+            registered,
+        }
+    }
+
+    /// Whether this side may notify seat `s`'s events (`space`, `reply`)
+    /// without a fence: it is registered, and so is the sender that wrote
+    /// the frames it answers — which stored so in the seat before its first
+    /// frame, so a load after taking one of them sees it. The sender then
+    /// supplies the barrier when it sleeps (see `core::event`).
+    #[inline]
+    pub(crate) fn fenceless_for(&self, s: usize) -> bool {
+        self.registered && self.region.ctl(s).fenceless.load(Ordering::Relaxed) != 0
     }
 
     /// The region.
@@ -164,7 +185,8 @@ impl Collector {
     #[inline]
     pub(crate) fn release(&mut self, inc: &Incoming) {
         self.seats[inc.seat].input.release(inc.frame);
-        self.region.ctl(inc.seat).space.notify(false);
+        let fenceless = self.fenceless_for(inc.seat);
+        self.region.ctl(inc.seat).space.notify(fenceless);
     }
 
     /// The generation seat `s` is in, as this side knows it.
@@ -280,7 +302,7 @@ pub(crate) mod fuzz {
                 }
             }
         }
-        let mut rx = Collector::new(region);
+        let mut rx = Collector::new(region, false);
         let mut senders: Vec<Option<(u32, Option<Producer>)>> = (0..geo.seats).map(|_| None).collect();
         let mut out = Vec::new();
         for _ in 0..512 {
@@ -376,7 +398,7 @@ mod tests {
                 sender_half(&r, s)
             })
             .collect();
-        let mut rx = Collector::new(r);
+        let mut rx = Collector::new(r, false);
         // seat 0 fills its ring; seats 1 and 2 send one each
         while ps[0].push(b"busy").is_ok() {}
         ps[1].push(b"one").unwrap();
@@ -389,7 +411,7 @@ mod tests {
     fn a_new_sender_waits_until_the_old_ones_frames_are_delivered() {
         let mem = HeapRegion::new(geo(2));
         let r = mem.region();
-        let mut rx = Collector::new(r);
+        let mut rx = Collector::new(r, false);
         let g0 = claim_ring(&r, 1, true);
         assert!(ring_ready(&r, 1, g0, 10));
         let mut old = sender_half(&r, 1);
@@ -438,7 +460,7 @@ mod tests {
         fn random_join_leave_send_sequences(ops in proptest::collection::vec((0u8..6, 0usize..3, 0usize..40), 1..400)) {
             let mem = HeapRegion::new(geo(3));
             let r = mem.region();
-            let mut rx = Collector::new(r);
+            let mut rx = Collector::new(r, false);
             // per seat: (generation, ready half, next sequence number)
             let mut seats: Vec<Option<(u32, Option<Producer>, u32)>> = (0..3).map(|_| None).collect();
             let mut used = [false; 3];

@@ -47,7 +47,7 @@ impl Sender {
     /// # Ok::<(), shmkit::Error>(())
     /// ```
     pub fn connect(name: &ShmName, opts: &Options) -> Result<Sender> {
-        let link = connect::join(name, &opts.want(false), Role::Receiver)?;
+        let mut link = connect::join(name, &opts.want(false), Role::Receiver)?;
         let s = link.seat();
         let fresh = link.member.previous() == crate::core::slots::Presence::Empty;
         let gen = seats::claim_ring(&link.region, s, fresh);
@@ -83,8 +83,8 @@ impl Sender {
         self.check_receiver()?;
         match self.ring.push(msg) {
             Ok(()) => {
-                self.link.region.top().data.notify(false);
-                self.link.check_intact()?;
+                self.notify();
+                self.link.check_written(self.link.fenceless())?;
                 Ok(())
             }
             Err(RingError::Full) => match self.link.check_wait() {
@@ -111,8 +111,8 @@ impl Sender {
         let r = self.reserve_until(msg.len(), deadline)?;
         self.ring.buf().write(r.at, msg);
         self.ring.commit(r);
-        self.link.region.top().data.notify(false);
-        self.link.check_intact()?;
+        self.notify();
+        self.link.check_written(self.link.fenceless())?;
         Ok(())
     }
 
@@ -174,6 +174,12 @@ impl Sender {
             }
             Err(e) => Err(Stop::Failed(ring_error(&self.link, e))),
         }
+    }
+
+    /// Tells the receiver that a frame was committed.
+    #[inline]
+    fn notify(&self) {
+        self.link.region.top().data.notify(self.link.fenceless());
     }
 
     #[inline]
@@ -293,8 +299,9 @@ impl Grant<'_> {
     /// [`Error::Truncated`] if the object shrank meanwhile.
     pub fn commit(self) -> Result<()> {
         self.ring.commit(self.res);
-        self.link.region.top().data.notify(false);
-        self.link.check_intact()
+        let fenceless = self.link.fenceless();
+        self.link.region.top().data.notify(fenceless);
+        self.link.check_written(fenceless)
     }
 
     /// Shortens the message to its first `len` bytes; a larger `len`

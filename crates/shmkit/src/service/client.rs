@@ -43,7 +43,7 @@ impl Client {
     /// [`Error::CapacityMismatch`]; [`Error::Corrupt`] if `name` is not a
     /// service.
     pub fn connect(name: &ShmName, opts: &Options) -> Result<Client> {
-        let link = connect::join(name, &opts.want(false), Role::Server)?;
+        let mut link = connect::join(name, &opts.want(false), Role::Server)?;
         let s = link.seat();
         let fresh = link.member.previous() == crate::core::slots::Presence::Empty;
         let gen = seats::claim_ring(&link.region, s, fresh);
@@ -200,8 +200,9 @@ impl Client {
         wire::write(buf, r.at, id, wire::REQUEST);
         buf.write(r.at + wire::HEADER, request);
         self.requests.commit(r);
-        self.link.region.top().data.notify(false);
-        self.link.check_intact()?;
+        let fenceless = self.link.fenceless();
+        self.link.region.top().data.notify(fenceless);
+        self.link.check_written(fenceless)?;
         self.pending.push(id);
         Ok(id)
     }
@@ -256,7 +257,7 @@ impl Client {
                 };
                 link.check_intact()?;
                 responses.release(frame);
-                link.region.ctl(link.seat()).out_space.notify(false);
+                link.region.ctl(link.seat()).out_space.notify(link.fenceless());
                 let (got, kind) = head.ok_or_else(|| link.member.corrupt("a response shorter than its header"))?;
                 let status = match kind {
                     wire::OK => Status::Ok,

@@ -52,7 +52,7 @@ impl Server {
     /// creating a POSIX object.
     pub fn connect(name: &ShmName, opts: &Options) -> Result<Server> {
         let link = connect::join(name, &opts.want(true), Role::Client)?;
-        let col = Collector::new(link.region);
+        let col = Collector::new(link.region, link.registered());
         for s in 0..link.region.geo().seats {
             link.region.ctl(s).space.notify_always();
         }
@@ -270,8 +270,9 @@ impl Server {
         wire::write(buf, reserved.at, id, status);
         buf.write(reserved.at + wire::HEADER, body);
         ring.commit(reserved);
-        link.region.ctl(s).reply.notify(false);
-        link.check_intact().map_err(TrySendError::Failed)
+        let fenceless = col.fenceless_for(s);
+        link.region.ctl(s).reply.notify(fenceless);
+        link.check_written(fenceless).map_err(TrySendError::Failed)
     }
 
     /// The number of client seats (N).
