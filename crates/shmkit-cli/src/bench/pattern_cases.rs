@@ -278,16 +278,22 @@ fn lead_reqresp(setup: &Setup, peers: &[PeerProcess]) -> Result<PingPong> {
     Ok(pp)
 }
 
-/// The server: answers each request with its bytes until [`END`].
+/// The server: answers each request with its bytes until [`END`]. It reads
+/// each request in place ([`service::Server::recv_request_ref`]) and copies
+/// it once, into memory reused for every request (as the channel's peer
+/// receives into one buffer), then answers from there.
 fn follow_reqresp(setup: &Setup) -> Result<()> {
     let mut server = service::Server::connect(&setup.name("")?, &service_options(setup))?;
+    let mut body = Vec::new();
     loop {
-        let req = server.recv_request()?;
-        if read_stamp(&req.body, setup.size)? == END {
+        let req = server.recv_request_ref()?;
+        body.resize(req.len(), 0);
+        req.copy_to_slice(&mut body)
+            .map_err(|e| Error::Check(format!("a request's view: {e}")))?;
+        if read_stamp(&body, setup.size)? == END {
             return Ok(());
         }
-        server
-            .respond(req.client, req.id, &req.body)
+        req.respond(&body)
             .map_err(|e| Error::Peer(format!("could not respond: {e}")))?;
     }
 }

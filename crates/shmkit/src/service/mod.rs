@@ -69,7 +69,7 @@ mod wire;
 pub use crate::channel::{RecvTimeoutError, TryRecvError, TrySendError};
 pub use client::Client;
 pub use info::{info, ServiceInfo};
-pub use server::{Request, Server};
+pub use server::{Request, RequestRef, Server};
 
 /// How many client seats a new service gets unless asked otherwise.
 pub const DEFAULT_CLIENTS: usize = 16;

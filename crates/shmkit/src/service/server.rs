@@ -1,6 +1,7 @@
 //! The server.
 
 use std::cell::RefCell;
+use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use crate::core::event::{self, Stop};
@@ -13,6 +14,7 @@ use crate::many_to_one::layout::RING_IN;
 use crate::many_to_one::receiver::look;
 use crate::many_to_one::seats::{Collector, Incoming};
 use crate::many_to_one::sender::ring_error;
+use crate::map::View;
 use crate::posix::ShmName;
 
 use super::wire;
@@ -99,21 +101,112 @@ impl Server {
     /// [`TryRecvError::Empty`], or the errors of
     /// [`recv_request`](Server::recv_request).
     pub fn try_recv_request(&mut self) -> std::result::Result<Request, TryRecvError> {
-        loop {
-            let Some(inc) = look(&mut self.col, &self.link, &mut self.since_settle)? else {
-                return Err(TryRecvError::Empty);
-            };
-            if let Some(req) = self.take(inc)? {
-                return Ok(req);
-            }
+        match self.try_next()? {
+            Some(found) => Ok(self.take(found)?),
+            None => Err(TryRecvError::Empty),
+        }
+    }
+
+    /// The next request in place, waiting for one: zero-copy. Its body is a
+    /// [`View`] into the client's request ring (the guard derefs to it);
+    /// the space goes back to the client when the guard is dropped, or
+    /// answered with [`RequestRef::respond`]. As
+    /// [`channel::Receiver::recv_ref`](crate::channel::Receiver::recv_ref),
+    /// a hostile client can still change the bytes while they are read.
+    ///
+    /// # Errors
+    /// As [`recv_request`](Server::recv_request).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::service::{Client, Options, Server};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-svc-ref-{}", std::process::id()))?;
+    /// let mut server = Server::connect(&name, &Options::new().clients(1))?;
+    /// let mut client = Client::connect(&name, &Options::new())?;
+    /// let id = client.send_request(b"ping")?;
+    /// let req = server.recv_request_ref()?;
+    /// assert_eq!((req.to_vec(), req.id()), (b"ping".to_vec(), id));
+    /// req.respond(b"pong").unwrap(); // answers, then frees the request's space
+    /// assert_eq!(client.receive_response(id)?.body, b"pong");
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn recv_request_ref(&mut self) -> Result<RequestRef<'_>> {
+        let found = self.next(None).map_err(|stop| match stop {
+            Stop::Failed(e) => e,
+            Stop::TimedOut => unreachable!("no deadline"),
+        })?;
+        self.guard(found)
+    }
+
+    /// Like [`recv_request_ref`](Server::recv_request_ref), waiting at most
+    /// `timeout`.
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError::Timeout`], or the errors of
+    /// [`recv_request`](Server::recv_request).
+    pub fn recv_request_ref_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> std::result::Result<RequestRef<'_>, RecvTimeoutError> {
+        match self.next(event::deadline(timeout)) {
+            Ok(found) => self.guard(found).map_err(RecvTimeoutError::from),
+            Err(Stop::TimedOut) => Err(RecvTimeoutError::Timeout),
+            Err(Stop::Failed(e)) => Err(RecvTimeoutError::from(e)),
+        }
+    }
+
+    /// Like [`recv_request_ref`](Server::recv_request_ref) if a request is
+    /// there now.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`], or the errors of
+    /// [`recv_request`](Server::recv_request).
+    pub fn try_recv_request_ref(&mut self) -> std::result::Result<RequestRef<'_>, TryRecvError> {
+        match self.try_next()? {
+            Some(found) => Ok(self.guard(found)?),
+            None => Err(TryRecvError::Empty),
         }
     }
 
     fn recv_until(&mut self, deadline: Option<Instant>) -> std::result::Result<Request, Stop<Error>> {
+        let found = self.next(deadline)?;
+        Ok(self.take(found)?)
+    }
+
+    /// The next well-formed request, waiting until `deadline`.
+    fn next(&mut self, deadline: Option<Instant>) -> std::result::Result<Found, Stop<Error>> {
         loop {
             let inc = self.wait(deadline)?;
-            if let Some(req) = self.take(inc)? {
-                return Ok(req);
+            if let Some(found) = self.check(inc)? {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// The next well-formed request if there is one now.
+    fn try_next(&mut self) -> Result<Option<Found>> {
+        loop {
+            let Some(inc) = look(&mut self.col, &self.link, &mut self.since_settle)? else {
+                return Ok(None);
+            };
+            if let Some(found) = self.check(inc)? {
+                return Ok(Some(found));
+            }
+        }
+    }
+
+    /// The request in frame `inc`, with its id; `None` if the frame is
+    /// malformed (a hostile client's), which is dropped.
+    #[inline]
+    fn check(&mut self, inc: Incoming) -> Result<Option<Found>> {
+        let buf = self.link.region.buf(inc.seat, RING_IN);
+        match wire::read(&buf, inc.frame.at, inc.frame.len) {
+            Some((id, wire::REQUEST)) => Ok(Some(Found { inc, id })),
+            _ => {
+                // (zeros where the header was: the object may have shrunk)
+                self.link.check_intact()?;
+                self.col.release(&inc);
+                Ok(None)
             }
         }
     }
@@ -146,28 +239,50 @@ impl Server {
         )
     }
 
-    /// Copies the request out and releases its frame; `None` if it was
-    /// malformed (dropped).
-    fn take(&mut self, inc: Incoming) -> Result<Option<Request>> {
-        let buf = self.link.region.buf(inc.seat, RING_IN);
-        let head = wire::read(&buf, inc.frame.at, inc.frame.len).filter(|&(_, kind)| kind == wire::REQUEST);
-        let mut body = Vec::new();
-        if head.is_some() {
-            let len = inc.frame.len - wire::HEADER;
-            body.reserve_exact(len);
-            buf.append_to(inc.frame.at + wire::HEADER, len, &mut body);
-        }
+    /// Copies the request out and releases its frame.
+    fn take(&mut self, found: Found) -> Result<Request> {
+        let Found { inc, id } = found;
+        let len = inc.frame.len - wire::HEADER;
+        let mut body = Vec::with_capacity(len);
+        self.link
+            .region
+            .buf(inc.seat, RING_IN)
+            .append_to(inc.frame.at + wire::HEADER, len, &mut body);
         self.link.check_intact()?;
         self.col.release(&inc);
-        let Some((id, _)) = head else {
-            return Ok(None);
-        };
-        let client = ClientId {
-            seat: inc.seat,
-            generation: inc.gen,
-            pid: self.link.region.ctl(inc.seat).pid.load(Ordering::Relaxed),
-        };
-        Ok(Some(Request { client, id, body }))
+        Ok(Request {
+            client: client_of(&self.link, &inc),
+            id,
+            body,
+        })
+    }
+
+    /// Lends the request out, once checked against a shrink of the object.
+    fn guard(&mut self, found: Found) -> Result<RequestRef<'_>> {
+        self.link.check_intact()?;
+        let Found { inc, id } = found;
+        let Server {
+            col,
+            link,
+            spin,
+            respond_timeout,
+            ..
+        } = self;
+        let link = &*link;
+        let buf = link.region.buf(inc.seat, RING_IN);
+        let view = link
+            .region
+            .view(link, &buf, inc.frame.at + wire::HEADER, inc.frame.len - wire::HEADER);
+        Ok(RequestRef {
+            client: client_of(link, &inc),
+            id,
+            col,
+            link,
+            inc,
+            view,
+            spin: *spin,
+            respond_timeout: *respond_timeout,
+        })
     }
 
     /// Sends `body` as the answer to request `id` of `client`. A response
@@ -210,69 +325,8 @@ impl Server {
         body: &[u8],
         patience: Duration,
     ) -> std::result::Result<(), TrySendError> {
-        let s = client.seat;
-        if s >= self.col.seats() {
-            return Err(TrySendError::Failed(Error::InvalidArgument {
-                target: self.link.target().clone(),
-                reason: format!("no client seat {s}"),
-            }));
-        }
-        if self.col.gen(s) != client.generation {
-            return Ok(()); // another client has the seat now
-        }
-        if id > wire::MAX_ID {
-            return Err(TrySendError::Failed(Error::InvalidArgument {
-                target: self.link.target().clone(),
-                reason: format!("no request has id {id}"),
-            }));
-        }
-        let len = wire::HEADER + body.len();
         let Server { col, link, spin, .. } = self;
-        let link = &*link;
-        let ring = col.output(s).expect("a service seat has two rings");
-        let reserved = match ring.reserve(len) {
-            Ok(r) => r,
-            Err(RingError::Full) => {
-                let deadline = event::deadline(patience);
-                let gone = std::cell::Cell::new(false);
-                let waited = event::wait_for(
-                    &link.region.ctl(s).out_space,
-                    *spin,
-                    deadline,
-                    || match ring.reserve(len) {
-                        Ok(r) => Ok(Some(r)),
-                        Err(RingError::Full) => Ok(None),
-                        Err(e) => Err(ring_error(link, e)),
-                    },
-                    || {
-                        link.member.check_interrupt()?;
-                        link.check_size()?;
-                        if !matches!(link.member.presence(1 + s)?, Presence::Alive { .. }) {
-                            gone.set(true);
-                            return Err(Error::Closed {
-                                target: link.target().clone(),
-                                side: Role::Client,
-                            });
-                        }
-                        Ok(())
-                    },
-                );
-                match waited {
-                    Ok(r) => r,
-                    Err(_) if gone.get() => return Ok(()), // dropped: the client has gone
-                    Err(Stop::TimedOut) => return Err(TrySendError::Full),
-                    Err(Stop::Failed(e)) => return Err(TrySendError::from(e)),
-                }
-            }
-            Err(e) => return Err(TrySendError::Failed(ring_error(link, e))),
-        };
-        let buf = ring.buf();
-        wire::write(buf, reserved.at, id, status);
-        buf.write(reserved.at + wire::HEADER, body);
-        ring.commit(reserved);
-        let fenceless = col.fenceless_for(s);
-        link.region.ctl(s).reply.notify(fenceless);
-        link.check_written(fenceless).map_err(TrySendError::Failed)
+        send_response(col, link, *spin, client, id, status, body, patience)
     }
 
     /// The number of client seats (N).
@@ -288,5 +342,171 @@ impl Server {
     /// A snapshot of the service, as [`super::info`] gives for a name.
     pub fn info(&self) -> super::ServiceInfo {
         super::info::read(&self.link.region, &self.link.member.seg().shm, Some(0))
+    }
+}
+
+/// Sends a response of `status` to request `id` of `client` (see
+/// [`Server::respond`]), waiting at most `patience` for room.
+#[allow(clippy::too_many_arguments)]
+fn send_response(
+    col: &mut Collector,
+    link: &Link,
+    spin: Duration,
+    client: ClientId,
+    id: u64,
+    status: u64,
+    body: &[u8],
+    patience: Duration,
+) -> std::result::Result<(), TrySendError> {
+    let s = client.seat;
+    if s >= col.seats() {
+        return Err(TrySendError::Failed(Error::InvalidArgument {
+            target: link.target().clone(),
+            reason: format!("no client seat {s}"),
+        }));
+    }
+    if col.gen(s) != client.generation {
+        return Ok(()); // another client has the seat now
+    }
+    if id > wire::MAX_ID {
+        return Err(TrySendError::Failed(Error::InvalidArgument {
+            target: link.target().clone(),
+            reason: format!("no request has id {id}"),
+        }));
+    }
+    let len = wire::HEADER + body.len();
+    let ring = col.output(s).expect("a service seat has two rings");
+    let reserved = match ring.reserve(len) {
+        Ok(r) => r,
+        Err(RingError::Full) => {
+            let deadline = event::deadline(patience);
+            let gone = std::cell::Cell::new(false);
+            let waited = event::wait_for(
+                &link.region.ctl(s).out_space,
+                spin,
+                deadline,
+                || match ring.reserve(len) {
+                    Ok(r) => Ok(Some(r)),
+                    Err(RingError::Full) => Ok(None),
+                    Err(e) => Err(ring_error(link, e)),
+                },
+                || {
+                    link.member.check_interrupt()?;
+                    link.check_size()?;
+                    if !matches!(link.member.presence(1 + s)?, Presence::Alive { .. }) {
+                        gone.set(true);
+                        return Err(Error::Closed {
+                            target: link.target().clone(),
+                            side: Role::Client,
+                        });
+                    }
+                    Ok(())
+                },
+            );
+            match waited {
+                Ok(r) => r,
+                Err(_) if gone.get() => return Ok(()), // dropped: the client has gone
+                Err(Stop::TimedOut) => return Err(TrySendError::Full),
+                Err(Stop::Failed(e)) => return Err(TrySendError::from(e)),
+            }
+        }
+        Err(e) => return Err(TrySendError::Failed(ring_error(link, e))),
+    };
+    let buf = ring.buf();
+    wire::write(buf, reserved.at, id, status);
+    buf.write(reserved.at + wire::HEADER, body);
+    ring.commit(reserved);
+    let fenceless = col.fenceless_for(s);
+    link.region.ctl(s).reply.notify(fenceless);
+    link.check_written(fenceless).map_err(TrySendError::Failed)
+}
+
+/// A request frame found and checked, and its id.
+#[derive(Debug, Clone, Copy)]
+struct Found {
+    inc: Incoming,
+    id: u64,
+}
+
+/// Who sent the request in `inc`.
+fn client_of(link: &Link, inc: &Incoming) -> ClientId {
+    ClientId {
+        seat: inc.seat,
+        generation: inc.gen,
+        pid: link.region.ctl(inc.seat).pid.load(Ordering::Relaxed),
+    }
+}
+
+/// A request in place; see [`Server::recv_request_ref`]. It derefs to a
+/// [`View`] of the request's body; dropping it gives the space back to the
+/// client (unanswered: answer later with [`Server::respond`] and
+/// [`client`](RequestRef::client), [`id`](RequestRef::id)).
+#[derive(Debug)]
+pub struct RequestRef<'a> {
+    col: &'a mut Collector,
+    link: &'a Link,
+    inc: Incoming,
+    client: ClientId,
+    id: u64,
+    view: View<'a>,
+    spin: Duration,
+    respond_timeout: Duration,
+}
+
+impl RequestRef<'_> {
+    /// The client, to pass to [`Server::respond`].
+    pub fn client(&self) -> ClientId {
+        self.client
+    }
+
+    /// The client's number for the request, to pass to `respond`.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Answers the request with `body` (as [`Server::respond`]), then gives
+    /// its space back.
+    ///
+    /// # Errors
+    /// As [`Server::respond`].
+    pub fn respond(self, body: &[u8]) -> std::result::Result<(), TrySendError> {
+        self.answer(wire::OK, body)
+    }
+
+    /// Answers the request with an error response (as
+    /// [`Server::respond_error`]), then gives its space back.
+    ///
+    /// # Errors
+    /// As [`Server::respond`].
+    pub fn respond_error(self, body: &[u8]) -> std::result::Result<(), TrySendError> {
+        self.answer(wire::ERROR, body)
+    }
+
+    fn answer(self, status: u64, body: &[u8]) -> std::result::Result<(), TrySendError> {
+        let patience = self.respond_timeout;
+        send_response(
+            self.col,
+            self.link,
+            self.spin,
+            self.client,
+            self.id,
+            status,
+            body,
+            patience,
+        )
+        // (dropping self releases the request)
+    }
+}
+
+impl<'a> Deref for RequestRef<'a> {
+    type Target = View<'a>;
+    fn deref(&self) -> &View<'a> {
+        &self.view
+    }
+}
+
+impl Drop for RequestRef<'_> {
+    fn drop(&mut self) {
+        self.col.release(&self.inc);
     }
 }
