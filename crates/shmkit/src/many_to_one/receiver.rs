@@ -44,8 +44,8 @@ pub struct Receiver {
     col: Collector,
     link: Link,
     spin: Duration,
-    /// Messages delivered since the seats were last settled.
-    since_settle: u32,
+    /// When to settle the seats.
+    pace: Pace,
 }
 
 /// How many messages the receiver delivers between two looks for seats
@@ -73,7 +73,7 @@ impl Receiver {
             col,
             link,
             spin: opts.spin,
-            since_settle: 0,
+            pace: Pace::default(),
         })
     }
 
@@ -182,7 +182,7 @@ impl Receiver {
     /// One look at every seat (and, now and then or when there is nothing,
     /// at seats whose new sender waits for fresh rings).
     fn look(&mut self) -> Result<Option<Incoming>> {
-        look(&mut self.col, &self.link, &mut self.since_settle)
+        look(&mut self.col, &self.link, &mut self.pace)
     }
 
     fn wait(&mut self, deadline: Option<Instant>) -> std::result::Result<Incoming, Stop<Error>> {
@@ -193,10 +193,10 @@ impl Receiver {
             col,
             link,
             spin,
-            since_settle,
+            pace,
         } = self;
         let link = &*link;
-        let state = RefCell::new((col, since_settle));
+        let state = RefCell::new((col, pace));
         event::wait_for(
             &link.region.top().data,
             *spin,
@@ -282,15 +282,47 @@ impl Receiver {
     }
 }
 
-pub(crate) fn look(col: &mut Collector, link: &Link, since_settle: &mut u32) -> Result<Option<Incoming>> {
-    *since_settle += 1;
-    if *since_settle >= SETTLE_EVERY {
-        *since_settle = 0;
+/// When a receiver (server) settles its seats (see [`look`]).
+#[derive(Debug, Default)]
+pub(crate) struct Pace {
+    /// Looks since the seats were last settled.
+    looks: u32,
+    /// Empty looks, counted.
+    empty: u32,
+    /// `data`'s sequence word when the seats were last settled.
+    seq: u32,
+}
+
+/// How many empty looks (a spinning receiver's) between two settlings,
+/// when no participant came or went.
+const SETTLE_EMPTY: u32 = 16;
+
+/// One look at every seat, round robin: the first frame found. The seats are
+/// settled (a seat whose new sender waits gets fresh rings; a sender's
+/// counter that claims frames the headers do not show is `Corrupt`) every
+/// [`SETTLE_EVERY`] looks while frames come, and on a look that finds
+/// nothing — when a participant joined, claimed a seat or left since the
+/// last time (each bumps `data`'s sequence word: a sleeper's wake-up, and a
+/// spinner's next look, see it) and on every [`SETTLE_EMPTY`]th one
+/// otherwise, not on every turn of a spinning receiver's loop (which would
+/// delay its answer to the frame that comes).
+#[inline]
+pub(crate) fn look(col: &mut Collector, link: &Link, pace: &mut Pace) -> Result<Option<Incoming>> {
+    pace.looks += 1;
+    if pace.looks >= SETTLE_EVERY {
+        pace.looks = 0;
         col.settle().map_err(|e| ring_error(link, e))?;
     }
     match col.poll() {
         Ok(Some(inc)) => Ok(Some(inc)),
         Ok(None) => {
+            // Acquire: a claim's `want` (stored before the bump) is seen.
+            let seq = link.region.top().data.seq.load(Ordering::Acquire);
+            pace.empty = pace.empty.wrapping_add(1);
+            if seq == pace.seq && pace.empty % SETTLE_EMPTY != 0 {
+                return Ok(None);
+            }
+            pace.seq = seq;
             if col.settle().map_err(|e| ring_error(link, e))?.is_empty() {
                 return Ok(None);
             }

@@ -11,7 +11,7 @@ use crate::core::sync::Ordering;
 use crate::error::{Error, Result, Role};
 use crate::many_to_one::connect::{self, Link};
 use crate::many_to_one::layout::RING_IN;
-use crate::many_to_one::receiver::look;
+use crate::many_to_one::receiver::{look, Pace};
 use crate::many_to_one::seats::{Collector, Incoming};
 use crate::many_to_one::sender::ring_error;
 use crate::map::View;
@@ -38,7 +38,7 @@ pub struct Server {
     link: Link,
     spin: Duration,
     respond_timeout: Duration,
-    since_settle: u32,
+    pace: Pace,
 }
 
 impl Server {
@@ -63,7 +63,7 @@ impl Server {
             link,
             spin: opts.spin,
             respond_timeout: opts.respond_timeout,
-            since_settle: 0,
+            pace: Pace::default(),
         })
     }
 
@@ -186,7 +186,7 @@ impl Server {
     /// The next well-formed request if there is one now.
     fn try_next(&mut self) -> Result<Option<Found>> {
         loop {
-            let Some(inc) = look(&mut self.col, &self.link, &mut self.since_settle)? else {
+            let Some(inc) = look(&mut self.col, &self.link, &mut self.pace)? else {
                 return Ok(None);
             };
             if let Some(found) = self.check(inc)? {
@@ -212,18 +212,18 @@ impl Server {
     }
 
     fn wait(&mut self, deadline: Option<Instant>) -> std::result::Result<Incoming, Stop<Error>> {
-        if let Some(inc) = look(&mut self.col, &self.link, &mut self.since_settle)? {
+        if let Some(inc) = look(&mut self.col, &self.link, &mut self.pace)? {
             return Ok(inc);
         }
         let Server {
             col,
             link,
             spin,
-            since_settle,
+            pace,
             ..
         } = self;
         let link = &*link;
-        let state = RefCell::new((col, since_settle));
+        let state = RefCell::new((col, pace));
         event::wait_for(
             &link.region.top().data,
             *spin,
