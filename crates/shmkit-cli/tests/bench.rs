@@ -59,10 +59,23 @@ fn json_shape() -> Result<(), String> {
         "pipe",
         "uds",
         "tcp",
+        "shmkit-async",
+        "shmkit-async-yield",
+        "uds-async",
     ] {
         want.insert(format!("pingpong {t}"));
     }
-    for t in ["shmkit-spin", "shmkit", "pipe", "uds", "tcp", "memcpy"] {
+    for t in [
+        "shmkit-spin",
+        "shmkit",
+        "pipe",
+        "uds",
+        "tcp",
+        "shmkit-async",
+        "shmkit-async-yield",
+        "uds-async",
+        "memcpy",
+    ] {
         want.insert(format!("stream {t}"));
     }
     want.extend(PATTERN_ROWS.iter().map(|r| r.to_string()));
