@@ -106,8 +106,16 @@ fn spin_until(spin: Duration, mut ready: impl FnMut() -> bool) {
     while !ready() {
         std::hint::spin_loop();
         n = n.wrapping_add(1);
-        if n % 64 == 0 && start.elapsed() >= spin {
-            return;
+        if n % 64 == 0 {
+            let waited = start.elapsed();
+            if waited >= spin {
+                return;
+            }
+            // as the blocking wait does (core::event::wait_for): a long
+            // wait offers the core to a process that may need it
+            if waited >= Duration::from_micros(4) {
+                std::thread::yield_now();
+            }
         }
     }
 }
