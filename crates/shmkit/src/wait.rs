@@ -91,6 +91,14 @@ impl sealed::Sealed for crate::channel::Sender {}
 impl Pollable for crate::channel::Sender {}
 impl sealed::Sealed for crate::channel::Receiver {}
 impl Pollable for crate::channel::Receiver {}
+impl sealed::Sealed for crate::many_to_one::Sender {}
+impl Pollable for crate::many_to_one::Sender {}
+impl sealed::Sealed for crate::many_to_one::Receiver {}
+impl Pollable for crate::many_to_one::Receiver {}
+impl sealed::Sealed for crate::service::Client {}
+impl Pollable for crate::service::Client {}
+impl sealed::Sealed for crate::service::Server {}
+impl Pollable for crate::service::Server {}
 
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::io::Errno;

@@ -18,6 +18,9 @@ use crate::error::{Error, Result, Role, Target};
 use crate::posix::ShmName;
 
 use super::layout::{Geometry, Region, MAX_SEATS, SLOTS_AT};
+use super::poll::{self, Polling, HUB};
+use crate::core::bell::{self, Place, Ringer};
+use crate::core::event::Event;
 
 /// What a participant asks for.
 #[derive(Debug, Clone)]
@@ -54,6 +57,23 @@ pub(crate) struct Link {
     /// and so is the receiver (server), which sleeps on what it notifies.
     /// The receiver decides per seat (`Collector::fenceless_for`).
     fenceless: bool,
+    /// The descriptor, doorbells and lives (see `poll`).
+    pub poll: Polling,
+    /// A spoke's last ring to the hub, when it leaves: declared after
+    /// `member`, so it rings once the slot's lock is gone (see `Drop`).
+    farewell: Farewell,
+}
+
+/// Rings a doorbell when dropped.
+#[derive(Debug, Default)]
+struct Farewell(Option<Ringer>);
+
+impl Drop for Farewell {
+    fn drop(&mut self) {
+        if let Some(ringer) = &self.0 {
+            ringer.ring();
+        }
+    }
 }
 
 /// Joins `name` as `want` says: learns the number of seats of an existing
@@ -161,6 +181,8 @@ pub(crate) fn join(name: &ShmName, want: &Want, peer_role: Role) -> Result<Link>
     // (and every ring half made from its region, which live beside it in the
     // same endpoint) goes with it.
     let region = unsafe { Region::new(NonNull::new(map.as_mut_ptr()).expect("mapped"), map.len(), geo) };
+    let place = Place::of(name, member.seg(), want.allow_foreign)?;
+    let poll = Polling::new(place, member.index(), seats)?;
     let link = Link {
         region,
         member,
@@ -168,7 +190,15 @@ pub(crate) fn join(name: &ShmName, want: &Want, peer_role: Role) -> Result<Link>
         peer_role,
         registered,
         fenceless: false,
+        poll,
+        farewell: Farewell::default(),
     };
+    if want.collector {
+        // Spokes that polled before our life existed add their watch now.
+        for s in 0..seats {
+            link.poll.ring(1 + s, link.region.ctl(s).poll.load(Ordering::Relaxed));
+        }
+    }
     if !want.collector {
         // Before this sender's first frame: the receiver learns from the
         // seat whether it may notify this sender without a fence. The
@@ -333,6 +363,53 @@ impl Link {
         }
     }
 
+    /// Notifies `event`, which the hub sleeps on or polls (`data`): rings
+    /// its doorbell if it armed.
+    #[inline]
+    pub(crate) fn notify_hub(&self, event: &Event, fenceless: bool) {
+        event.notify_or_ring(fenceless, || self.ring_hub());
+    }
+
+    /// Rings the hub's doorbell, if it has one.
+    #[cold]
+    pub(crate) fn ring_hub(&self) {
+        self.poll.ring(HUB, self.region.top().poll.load(Ordering::Relaxed));
+    }
+
+    /// Notifies `event` of seat `s` (`space`, `reply`), which its spoke
+    /// sleeps on or polls: rings its doorbell if it armed.
+    #[inline]
+    pub(crate) fn notify_spoke(&self, s: usize, event: &Event, fenceless: bool) {
+        event.notify_or_ring(fenceless, || {
+            self.poll.ring(1 + s, self.region.ctl(s).poll.load(Ordering::Relaxed));
+        });
+    }
+
+    /// For a polled spoke that found nothing to do: `collector_present`'s
+    /// errors, once the hub is gone — waiting a moment for its slot to say
+    /// so if its life has hung up (see `poll::confirm_gone`).
+    pub(crate) fn check_hub_polled(&self) -> Result<()> {
+        self.collector_present()?;
+        if self.poll.hub_hung_up() {
+            poll::confirm_gone(|| self.collector_present().map(|_| ()))?;
+        }
+        Ok(())
+    }
+
+    /// Arms this side on `event` (see `poll`); `Ok` at once if it was never
+    /// polled.
+    #[inline]
+    pub(crate) fn arm(&self, event: &Event) -> Result<()> {
+        if !self.poll.polled() {
+            return Ok(());
+        }
+        if self.collector {
+            self.poll.arm(&self.region.top().poll, event, false)
+        } else {
+            self.poll.arm(&self.region.ctl(self.seat()).poll, event, true)
+        }
+    }
+
     /// Whether a sender (client) notifies the receiver (server) without a
     /// fence (see the field).
     #[inline]
@@ -446,7 +523,8 @@ impl Drop for Link {
         let top = self.region.top();
         top.data.notify_always();
         top.peers.notify_always();
-        if self.collector {
+        let removed = if self.collector {
+            self.poll.leave(&top.poll);
             for s in 0..self.region.geo().seats {
                 let ctl = self.region.ctl(s);
                 ctl.space.notify_always();
@@ -454,15 +532,28 @@ impl Drop for Link {
             }
             // The receiver's seat is never taken again: the object is
             // finished, and its name has no use any more.
-            self.member.unlink_if(|| true);
+            self.member.unlink_if(|| true)
         } else {
-            self.region.ctl(self.seat()).out_space.notify_always();
+            let ctl = self.region.ctl(self.seat());
+            self.poll.leave(&ctl.poll);
+            ctl.out_space.notify_always();
+            // A polled receiver learns the end of the stream: rung once
+            // this participant's lock is gone too (a leaver's slot shows
+            // it alive until then), when the fields drop after this.
+            if top.poll.load(Ordering::Relaxed) != 0 {
+                self.farewell.0 = Ringer::open(self.poll.place(), HUB).ok().flatten();
+            }
             // The last to leave, once the receiver is gone, removes the name.
             let member = &self.member;
             let receiver_gone = !matches!(member.presence(0), Ok(Presence::Alive { .. }));
-            if receiver_gone && !member.anyone_else_alive().unwrap_or(true) {
-                member.unlink_if(|| !member.anyone_else_alive().unwrap_or(true));
-            }
+            receiver_gone
+                && !member.anyone_else_alive().unwrap_or(true)
+                && member.unlink_if(|| !member.anyone_else_alive().unwrap_or(true))
+        };
+        if removed {
+            // doorbells and lives that killed participants left beside it
+            let place = self.poll.place();
+            bell::remove_of(&place.object, place.ino);
         }
     }
 }

@@ -28,6 +28,8 @@
 //!   non-zero if its process is registered for global expedited
 //!   membarriers, so that the receiver (server) may notify the seat's events
 //!   without a fence (see `core::event`).
+//! - `poll`: the sender's (client's) poll word (`core::doorbell`); `Top`
+//!   has the receiver's (server's).
 //! - `space`: the sender sleeps on it (room in its ring, a fresh ring, the
 //!   receiver joining or leaving); `reply`: a client sleeps on it for
 //!   responses; `out_space`: a server sleeps on it for room in a client's
@@ -69,6 +71,10 @@ pub(crate) struct Top {
     /// How many senders (clients) have ever joined: the receiver's stream
     /// ends once N have, and all have left.
     pub joined: AtomicU32,
+    /// The receiver's (server's) poll word: its doorbell's nonce once its
+    /// descriptor was taken, 0 before (see `core::doorbell`); senders
+    /// (clients) ring it when they notify `data` and it has armed.
+    pub poll: AtomicU32,
 }
 
 /// A seat's control line (see the module docs).
@@ -82,6 +88,11 @@ pub(crate) struct SeatCtl {
     pub space: Event,
     pub reply: Event,
     pub out_space: Event,
+    /// The seat's sender's (client's) poll word: its doorbell's nonce once
+    /// its descriptor was taken, 0 before and after it leaves; the receiver
+    /// (server) rings it when it notifies `space` or `reply` and the
+    /// sender armed.
+    pub poll: AtomicU32,
 }
 
 /// One seat: its control line and its rings' counters: the incoming ring's
@@ -95,8 +106,9 @@ pub(crate) struct Seat {
 
 const _: () = {
     use std::mem::{offset_of, size_of};
-    assert!(size_of::<Top>() == 28);
+    assert!(size_of::<Top>() == 32);
     assert!(offset_of!(Top, data) == 0 && offset_of!(Top, peers) == 12 && offset_of!(Top, joined) == 24);
+    assert!(offset_of!(Top, poll) == 28);
     assert!(size_of::<Line<Top>>() == 128);
     assert!(offset_of!(SeatCtl, gen) == 0);
     assert!(offset_of!(SeatCtl, want) == 4);
@@ -105,6 +117,7 @@ const _: () = {
     assert!(offset_of!(SeatCtl, space) == 16);
     assert!(offset_of!(SeatCtl, reply) == 28);
     assert!(offset_of!(SeatCtl, out_space) == 40);
+    assert!(offset_of!(SeatCtl, poll) == 52);
     assert!(size_of::<SeatCtl>() <= 128);
     assert!(offset_of!(Seat, ctl) == 0);
     assert!(offset_of!(Seat, counters) == 128);

@@ -91,6 +91,7 @@ pub(crate) mod connect;
 pub(crate) mod info;
 #[allow(unsafe_code)] // the header's and the rings' places in the memory
 pub(crate) mod layout;
+pub(crate) mod poll;
 pub(crate) mod receiver;
 pub(crate) mod seats;
 pub(crate) mod sender;

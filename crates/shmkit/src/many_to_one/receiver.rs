@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::ops::Deref;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::core::event::{self, Stop};
@@ -106,20 +107,66 @@ impl Receiver {
     ///
     /// # Errors
     /// [`TryRecvError::Empty`], or the errors of [`recv`](Receiver::recv).
+    ///
+    /// Once the receiver's [descriptor](Receiver#polling) has been taken, an
+    /// `Empty` result also arms it: it becomes readable when a message comes
+    /// (or a sender leaves).
     pub fn try_recv(&mut self) -> std::result::Result<Message, TryRecvError> {
-        let inc = match self.look().map_err(TryRecvError::from)? {
-            Some(inc) => inc,
-            None => match self.link.check_ended() {
-                Ok(()) => return Err(TryRecvError::Empty),
-                Err(end) => match self.look().map_err(TryRecvError::from)? {
-                    Some(inc) => inc,
-                    None => return Err(TryRecvError::from(end)),
-                },
-            },
-        };
         let mut bytes = Vec::new();
-        let sender = self.take(inc, &mut bytes).map_err(TryRecvError::from)?;
+        let sender = self.try_recv_into(&mut bytes)?;
         Ok(Message { sender, bytes })
+    }
+
+    /// Like [`try_recv`](Receiver::try_recv), into `buf` (replacing its
+    /// contents); returns the sender.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Receiver::try_recv).
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> std::result::Result<SenderId, TryRecvError> {
+        let inc = self.try_look()?;
+        Ok(self.take(inc, buf)?)
+    }
+
+    /// Like [`recv_ref`](Receiver::recv_ref) if a message is there now:
+    /// zero-copy without waiting.
+    ///
+    /// # Errors
+    /// As [`try_recv`](Receiver::try_recv).
+    pub fn try_recv_ref(&mut self) -> std::result::Result<RecvGuard<'_>, TryRecvError> {
+        let inc = self.try_look()?;
+        Ok(self.guard(inc)?)
+    }
+
+    /// A frame if there is one now; else `Empty` (arming the descriptor
+    /// when polled), or the end of the stream.
+    fn try_look(&mut self) -> std::result::Result<Incoming, TryRecvError> {
+        if let Some(inc) = self.look()? {
+            return Ok(inc);
+        }
+        if let Err(end) = self.link.check_ended() {
+            return match self.look()? {
+                Some(inc) => Ok(inc),
+                None => Err(TryRecvError::from(end)),
+            };
+        }
+        if !self.link.poll.polled() {
+            return Err(TryRecvError::Empty);
+        }
+        let region = self.link.region;
+        let data = &region.top().data;
+        self.link.arm(data)?;
+        // Both conditions once more: a message, or the end of the stream
+        // (a sender's leaving rang the doorbell before the drain above).
+        let found = match self.look() {
+            Ok(Some(inc)) => Ok(inc),
+            Ok(None) => match self.link.check_ended() {
+                Ok(()) => return Err(TryRecvError::Empty),
+                Err(end) => self.look().and_then(|inc| inc.ok_or(end)),
+            },
+            Err(e) => Err(e),
+        };
+        self.link.poll.disarm(data);
+        Ok(found?)
     }
 
     /// The next message, waiting at most `timeout`.
@@ -189,12 +236,7 @@ impl Receiver {
         if let Some(inc) = self.look()? {
             return Ok(inc);
         }
-        let Receiver {
-            col,
-            link,
-            spin,
-            pace,
-        } = self;
+        let Receiver { col, link, spin, pace } = self;
         let link = &*link;
         let state = RefCell::new((col, pace));
         event::wait_for(
@@ -229,7 +271,7 @@ impl Receiver {
             .buf(inc.seat, super::layout::RING_IN)
             .append_to(inc.frame.at, inc.frame.len, out);
         self.link.check_intact()?;
-        self.col.release(&inc);
+        release(&mut self.col, &self.link, &inc);
         Ok(sender)
     }
 
@@ -239,7 +281,13 @@ impl Receiver {
         let Receiver { col, link, .. } = self;
         let buf = link.region.buf(inc.seat, super::layout::RING_IN);
         let view = link.region.view(&*link, &buf, inc.frame.at, inc.frame.len);
-        Ok(RecvGuard { col, inc, sender, view })
+        Ok(RecvGuard {
+            col,
+            link,
+            inc,
+            sender,
+            view,
+        })
     }
 
     /// The number of seats (N).
@@ -280,6 +328,67 @@ impl Receiver {
     pub fn check_intact(&self) -> Result<()> {
         self.link.check_size()
     }
+}
+
+/// # Polling
+/// The receiver's descriptor (`AsFd`) is readable when it may make
+/// progress: a sender's message came (or a sender left, which may end the
+/// stream). Take it and wait on it with `poll(2)`, `epoll`, a
+/// [`WaitSet`](crate::wait::WaitSet) or an async runtime (it is
+/// [`Pollable`](crate::wait::Pollable)); the receiver is then in poll mode: [`try_recv`](Receiver::try_recv),
+/// [`try_recv_into`](Receiver::try_recv_into) and
+/// [`try_recv_ref`](Receiver::try_recv_ref) arm it when they return
+/// `Empty`. A readable descriptor may be a spurious wake-up: try again,
+/// which arms it. The first time it is taken, the receiver makes its
+/// doorbell, a FIFO beside the object in `/dev/shm` (removed when it
+/// leaves). A sender killed by `SIGKILL` rings nothing: the end of a stream
+/// whose last sender was killed shows at the next call.
+///
+/// ```
+/// use shmkit::many_to_one::{Options, Receiver, Sender, TryRecvError};
+/// use shmkit::wait::WaitSet;
+/// use std::time::Duration;
+/// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-m2o-poll-{}", std::process::id()))?;
+/// let mut rx = Receiver::connect(&name, &Options::new().senders(2))?;
+/// let (n2, o2) = (name.clone(), Options::new());
+/// let sender = std::thread::spawn(move || -> shmkit::Result<()> {
+///     let mut tx = Sender::connect(&n2, &o2)?;
+///     std::thread::sleep(Duration::from_millis(20));
+///     tx.send(b"late")
+/// });
+/// let mut set = WaitSet::new()?;
+/// set.add(&rx, 1)?;
+/// let msg = loop {
+///     match rx.try_recv() {
+///         Ok(msg) => break msg,
+///         Err(TryRecvError::Empty) => {
+///             set.wait(Some(Duration::from_secs(10)))?;
+///         }
+///         Err(e) => return Err(e.into_error().unwrap()),
+///     }
+/// };
+/// assert_eq!(msg.bytes, b"late");
+/// sender.join().unwrap()?;
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+impl AsFd for Receiver {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.link.poll.fd()
+    }
+}
+
+impl AsRawFd for Receiver {
+    fn as_raw_fd(&self) -> RawFd {
+        self.link.poll.fd().as_raw_fd()
+    }
+}
+
+/// Gives frame `inc` back to its sender and tells it (waking it if it
+/// sleeps, ringing it if it polls).
+#[inline]
+pub(crate) fn release(col: &mut Collector, link: &Link, inc: &Incoming) {
+    col.release(inc);
+    link.notify_spoke(inc.seat, &link.region.ctl(inc.seat).space, col.fenceless_for(inc.seat));
 }
 
 /// When a receiver (server) settles its seats (see [`look`]).
@@ -337,6 +446,7 @@ pub(crate) fn look(col: &mut Collector, link: &Link, pace: &mut Pace) -> Result<
 #[derive(Debug)]
 pub struct RecvGuard<'a> {
     col: &'a mut Collector,
+    link: &'a Link,
     inc: Incoming,
     sender: SenderId,
     view: View<'a>,
@@ -358,6 +468,6 @@ impl<'a> Deref for RecvGuard<'a> {
 
 impl Drop for RecvGuard<'_> {
     fn drop(&mut self) {
-        self.col.release(&self.inc);
+        release(self.col, self.link, &self.inc);
     }
 }

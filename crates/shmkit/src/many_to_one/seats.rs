@@ -181,12 +181,11 @@ impl Collector {
         ctl.space.notify(false);
     }
 
-    /// Gives frame `inc` back to its sender.
+    /// Gives frame `inc` back to its sender (who is told by the caller:
+    /// `receiver::release`).
     #[inline]
     pub(crate) fn release(&mut self, inc: &Incoming) {
         self.seats[inc.seat].input.release(inc.frame);
-        let fenceless = self.fenceless_for(inc.seat);
-        self.region.ctl(inc.seat).space.notify(fenceless);
     }
 
     /// The generation seat `s` is in, as this side knows it.

@@ -1,6 +1,7 @@
 //! A sending end: one seat of a many-to-one object.
 
 use std::ops::{Deref, DerefMut};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::core::event::{self, Stop};
@@ -51,6 +52,7 @@ impl Sender {
         let s = link.seat();
         let fresh = link.member.previous() == crate::core::slots::Presence::Empty;
         let gen = seats::claim_ring(&link.region, s, fresh);
+        link.ring_hub(); // a polled receiver settles the seats too
         link.wait_for_ring(gen, connect::deadline_of(opts.timeout), "a receiver")?;
         let ring = seats::sender_half(&link.region, s);
         Ok(Sender {
@@ -79,20 +81,68 @@ impl Sender {
     ///
     /// # Errors
     /// [`TrySendError::Full`], or the errors of [`send`](Sender::send).
+    ///
+    /// Once the sender's [descriptor](Sender#polling) has been taken, a
+    /// `Full` result also arms it: it becomes readable when the receiver
+    /// makes room (or leaves, or dies).
     pub fn try_send(&mut self, msg: &[u8]) -> std::result::Result<(), TrySendError> {
+        let r = self.try_reserve_at(msg.len())?;
+        self.ring.buf().write(r.at, msg);
+        self.ring.commit(r);
+        self.notify();
+        self.link.check_written(self.link.fenceless())?;
+        Ok(())
+    }
+
+    /// Like [`reserve`](Sender::reserve) if there is room now: zero-copy
+    /// without waiting.
+    ///
+    /// # Errors
+    /// As [`try_send`](Sender::try_send) (`Full` arms the descriptor once
+    /// it has been taken).
+    pub fn try_reserve(&mut self, len: usize) -> std::result::Result<Grant<'_>, TrySendError> {
+        let r = self.try_reserve_at(len)?;
+        Ok(self.grant(r))
+    }
+
+    /// Room for `len` bytes now, or `Full` (arming the descriptor when
+    /// polled), or why not.
+    fn try_reserve_at(&mut self, len: usize) -> std::result::Result<Reservation, TrySendError> {
         self.check_receiver()?;
-        match self.ring.push(msg) {
-            Ok(()) => {
-                self.notify();
-                self.link.check_written(self.link.fenceless())?;
-                Ok(())
-            }
-            Err(RingError::Full) => match self.link.check_wait() {
-                Ok(()) => Err(TrySendError::Full),
-                Err(e) => Err(TrySendError::from(e)),
-            },
+        match self.ring.reserve(len) {
+            Ok(r) => Ok(r),
+            Err(RingError::Full) => self.when_full(len),
             Err(e) => Err(TrySendError::from(ring_error(&self.link, e))),
         }
+    }
+
+    /// The ring was full at the first look: arm (when polled) and look
+    /// once more; `Full` unless the receiver is gone.
+    #[cold]
+    fn when_full(&mut self, len: usize) -> std::result::Result<Reservation, TrySendError> {
+        let polled = self.link.poll.polled();
+        if polled {
+            let region = self.link.region;
+            let space = &region.ctl(self.link.seat()).space;
+            self.link.arm(space)?;
+            let again = self.ring.reserve(len);
+            if !matches!(again, Err(RingError::Full)) {
+                self.link.poll.disarm(space);
+            }
+            match again {
+                Ok(r) => return Ok(r),
+                Err(RingError::Full) => {}
+                Err(e) => return Err(TrySendError::from(ring_error(&self.link, e))),
+            }
+        }
+        self.link.member.check_interrupt()?;
+        self.link.check_size()?;
+        if polled {
+            self.link.check_hub_polled()?;
+        } else {
+            self.link.collector_present()?;
+        }
+        Err(TrySendError::Full)
     }
 
     /// Sends `msg`, waiting at most `timeout` for room.
@@ -179,7 +229,8 @@ impl Sender {
     /// Tells the receiver that a frame was committed.
     #[inline]
     fn notify(&self) {
-        self.link.region.top().data.notify(self.link.fenceless());
+        self.link
+            .notify_hub(&self.link.region.top().data, self.link.fenceless());
     }
 
     #[inline]
@@ -269,6 +320,57 @@ impl Sender {
     }
 }
 
+/// # Polling
+/// The sender's descriptor (`AsFd`) is readable when it may make progress:
+/// the receiver made room in this sender's ring, or it left, or it died.
+/// Take it and wait on it with `poll(2)`, `epoll`, a
+/// [`WaitSet`](crate::wait::WaitSet) or an async runtime (it is
+/// [`Pollable`](crate::wait::Pollable)); the sender is then in poll mode:
+/// [`try_send`](Sender::try_send) and [`try_reserve`](Sender::try_reserve)
+/// arm it when they return `Full`. A readable descriptor may be a
+/// spurious wake-up: try again, which arms it. The first time it is taken,
+/// the sender makes its doorbell (a FIFO beside the object in `/dev/shm`,
+/// removed when it leaves) and watches the receiver's *life*, a FIFO the
+/// receiver holds open while it takes part: its hang-up tells the
+/// receiver's death in any PID namespace, without a timer.
+///
+/// ```
+/// use shmkit::many_to_one::{Options, Receiver, Sender, TrySendError};
+/// use shmkit::wait::readable;
+/// use std::time::Duration;
+/// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-m2o-spoll-{}", std::process::id()))?;
+/// let mut rx = Receiver::connect(&name, &Options::new().senders(1).capacity(4096))?;
+/// let mut tx = Sender::connect(&name, &Options::new())?;
+/// while tx.try_send(&[7; 1000]).is_ok() {} // fill the ring
+/// let drain = std::thread::spawn(move || {
+///     std::thread::sleep(Duration::from_millis(20));
+///     let len = rx.recv()?.bytes.len() + rx.recv()?.bytes.len(); // room for one more
+///     Ok::<_, shmkit::Error>((len, rx)) // (the receiver stays)
+/// });
+/// loop {
+///     match tx.try_send(&[7; 1000]) {
+///         Ok(()) => break,
+///         Err(TrySendError::Full) => {
+///             readable(&tx, Some(Duration::from_secs(10)))?;
+///         }
+///         Err(e) => return Err(e.into_error().unwrap()),
+///     }
+/// }
+/// assert_eq!(drain.join().unwrap()?.0, 2000);
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+impl AsFd for Sender {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.link.poll.fd()
+    }
+}
+
+impl AsRawFd for Sender {
+    fn as_raw_fd(&self) -> RawFd {
+        self.link.poll.fd().as_raw_fd()
+    }
+}
+
 pub(crate) fn ring_error(link: &Link, e: RingError) -> Error {
     match e {
         RingError::TooLarge { len, max } => Error::MessageTooLarge {
@@ -300,7 +402,7 @@ impl Grant<'_> {
     pub fn commit(self) -> Result<()> {
         self.ring.commit(self.res);
         let fenceless = self.link.fenceless();
-        self.link.region.top().data.notify(fenceless);
+        self.link.notify_hub(&self.link.region.top().data, fenceless);
         self.link.check_written(fenceless)
     }
 

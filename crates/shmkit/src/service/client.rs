@@ -1,9 +1,10 @@
 //! A client.
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::core::event::{self, Stop};
-use crate::core::ring::{Consumer, Producer, RingError};
+use crate::core::ring::{Consumer, Producer, Reservation, RingError};
 use crate::error::{Error, Result, Role};
 use crate::many_to_one::connect::{self, Link};
 use crate::many_to_one::seats;
@@ -11,7 +12,7 @@ use crate::many_to_one::sender::ring_error;
 use crate::posix::ShmName;
 
 use super::wire;
-use super::{Options, Response, Status};
+use super::{Options, Response, Status, TryRecvError, TrySendError};
 
 /// A client of a service. See the [module docs](super).
 #[derive(Debug)]
@@ -47,6 +48,7 @@ impl Client {
         let s = link.seat();
         let fresh = link.member.previous() == crate::core::slots::Presence::Empty;
         let gen = seats::claim_ring(&link.region, s, fresh);
+        link.ring_hub(); // a polled server settles the seats too
         link.wait_for_ring(gen, connect::deadline_of(opts.timeout), "a server")?;
         Ok(Client {
             requests: seats::sender_half(&link.region, s),
@@ -194,6 +196,13 @@ impl Client {
             .map_err(|stop| self.stop_error(stop, "room for the request"))?,
             Err(e) => return Err(too_large(link, e)),
         };
+        self.commit_request(r, request)
+    }
+
+    /// Writes `request` into the reservation `r`, publishes it and tells
+    /// the server; returns its id.
+    #[inline]
+    fn commit_request(&mut self, r: Reservation, request: &[u8]) -> Result<u64> {
         let id = self.next_id;
         self.next_id += 1;
         let buf = self.requests.buf();
@@ -201,7 +210,7 @@ impl Client {
         buf.write(r.at + wire::HEADER, request);
         self.requests.commit(r);
         let fenceless = self.link.fenceless();
-        self.link.region.top().data.notify(fenceless);
+        self.link.notify_hub(&self.link.region.top().data, fenceless);
         self.link.check_written(fenceless)?;
         self.pending.push(id);
         Ok(id)
@@ -211,13 +220,13 @@ impl Client {
         self.receive_until_keeping(id, deadline, false)
     }
 
-    /// Waits for the response to `id` until `deadline`; after a time-out
-    /// the request is abandoned unless `keep`.
-    fn receive_until_keeping(&mut self, id: u64, deadline: Option<Instant>, keep: bool) -> Result<Response> {
+    /// The response to `id` if it was stashed (taking it off the pending
+    /// requests); `InvalidArgument` if `id` is not pending.
+    fn stashed(&mut self, id: u64) -> Result<Option<Response>> {
         if !self.stash.is_empty() {
             if let Some(i) = self.stash.iter().position(|(k, _)| *k == id) {
                 self.forget(id);
-                return Ok(self.stash.swap_remove(i).1);
+                return Ok(Some(self.stash.swap_remove(i).1));
             }
         }
         if self.pending.binary_search(&id).is_err() {
@@ -225,6 +234,15 @@ impl Client {
                 target: self.link.target().clone(),
                 reason: format!("request {id} is not pending"),
             });
+        }
+        Ok(None)
+    }
+
+    /// Waits for the response to `id` until `deadline`; after a time-out
+    /// the request is abandoned unless `keep`.
+    fn receive_until_keeping(&mut self, id: u64, deadline: Option<Instant>, keep: bool) -> Result<Response> {
+        if let Some(r) = self.stashed(id)? {
+            return Ok(r);
         }
         let Client {
             responses,
@@ -239,41 +257,7 @@ impl Client {
             &link.region.ctl(link.seat()).reply,
             *spin,
             deadline,
-            || loop {
-                let frame = match responses.peek() {
-                    Ok(f) => f,
-                    Err(RingError::Empty) => return Ok(None),
-                    Err(e) => return Err(ring_error(link, e)),
-                };
-                let buf = responses.buf();
-                let head = wire::read(buf, frame.at, frame.len);
-                let body = match head {
-                    Some(_) => {
-                        let mut body = Vec::with_capacity(frame.len - wire::HEADER);
-                        buf.append_to(frame.at + wire::HEADER, frame.len - wire::HEADER, &mut body);
-                        body
-                    }
-                    None => Vec::new(),
-                };
-                link.check_intact()?;
-                responses.release(frame);
-                link.region.ctl(link.seat()).out_space.notify(link.fenceless());
-                let (got, kind) = head.ok_or_else(|| link.member.corrupt("a response shorter than its header"))?;
-                let status = match kind {
-                    wire::OK => Status::Ok,
-                    wire::ERROR => Status::Error,
-                    other => return Err(link.member.corrupt(format!("a response of unknown kind {other}"))),
-                };
-                let response = Response { status, body };
-                if got == id {
-                    return Ok(Some(response));
-                }
-                // (a second response to one request, a hostile server's,
-                // is dropped: the stash stays as small as the pending set)
-                if pending.binary_search(&got).is_ok() && !stash.iter().any(|(k, _)| *k == got) {
-                    stash.push((got, response));
-                } // else: abandoned, dropped
-            },
+            || next_response(responses, link, pending, stash, id),
             || link.check_wait(),
         );
         match got {
@@ -288,6 +272,107 @@ impl Client {
                 Err(self.stop_error(stop, "the server's response"))
             }
         }
+    }
+
+    /// The response to request `id` if it is there now.
+    ///
+    /// # Errors
+    /// [`TryRecvError::Empty`] (the request stays pending);
+    /// `Failed` with [`Error::InvalidArgument`] if `id` is not pending;
+    /// `Disconnected` once the server is gone and the response with it;
+    /// the errors of [`call`](Client::call).
+    ///
+    /// Once the client's [descriptor](Client#polling) has been taken, an
+    /// `Empty` result also arms it: it becomes readable when a response
+    /// comes (or the server leaves, or dies).
+    pub fn try_receive_response(&mut self, id: u64) -> std::result::Result<Response, TryRecvError> {
+        if let Some(r) = self.stashed(id)? {
+            return Ok(r);
+        }
+        let polled = self.link.poll.polled();
+        let region = self.link.region;
+        let reply = &region.ctl(self.link.seat()).reply;
+        for attempt in 0..2 {
+            let Client {
+                responses,
+                link,
+                pending,
+                stash,
+                ..
+            } = self;
+            let got = next_response(responses, link, pending, stash, id);
+            if attempt == 1 && !matches!(got, Ok(None)) {
+                self.link.poll.disarm(reply);
+            }
+            if let Some(r) = got? {
+                self.forget(id);
+                return Ok(r);
+            }
+            if attempt == 1 || !polled {
+                break;
+            }
+            self.link.arm(reply)?;
+        }
+        self.link.member.check_interrupt()?;
+        self.link.check_size()?;
+        if polled {
+            self.link.check_hub_polled()?;
+        } else {
+            self.link.collector_present()?;
+        }
+        Err(TryRecvError::Empty)
+    }
+
+    /// Sends `request` if there is room now; returns its id, for
+    /// [`receive_response`](Client::receive_response) or
+    /// [`try_receive_response`](Client::try_receive_response).
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`], or the errors of [`call`](Client::call).
+    ///
+    /// Once the client's [descriptor](Client#polling) has been taken, a
+    /// `Full` result also arms it: it becomes readable when the server
+    /// makes room (or leaves, or dies).
+    pub fn try_send_request(&mut self, request: &[u8]) -> std::result::Result<u64, TrySendError> {
+        if self.link.collector_closed() {
+            self.link.collector_present()?;
+        }
+        let len = wire::HEADER + request.len();
+        let r = match self.requests.reserve(len) {
+            Ok(r) => r,
+            Err(RingError::Full) => self.when_full(len)?,
+            Err(e) => return Err(TrySendError::from(too_large(&self.link, e))),
+        };
+        Ok(self.commit_request(r, request)?)
+    }
+
+    /// The request ring was full at the first look: arm (when polled) and
+    /// look once more; `Full` unless the server is gone.
+    #[cold]
+    fn when_full(&mut self, len: usize) -> std::result::Result<Reservation, TrySendError> {
+        let polled = self.link.poll.polled();
+        if polled {
+            let region = self.link.region;
+            let space = &region.ctl(self.link.seat()).space;
+            self.link.arm(space)?;
+            let again = self.requests.reserve(len);
+            if !matches!(again, Err(RingError::Full)) {
+                self.link.poll.disarm(space);
+            }
+            match again {
+                Ok(r) => return Ok(r),
+                Err(RingError::Full) => {}
+                Err(e) => return Err(TrySendError::from(too_large(&self.link, e))),
+            }
+        }
+        self.link.member.check_interrupt()?;
+        self.link.check_size()?;
+        if polled {
+            self.link.check_hub_polled()?;
+        } else {
+            self.link.collector_present()?;
+        }
+        Err(TrySendError::Full)
     }
 
     fn stop_error(&self, stop: Stop<Error>, waiting_for: &'static str) -> Error {
@@ -315,6 +400,61 @@ impl Client {
     }
 }
 
+/// # Polling
+/// The client's descriptor (`AsFd`) is readable when it may make progress:
+/// a response came, the server made room for a request, or the server left
+/// or died. Take it and wait on it with `poll(2)`, `epoll`, a
+/// [`WaitSet`](crate::wait::WaitSet) or an async runtime (it is
+/// [`Pollable`](crate::wait::Pollable)); the client is then in poll mode:
+/// [`try_receive_response`](Client::try_receive_response) (`Empty`) and
+/// [`try_send_request`](Client::try_send_request) (`Full`) arm it. A
+/// readable descriptor may be a spurious wake-up: try again, which arms it.
+/// The first time it is taken, the client makes its doorbell (a FIFO beside
+/// the object in `/dev/shm`, removed when it leaves) and watches the
+/// server's *life*, a FIFO the server holds open while it serves: its
+/// hang-up tells the server's death in any PID namespace, without a timer.
+///
+/// ```
+/// use shmkit::service::{Client, Options, Server, TryRecvError};
+/// use shmkit::wait::WaitSet;
+/// use std::time::Duration;
+/// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-svc-poll-{}", std::process::id()))?;
+/// let mut server = Server::connect(&name, &Options::new().clients(1))?;
+/// let mut client = Client::connect(&name, &Options::new())?;
+/// let id = client.try_send_request(b"ping").unwrap();
+/// let answer = std::thread::spawn(move || -> shmkit::Result<()> {
+///     let req = server.recv_request()?;
+///     std::thread::sleep(Duration::from_millis(20));
+///     server.respond(req.client, req.id, b"pong").unwrap();
+///     Ok(())
+/// });
+/// let mut set = WaitSet::new()?;
+/// set.add(&client, 7)?;
+/// let response = loop {
+///     match client.try_receive_response(id) {
+///         Ok(r) => break r,
+///         Err(TryRecvError::Empty) => {
+///             set.wait(Some(Duration::from_secs(10)))?;
+///         }
+///         Err(e) => return Err(e.into_error().unwrap()),
+///     }
+/// };
+/// assert_eq!(response.body, b"pong");
+/// answer.join().unwrap()?;
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+impl AsFd for Client {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.link.poll.fd()
+    }
+}
+
+impl AsRawFd for Client {
+    fn as_raw_fd(&self) -> RawFd {
+        self.link.poll.fd().as_raw_fd()
+    }
+}
+
 /// A ring error of a request: a request too large is reported with the
 /// body's sizes.
 fn too_large(link: &Link, e: RingError) -> Error {
@@ -325,5 +465,51 @@ fn too_large(link: &Link, e: RingError) -> Error {
             max: max - wire::HEADER as u64,
         },
         e => ring_error(link, e),
+    }
+}
+
+/// Takes the responses there now until the one to `id` (returned); others
+/// to pending requests go to `stash`, the rest (abandoned) are dropped.
+fn next_response(
+    responses: &mut Consumer,
+    link: &Link,
+    pending: &[u64],
+    stash: &mut Vec<(u64, Response)>,
+    id: u64,
+) -> Result<Option<Response>> {
+    loop {
+        let frame = match responses.peek() {
+            Ok(f) => f,
+            Err(RingError::Empty) => return Ok(None),
+            Err(e) => return Err(ring_error(link, e)),
+        };
+        let buf = responses.buf();
+        let head = wire::read(buf, frame.at, frame.len);
+        let body = match head {
+            Some(_) => {
+                let mut body = Vec::with_capacity(frame.len - wire::HEADER);
+                buf.append_to(frame.at + wire::HEADER, frame.len - wire::HEADER, &mut body);
+                body
+            }
+            None => Vec::new(),
+        };
+        link.check_intact()?;
+        responses.release(frame);
+        link.region.ctl(link.seat()).out_space.notify(link.fenceless());
+        let (got, kind) = head.ok_or_else(|| link.member.corrupt("a response shorter than its header"))?;
+        let status = match kind {
+            wire::OK => Status::Ok,
+            wire::ERROR => Status::Error,
+            other => return Err(link.member.corrupt(format!("a response of unknown kind {other}"))),
+        };
+        let response = Response { status, body };
+        if got == id {
+            return Ok(Some(response));
+        }
+        // (a second response to one request, a hostile server's, is
+        // dropped: the stash stays as small as the pending set)
+        if pending.binary_search(&got).is_ok() && !stash.iter().any(|(k, _)| *k == got) {
+            stash.push((got, response));
+        } // else: abandoned, dropped
     }
 }

@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::ops::Deref;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use crate::core::event::{self, Stop};
@@ -11,7 +12,7 @@ use crate::core::sync::Ordering;
 use crate::error::{Error, Result, Role};
 use crate::many_to_one::connect::{self, Link};
 use crate::many_to_one::layout::RING_IN;
-use crate::many_to_one::receiver::{look, Pace};
+use crate::many_to_one::receiver::{look, release, Pace};
 use crate::many_to_one::seats::{Collector, Incoming};
 use crate::many_to_one::sender::ring_error;
 use crate::map::View;
@@ -183,8 +184,27 @@ impl Server {
         }
     }
 
-    /// The next well-formed request if there is one now.
+    /// The next well-formed request if there is one now; arms the
+    /// descriptor (when polled) if there is none.
     fn try_next(&mut self) -> Result<Option<Found>> {
+        if let Some(found) = self.look_once()? {
+            return Ok(Some(found));
+        }
+        if !self.link.poll.polled() {
+            return Ok(None);
+        }
+        let region = self.link.region;
+        let data = &region.top().data;
+        self.link.arm(data)?;
+        let found = self.look_once();
+        if !matches!(found, Ok(None)) {
+            self.link.poll.disarm(data);
+        }
+        found
+    }
+
+    /// The next well-formed request if there is one now.
+    fn look_once(&mut self) -> Result<Option<Found>> {
         loop {
             let Some(inc) = look(&mut self.col, &self.link, &mut self.pace)? else {
                 return Ok(None);
@@ -205,7 +225,7 @@ impl Server {
             _ => {
                 // (zeros where the header was: the object may have shrunk)
                 self.link.check_intact()?;
-                self.col.release(&inc);
+                release(&mut self.col, &self.link, &inc);
                 Ok(None)
             }
         }
@@ -216,11 +236,7 @@ impl Server {
             return Ok(inc);
         }
         let Server {
-            col,
-            link,
-            spin,
-            pace,
-            ..
+            col, link, spin, pace, ..
         } = self;
         let link = &*link;
         let state = RefCell::new((col, pace));
@@ -249,7 +265,7 @@ impl Server {
             .buf(inc.seat, RING_IN)
             .append_to(inc.frame.at + wire::HEADER, len, &mut body);
         self.link.check_intact()?;
-        self.col.release(&inc);
+        release(&mut self.col, &self.link, &inc);
         Ok(Request {
             client: client_of(&self.link, &inc),
             id,
@@ -345,6 +361,58 @@ impl Server {
     }
 }
 
+/// # Polling
+/// The server's descriptor (`AsFd`) is readable when a request came. Take
+/// it and wait on it with `poll(2)`, `epoll`, a
+/// [`WaitSet`](crate::wait::WaitSet) or an async runtime (it is
+/// [`Pollable`](crate::wait::Pollable)); the server is then in poll mode:
+/// [`try_recv_request`](Server::try_recv_request) and
+/// [`try_recv_request_ref`](Server::try_recv_request_ref) arm it when they
+/// return `Empty`. A readable descriptor may be a spurious wake-up: try
+/// again, which arms it. The first time it is taken, the server makes its
+/// doorbell (a FIFO beside the object in `/dev/shm`, removed when it
+/// leaves). [`Server::try_respond`] does not arm it (a full response ring
+/// is a slow client's: its response is dropped or retried later).
+///
+/// ```
+/// use shmkit::service::{Client, Options, Server, TryRecvError};
+/// use shmkit::wait::readable;
+/// use std::time::Duration;
+/// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-svc-spoll-{}", std::process::id()))?;
+/// let mut server = Server::connect(&name, &Options::new().clients(1))?;
+/// let (n2, o2) = (name.clone(), Options::new());
+/// let client = std::thread::spawn(move || -> shmkit::Result<Vec<u8>> {
+///     let mut client = Client::connect(&n2, &o2)?;
+///     std::thread::sleep(Duration::from_millis(20));
+///     Ok(client.call(b"hi")?.body)
+/// });
+/// loop {
+///     match server.try_recv_request() {
+///         Ok(req) => {
+///             server.respond(req.client, req.id, b"hello").unwrap();
+///             break;
+///         }
+///         Err(TryRecvError::Empty) => {
+///             readable(&server, Some(Duration::from_secs(10)))?;
+///         }
+///         Err(e) => return Err(e.into_error().unwrap()),
+///     }
+/// }
+/// assert_eq!(client.join().unwrap()?, b"hello");
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+impl AsFd for Server {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.link.poll.fd()
+    }
+}
+
+impl AsRawFd for Server {
+    fn as_raw_fd(&self) -> RawFd {
+        self.link.poll.fd().as_raw_fd()
+    }
+}
+
 /// Sends a response of `status` to request `id` of `client` (see
 /// [`Server::respond`]), waiting at most `patience` for room.
 #[allow(clippy::too_many_arguments)]
@@ -417,7 +485,7 @@ fn send_response(
     buf.write(reserved.at + wire::HEADER, body);
     ring.commit(reserved);
     let fenceless = col.fenceless_for(s);
-    link.region.ctl(s).reply.notify(fenceless);
+    link.notify_spoke(s, &link.region.ctl(s).reply, fenceless);
     link.check_written(fenceless).map_err(TrySendError::Failed)
 }
 
@@ -507,6 +575,6 @@ impl<'a> Deref for RequestRef<'a> {
 
 impl Drop for RequestRef<'_> {
     fn drop(&mut self) {
-        self.col.release(&self.inc);
+        release(self.col, self.link, &self.inc);
     }
 }

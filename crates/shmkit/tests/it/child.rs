@@ -142,6 +142,10 @@ fn main() {
         r if r.starts_with("latest-") => crate::latest::child_role(r, &args),
         // m2o-*: the roles of many_to_one.rs.
         r if r.starts_with("m2o-") => crate::many_to_one::child_role(r, &args),
+        // m2opoll-*: the roles of many_to_one_poll.rs.
+        r if r.starts_with("m2opoll-") => crate::many_to_one_poll::child_role(r, &args),
+        // svcpoll-*: the roles of service_poll.rs.
+        r if r.starts_with("svcpoll-") => crate::service_poll::child_role(r, &args),
         // poll-*: the roles of poll.rs.
         r if r.starts_with("poll-") => crate::poll::child_role(r, &args),
         // memfd-*: the roles of memfd.rs.

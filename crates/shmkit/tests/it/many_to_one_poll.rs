@@ -1,0 +1,311 @@
+//! Pollable many-to-one endpoints between real processes: a polled
+//! receiver misses no wake-up from two jittery senders, a killed receiver
+//! makes a polled sender's descriptor readable (also across PID
+//! namespaces), no descriptor, doorbell or life is left behind.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shmkit::many_to_one::{Options, Receiver, Sender, TryRecvError, TrySendError};
+use shmkit::posix::ShmName;
+use shmkit::wait::WaitSet;
+use shmkit::{Error, Role};
+
+use crate::common::{is_root, posix_name, LiveChild};
+
+/// No wake-up may take longer (issue 14): reaching it means one was lost.
+const LOST: Duration = Duration::from_secs(1);
+/// How long a test waits for something that must come (a child's start).
+const LONG: Duration = Duration::from_secs(20);
+
+fn opts(senders: usize) -> Options {
+    Options::new()
+        .senders(senders)
+        .capacity(4096)
+        .timeout(Duration::from_secs(20))
+}
+
+/// Child roles for these tests (`m2opoll-*`).
+pub fn child_role(role: &str, args: &[String]) {
+    let report = |line: String| println!("@{line}");
+    let name = ShmName::new(args[0].as_str()).unwrap();
+    match role {
+        // m2opoll-send-jitter NAME COUNT SEED: send COUNT sequence numbers,
+        // pausing 0-50 µs (pseudo-random, spinning) before each, then leave.
+        "m2opoll-send-jitter" => {
+            let count: u64 = args[1].parse().unwrap();
+            let mut rng: u64 = args[2].parse().unwrap();
+            let mut tx = Sender::connect(&name, &opts(2)).unwrap();
+            for i in 0..count {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let pause = Duration::from_nanos(rng % 50_001);
+                let start = Instant::now();
+                while start.elapsed() < pause {
+                    std::hint::spin_loop();
+                }
+                tx.send(&i.to_le_bytes()).unwrap();
+            }
+            report("done".into());
+        }
+        // m2opoll-recv-hold NAME: connect as the receiver, report, receive
+        // nothing, hold until killed.
+        "m2opoll-recv-hold" => {
+            let _rx = Receiver::connect(&name, &opts(1)).unwrap();
+            report("connected".into());
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
+        }
+        // m2opoll-fd-cycles PREFIX N: N cycles of a polled receiver (a
+        // thread) and a polled sender that send one message and leave;
+        // report the open descriptors before and after.
+        "m2opoll-fd-cycles" => {
+            let prefix = &args[0];
+            let n: u32 = args[1].parse().unwrap();
+            let before = open_fds();
+            for i in 0..n {
+                let name = ShmName::new(format!("{prefix}-{i}")).unwrap();
+                let mut rx = Receiver::connect(&name, &opts(1)).unwrap();
+                let n2 = name.clone();
+                let t = std::thread::spawn(move || {
+                    let mut tx = Sender::connect(&n2, &opts(1)).unwrap();
+                    let _ = std::os::fd::AsRawFd::as_raw_fd(&tx); // poll mode
+                    tx.try_send(b"x").unwrap();
+                });
+                let mut set = WaitSet::new().unwrap();
+                set.add(&rx, 0).unwrap();
+                let got = loop {
+                    match rx.try_recv() {
+                        Ok(m) => break m.bytes,
+                        Err(TryRecvError::Empty) => assert_eq!(set.wait(Some(LONG)).unwrap(), &[0]),
+                        Err(e) => panic!("{e}"),
+                    }
+                };
+                assert_eq!(got, b"x");
+                t.join().unwrap();
+            }
+            report(format!("fds {before} {}", open_fds()));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// The doorbells and lives of `name` in `/dev/shm` now.
+pub(crate) fn fifos_of(name: &ShmName) -> Vec<String> {
+    let bell = format!("{}.bell", name.file_name());
+    let life = format!("{}.life", name.file_name());
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&bell) || n.starts_with(&life))
+        .collect()
+}
+
+/// Whether a new PID namespace can be made here (root, `unshare`);
+/// prints why not.
+pub(crate) fn can_unshare() -> bool {
+    if !is_root() {
+        println!("skipped: needs root for a new PID namespace");
+        return false;
+    }
+    match Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .output()
+    {
+        Ok(out) if out.status.success() => true,
+        Ok(out) => {
+            println!(
+                "skipped: no new PID namespace here: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            false
+        }
+        Err(e) => {
+            println!("skipped: cannot run unshare: {e}");
+            false
+        }
+    }
+}
+
+/// Runs child `role` under `unshare --pid --fork` (killing unshare kills it).
+pub(crate) fn spawn_unshared(role: &str, args: &[&str]) -> LiveChild {
+    let inner = crate::common::child(role, args);
+    let mut outer = Command::new("unshare");
+    outer
+        .args(["--pid", "--fork", "--kill-child", "--mount-proc"])
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .envs(inner.get_envs().filter_map(|(k, v)| Some((k, v?))));
+    LiveChild::from_command(outer)
+}
+
+#[test]
+fn a_polled_receiver_gets_every_message_from_two_jittery_senders() {
+    let (name, _guard) = posix_name();
+    let per_sender: u64 = 50_000;
+    let mut rx = Receiver::connect(&name, &opts(2)).unwrap();
+    let mut set = WaitSet::new().unwrap();
+    set.add(&rx, 0).unwrap();
+    let seed = u64::from(std::process::id()) | 1;
+    let mut senders: Vec<LiveChild> = (0..2)
+        .map(|i| {
+            LiveChild::spawn(
+                "m2opoll-send-jitter",
+                &[name.as_str(), &per_sender.to_string(), &(seed * (i + 3)).to_string()],
+            )
+        })
+        .collect();
+    // per sender (seat and generation): the next sequence number
+    let mut next: HashMap<(usize, u32), u64> = HashMap::new();
+    let (mut total, mut waits, mut longest) = (0u64, 0u64, Duration::ZERO);
+    let mut buf = Vec::new();
+    let started = Instant::now();
+    let end = loop {
+        match rx.try_recv_into(&mut buf) {
+            Ok(from) => {
+                let seq = u64::from_le_bytes(buf[..8].try_into().unwrap());
+                let want = next.entry((from.seat, from.generation)).or_insert(0);
+                assert_eq!(seq, *want, "from {from:?}: order kept, nothing lost or repeated");
+                *want += 1;
+                total += 1;
+            }
+            Err(TryRecvError::Empty) => {
+                let t = Instant::now();
+                let ready = set.wait(Some(LOST)).unwrap().to_vec();
+                let waited = t.elapsed();
+                assert_eq!(
+                    ready,
+                    [0],
+                    "no wake-up within {LOST:?} after {total} messages: one was lost"
+                );
+                waits += 1;
+                longest = longest.max(waited);
+            }
+            // both senders came, both left: the end of the stream
+            Err(e) => break e,
+        }
+    };
+    assert!(
+        matches!(end, TryRecvError::Disconnected(Error::Closed { .. })),
+        "{end:?}"
+    );
+    println!(
+        "{total} messages in {:?}, {waits} waits on the descriptor, the longest {longest:?}",
+        started.elapsed()
+    );
+    assert_eq!(total, 2 * per_sender);
+    assert_eq!(next.len(), 2);
+    assert!(next.values().all(|&n| n == per_sender));
+    assert!(waits > 0, "the senders' pauses never let the receiver wait");
+    for s in senders.iter_mut() {
+        assert_eq!(s.expect_line(), "done");
+    }
+    for s in senders {
+        s.finish();
+    }
+    drop(set);
+    drop(rx);
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
+}
+
+/// A killed receiver: the polled sender's descriptor becomes readable and
+/// its next call fails with `PeerGone`; returns how long that took.
+fn killed_receiver_wakes_the_sender(name: &ShmName, mut receiver: LiveChild) -> Duration {
+    assert_eq!(receiver.expect_line(), "connected");
+    let mut tx = Sender::connect(name, &opts(1)).unwrap();
+    let mut set = WaitSet::new().unwrap();
+    set.add(&tx, 1).unwrap();
+    let mut sent = 0;
+    loop {
+        match tx.try_send(&[0; 100]) {
+            Ok(()) => sent += 1,
+            Err(TrySendError::Full) => break,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(sent > 0);
+    // the first take of the descriptor rang it once; armed since
+    while !set.wait(Some(Duration::from_millis(50))).unwrap().is_empty() {
+        assert!(matches!(tx.try_send(&[0; 100]), Err(TrySendError::Full)));
+    }
+    let killed = Instant::now();
+    receiver.kill();
+    assert_eq!(set.wait(Some(LONG)).unwrap(), &[1], "the kill did not wake the poller");
+    let result = tx.try_send(&[0; 100]);
+    let took = killed.elapsed();
+    match result {
+        Err(TrySendError::Disconnected(Error::PeerGone {
+            side: Role::Receiver, ..
+        })) => {}
+        other => panic!("{other:?}"),
+    }
+    took
+}
+
+#[test]
+fn a_killed_receiver_makes_a_polled_senders_descriptor_readable() {
+    let (name, _guard) = posix_name();
+    let receiver = LiveChild::spawn("m2opoll-recv-hold", &[name.as_str()]);
+    let took = killed_receiver_wakes_the_sender(&name, receiver);
+    println!("readable and PeerGone {took:?} after the SIGKILL");
+    // the sender, last to leave, removes the object and the receiver's life
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
+}
+
+#[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
+fn a_receiver_killed_in_another_pid_namespace_wakes_a_polled_sender() {
+    if !can_unshare() {
+        return;
+    }
+    let (name, _guard) = posix_name();
+    let receiver = spawn_unshared("m2opoll-recv-hold", &[name.as_str()]);
+    let took = killed_receiver_wakes_the_sender(&name, receiver);
+    println!("across PID namespaces: readable and PeerGone {took:?} after the SIGKILL");
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
+}
+
+#[test]
+fn a_receiver_that_leaves_makes_a_polled_senders_descriptor_readable() {
+    let (name, _guard) = posix_name();
+    let rx = Receiver::connect(&name, &opts(1)).unwrap();
+    let mut tx = Sender::connect(&name, &opts(1)).unwrap();
+    let _ = std::os::fd::AsFd::as_fd(&tx); // poll mode (rung once)
+    while tx.try_send(&[1; 200]).is_ok() {}
+    while shmkit::wait::readable(&tx, Some(Duration::ZERO)).unwrap() {
+        assert!(matches!(tx.try_send(&[1; 200]), Err(TrySendError::Full)));
+    }
+    drop(rx);
+    assert!(shmkit::wait::readable(&tx, Some(LONG)).unwrap());
+    match tx.try_send(&[1; 200]) {
+        Err(TrySendError::Disconnected(Error::Closed { .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    drop(tx);
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
+}
+
+#[test]
+fn no_descriptor_is_leaked_over_a_thousand_connections() {
+    let (name, _guard) = posix_name();
+    let lines = crate::common::run_child("m2opoll-fd-cycles", &[name.as_str(), "1000"]);
+    let counts: Vec<usize> = lines[0]
+        .strip_prefix("fds ")
+        .unwrap()
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(counts[0], counts[1], "open descriptors before and after 1000 cycles");
+    for i in [0, 499, 999] {
+        let n = ShmName::new(format!("{}-{i}", name.as_str())).unwrap();
+        assert!(fifos_of(&n).is_empty(), "a doorbell or life of {n} was left");
+        assert!(std::fs::symlink_metadata(format!("/dev/shm/{}", n.file_name())).is_err());
+    }
+}

@@ -1,0 +1,297 @@
+//! Pollable service endpoints between real processes: a polled client gets
+//! every response (several requests in flight), a polled server every
+//! request, a killed server makes a polled client's descriptor readable
+//! (also across PID namespaces), no descriptor, doorbell or life is left
+//! behind.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use shmkit::posix::ShmName;
+use shmkit::service::{Client, Options, Server, TryRecvError, TrySendError};
+use shmkit::wait::WaitSet;
+use shmkit::{Error, Role};
+
+use crate::common::{posix_name, LiveChild};
+use crate::many_to_one_poll::{can_unshare, fifos_of, spawn_unshared};
+
+/// No wake-up may take longer (issue 14): reaching it means one was lost.
+const LOST: Duration = Duration::from_secs(1);
+/// How long a test waits for something that must come.
+const LONG: Duration = Duration::from_secs(20);
+
+fn opts() -> Options {
+    Options::new()
+        .clients(2)
+        .capacity(4096)
+        .timeout(Duration::from_secs(20))
+}
+
+/// What the test servers answer: the request reversed.
+fn answer(request: &[u8]) -> Vec<u8> {
+    request.iter().rev().copied().collect()
+}
+
+/// Child roles for these tests (`svcpoll-*`).
+pub fn child_role(role: &str, args: &[String]) {
+    let report = |line: String| println!("@{line}");
+    let name = ShmName::new(args[0].as_str()).unwrap();
+    match role {
+        // svcpoll-serve NAME COUNT SEED: answer COUNT requests (reversed),
+        // pausing 0-50 µs (pseudo-random, spinning) before each answer.
+        "svcpoll-serve" => {
+            let count: u64 = args[1].parse().unwrap();
+            let mut rng: u64 = args[2].parse().unwrap();
+            let mut server = Server::connect(&name, &opts()).unwrap();
+            report("serving".into());
+            for _ in 0..count {
+                let req = server.recv_request().unwrap();
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let pause = Duration::from_nanos(rng % 50_001);
+                let start = Instant::now();
+                while start.elapsed() < pause {
+                    std::hint::spin_loop();
+                }
+                server.respond(req.client, req.id, &answer(&req.body)).unwrap();
+            }
+            report("done".into());
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
+        }
+        // svcpoll-hold NAME: connect as the server, report, answer nothing,
+        // hold until killed.
+        "svcpoll-hold" => {
+            let _server = Server::connect(&name, &opts()).unwrap();
+            report("serving".into());
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
+        }
+        // svcpoll-call NAME COUNT: make COUNT calls, then leave.
+        "svcpoll-call" => {
+            let count: u64 = args[1].parse().unwrap();
+            let mut client = Client::connect(&name, &opts()).unwrap();
+            for i in 0..count {
+                let r = client.call(&i.to_le_bytes()).unwrap();
+                assert_eq!(r.body, answer(&i.to_le_bytes()));
+            }
+            report("done".into());
+        }
+        // svcpoll-fd-cycles PREFIX N: N cycles of a polled server and a
+        // polled client (a thread) making one call; report the open
+        // descriptors before and after.
+        "svcpoll-fd-cycles" => {
+            let prefix = &args[0];
+            let n: u32 = args[1].parse().unwrap();
+            let before = open_fds();
+            for i in 0..n {
+                let name = ShmName::new(format!("{prefix}-{i}")).unwrap();
+                let mut server = Server::connect(&name, &opts()).unwrap();
+                let n2 = name.clone();
+                let t = std::thread::spawn(move || {
+                    let mut client = Client::connect(&n2, &opts()).unwrap();
+                    let mut set = WaitSet::new().unwrap();
+                    set.add(&client, 0).unwrap();
+                    let id = client.try_send_request(b"ab").unwrap();
+                    loop {
+                        match client.try_receive_response(id) {
+                            Ok(r) => return r.body,
+                            Err(TryRecvError::Empty) => assert_eq!(set.wait(Some(LONG)).unwrap(), &[0]),
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                });
+                let mut set = WaitSet::new().unwrap();
+                set.add(&server, 0).unwrap();
+                loop {
+                    match server.try_recv_request_ref() {
+                        Ok(req) => {
+                            let body = answer(&req.to_vec());
+                            req.respond(&body).unwrap();
+                            break;
+                        }
+                        Err(TryRecvError::Empty) => {}
+                        Err(e) => panic!("{e}"),
+                    }
+                    assert_eq!(set.wait(Some(LONG)).unwrap(), &[0]);
+                }
+                assert_eq!(t.join().unwrap(), b"ba");
+            }
+            report(format!("fds {before} {}", open_fds()));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn a_polled_client_gets_every_response_with_requests_in_flight() {
+    let (name, _guard) = posix_name();
+    let count: u64 = 20_000;
+    let seed = u64::from(std::process::id()) | 1;
+    let mut server = LiveChild::spawn("svcpoll-serve", &[name.as_str(), &count.to_string(), &seed.to_string()]);
+    assert_eq!(server.expect_line(), "serving");
+    let mut client = Client::connect(&name, &opts()).unwrap();
+    let mut set = WaitSet::new().unwrap();
+    set.add(&client, 0).unwrap();
+    // up to four requests in flight, answered in order by the server; the
+    // client waits for the oldest
+    let mut in_flight: VecDeque<(u64, u64)> = VecDeque::new();
+    let (mut sent, mut got, mut waits, mut longest) = (0u64, 0u64, 0u64, Duration::ZERO);
+    let mut wait = |set: &mut WaitSet, what: &str, at: u64| {
+        let t = Instant::now();
+        let ready = set.wait(Some(LOST)).unwrap().to_vec();
+        assert_eq!(ready, [0], "no wake-up within {LOST:?} for {what} {at}: one was lost");
+        waits += 1;
+        longest = longest.max(t.elapsed());
+    };
+    while got < count {
+        if sent < count && in_flight.len() < 4 {
+            match client.try_send_request(&sent.to_le_bytes()) {
+                Ok(id) => {
+                    in_flight.push_back((id, sent));
+                    sent += 1;
+                    continue;
+                }
+                Err(TrySendError::Full) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let (id, seq) = *in_flight.front().unwrap();
+        match client.try_receive_response(id) {
+            Ok(r) => {
+                assert_eq!(r.body, answer(&seq.to_le_bytes()), "the response to request {seq}");
+                in_flight.pop_front();
+                got += 1;
+            }
+            Err(TryRecvError::Empty) => wait(&mut set, "the response to", seq),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    println!("{count} responses, {waits} waits on the descriptor, the longest {longest:?}");
+    assert!(waits > 0, "the server's pauses never let the client wait");
+    assert_eq!(client.pending(), 0);
+    assert_eq!(server.expect_line(), "done");
+    drop(set);
+    drop(client);
+    server.finish();
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
+}
+
+#[test]
+fn a_polled_server_gets_every_request_from_two_clients() {
+    let (name, _guard) = posix_name();
+    let per_client: u64 = 5_000;
+    let mut server = Server::connect(&name, &opts()).unwrap();
+    let mut set = WaitSet::new().unwrap();
+    set.add(&server, 3).unwrap();
+    let clients: Vec<LiveChild> = (0..2)
+        .map(|_| LiveChild::spawn("svcpoll-call", &[name.as_str(), &per_client.to_string()]))
+        .collect();
+    let mut served = 0;
+    while served < 2 * per_client {
+        match server.try_recv_request() {
+            Ok(req) => {
+                server.respond(req.client, req.id, &answer(&req.body)).unwrap();
+                served += 1;
+            }
+            Err(TryRecvError::Empty) => {
+                assert_eq!(
+                    set.wait(Some(LOST)).unwrap(),
+                    &[3],
+                    "no wake-up within {LOST:?} after {served} requests"
+                );
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    for mut c in clients {
+        assert_eq!(c.expect_line(), "done");
+        c.finish();
+    }
+    drop(set);
+    drop(server);
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
+}
+
+/// A killed server: the polled client's descriptor becomes readable and
+/// its pending request fails with `PeerGone`; returns how long that took.
+fn killed_server_wakes_the_client(name: &ShmName, mut server: LiveChild) -> Duration {
+    assert_eq!(server.expect_line(), "serving");
+    let mut client = Client::connect(name, &opts()).unwrap();
+    let mut set = WaitSet::new().unwrap();
+    set.add(&client, 1).unwrap();
+    let id = client.try_send_request(b"never answered").unwrap();
+    // the first take of the descriptor rang it once; armed since
+    loop {
+        assert!(matches!(client.try_receive_response(id), Err(TryRecvError::Empty)));
+        if set.wait(Some(Duration::from_millis(50))).unwrap().is_empty() {
+            break;
+        }
+    }
+    let killed = Instant::now();
+    server.kill();
+    assert_eq!(set.wait(Some(LONG)).unwrap(), &[1], "the kill did not wake the poller");
+    let result = client.try_receive_response(id);
+    let took = killed.elapsed();
+    match result {
+        Err(TryRecvError::Disconnected(Error::PeerGone { side: Role::Server, .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    // a later call: its request may still go into the dead server's ring
+    // (as a blocking call's would), its response never comes
+    let later = match client.try_send_request(b"later") {
+        Ok(id) => client.try_receive_response(id).map(|_| ()),
+        Err(TrySendError::Disconnected(e)) => Err(TryRecvError::Disconnected(e)),
+        Err(e) => panic!("{e}"),
+    };
+    match later {
+        Err(TryRecvError::Disconnected(Error::PeerGone { side: Role::Server, .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    took
+}
+
+#[test]
+fn a_killed_server_makes_a_polled_clients_descriptor_readable() {
+    let (name, _guard) = posix_name();
+    let server = LiveChild::spawn("svcpoll-hold", &[name.as_str()]);
+    let took = killed_server_wakes_the_client(&name, server);
+    println!("readable and PeerGone {took:?} after the SIGKILL");
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
+}
+
+#[test]
+#[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
+fn a_server_killed_in_another_pid_namespace_wakes_a_polled_client() {
+    if !can_unshare() {
+        return;
+    }
+    let (name, _guard) = posix_name();
+    let server = spawn_unshared("svcpoll-hold", &[name.as_str()]);
+    let took = killed_server_wakes_the_client(&name, server);
+    println!("across PID namespaces: readable and PeerGone {took:?} after the SIGKILL");
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
+}
+
+#[test]
+fn no_descriptor_is_leaked_over_a_thousand_connections() {
+    let (name, _guard) = posix_name();
+    let lines = crate::common::run_child("svcpoll-fd-cycles", &[name.as_str(), "1000"]);
+    let counts: Vec<usize> = lines[0]
+        .strip_prefix("fds ")
+        .unwrap()
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(counts[0], counts[1], "open descriptors before and after 1000 cycles");
+    for i in [0, 499, 999] {
+        let n = ShmName::new(format!("{}-{i}", name.as_str())).unwrap();
+        assert!(fifos_of(&n).is_empty(), "a doorbell or life of {n} was left");
+        assert!(std::fs::symlink_metadata(format!("/dev/shm/{}", n.file_name())).is_err());
+    }
+}
