@@ -309,3 +309,81 @@ fn no_descriptor_is_leaked_over_a_thousand_connections() {
         assert!(std::fs::symlink_metadata(format!("/dev/shm/{}", n.file_name())).is_err());
     }
 }
+
+#[test]
+fn a_receiver_and_a_client_made_async_with_tokio() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // many-to-one: a receiver task, two sender threads
+    let (name, _guard) = posix_name();
+    let rx = Receiver::connect(&name, &opts(2)).unwrap();
+    let senders: Vec<_> = (0..2u8)
+        .map(|w| {
+            let n2 = name.clone();
+            std::thread::spawn(move || {
+                let mut tx = Sender::connect(&n2, &opts(2)).unwrap();
+                for i in 0..1000u32 {
+                    if i % 100 == 0 {
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    tx.send(&[w]).unwrap();
+                }
+            })
+        })
+        .collect();
+    let counts = rt.block_on(async {
+        let mut rx = shmkit::tokio::Async::new(rx).unwrap();
+        let mut counts = [0u32; 2];
+        loop {
+            let got = rx
+                .until(|rx| match rx.try_recv() {
+                    Ok(m) => Ok(Some(Some(m))),
+                    Err(TryRecvError::Empty) => Ok(None),
+                    Err(TryRecvError::Disconnected(Error::Closed { .. })) => Ok(Some(None)),
+                    Err(e) => Err(e.into_error().unwrap()),
+                })
+                .await
+                .unwrap();
+            match got {
+                Some(m) => counts[usize::from(m.bytes[0])] += 1,
+                None => break counts,
+            }
+        }
+    });
+    assert_eq!(counts, [1000, 1000]);
+    for s in senders {
+        s.join().unwrap();
+    }
+    // service: a client task, a server thread
+    use shmkit::service;
+    let (svc, _guard2) = posix_name();
+    let sopts = service::Options::new().clients(1).timeout(Duration::from_secs(20));
+    let mut server = service::Server::connect(&svc, &sopts).unwrap();
+    let serving = std::thread::spawn(move || {
+        for _ in 0..100 {
+            let req = server.recv_request().unwrap();
+            std::thread::sleep(Duration::from_micros(200));
+            server.respond(req.client, req.id, &req.body).unwrap();
+        }
+    });
+    let client = service::Client::connect(&svc, &sopts).unwrap();
+    rt.block_on(async {
+        let mut client = shmkit::tokio::Async::new(client).unwrap();
+        for i in 0..100u32 {
+            let id = client.get_mut().try_send_request(&i.to_le_bytes()).unwrap();
+            let r = client
+                .until(|c| match c.try_receive_response(id) {
+                    Ok(r) => Ok(Some(r)),
+                    Err(shmkit::service::TryRecvError::Empty) => Ok(None),
+                    Err(e) => Err(e.into_error().unwrap()),
+                })
+                .await
+                .unwrap();
+            assert_eq!(r.body, i.to_le_bytes());
+        }
+    });
+    serving.join().unwrap();
+    assert!(fifos_of(&name).is_empty() && fifos_of(&svc).is_empty());
+}
