@@ -37,6 +37,11 @@
 //!   join as receiver after it); after the receiver died, the last sender
 //!   to leave removes it. An object whose participants all died is taken
 //!   over by the next `connect`.
+//! - **Pollable.** [`Receiver`] and [`Sender`] are file descriptors
+//!   (`AsFd`, [`Pollable`](crate::wait::Pollable)): readable when a message
+//!   came (the receiver's) or room was freed or the receiver left or died
+//!   (a sender's); their `try_*` calls arm them (see
+//!   [`Receiver`'s polling](Receiver#polling)).
 //! - **Untrusted memory.** As for [channels](crate::channel): a process
 //!   writing any byte anywhere in the object causes
 //!   [`Error::Corrupt`](crate::Error::Corrupt) or wrong payload bytes, never

@@ -32,6 +32,10 @@
 //!   [`Options::respond_timeout`] (default 1 s; zero: not at all) and then
 //!   fails with [`TrySendError::Full`], dropping the response;
 //!   [`Server::try_respond`] never waits.
+//! - **Zero-copy and pollable.** [`Server::recv_request_ref`] lends a
+//!   request in place; [`Server`] and [`Client`] are file descriptors
+//!   (`AsFd`, [`Pollable`](crate::wait::Pollable)) that their `try_*`
+//!   calls arm (see [`Client`'s polling](Client#polling)).
 //! - **Cleanup** as for many-to-one: the server removes the name when it
 //!   leaves; after it died, the last client to leave does.
 //!
