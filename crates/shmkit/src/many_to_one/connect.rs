@@ -57,8 +57,9 @@ pub(crate) struct Link {
     /// and so is the receiver (server), which sleeps on what it notifies.
     /// The receiver decides per seat (`Collector::fenceless_for`).
     fenceless: bool,
-    /// The descriptor, doorbells and lives (see `poll`).
-    pub poll: Polling,
+    /// The descriptor, doorbells and lives (see `poll`): boxed, off the
+    /// lines the busy path reads.
+    pub poll: Box<Polling>,
     /// A spoke's last ring to the hub, when it leaves: declared after
     /// `member`, so it rings once the slot's lock is gone (see `Drop`).
     farewell: Farewell,
@@ -182,7 +183,7 @@ pub(crate) fn join(name: &ShmName, want: &Want, peer_role: Role) -> Result<Link>
     // same endpoint) goes with it.
     let region = unsafe { Region::new(NonNull::new(map.as_mut_ptr()).expect("mapped"), map.len(), geo) };
     let place = Place::of(name, member.seg(), want.allow_foreign)?;
-    let poll = Polling::new(place, member.index(), seats)?;
+    let poll = Box::new(Polling::new(place, member.index(), seats)?);
     let link = Link {
         region,
         member,

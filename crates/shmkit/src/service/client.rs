@@ -470,6 +470,7 @@ fn too_large(link: &Link, e: RingError) -> Error {
 
 /// Takes the responses there now until the one to `id` (returned); others
 /// to pending requests go to `stash`, the rest (abandoned) are dropped.
+#[inline]
 fn next_response(
     responses: &mut Consumer,
     link: &Link,
