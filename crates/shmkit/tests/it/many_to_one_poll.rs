@@ -58,6 +58,17 @@ pub fn child_role(role: &str, args: &[String]) {
             let mut line = String::new();
             let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
         }
+        // m2opoll-send-fill-hold NAME: connect as a sender, take the
+        // descriptor, fill the ring (which arms it), report, hold until
+        // killed.
+        "m2opoll-send-fill-hold" => {
+            let mut tx = Sender::connect(&name, &opts(1)).unwrap();
+            let _ = std::os::fd::AsFd::as_fd(&tx);
+            while tx.try_send(&[3; 100]).is_ok() {}
+            report("full".into());
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
+        }
         // m2opoll-fd-cycles PREFIX N: N cycles of a polled receiver (a
         // thread) and a polled sender that send one message and leave;
         // report the open descriptors before and after.
@@ -289,6 +300,46 @@ fn a_receiver_that_leaves_makes_a_polled_senders_descriptor_readable() {
         other => panic!("{other:?}"),
     }
     drop(tx);
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
+}
+
+#[test]
+fn a_killed_polled_senders_doorbell_is_replaced_then_removed_with_the_object() {
+    let (name, _guard) = posix_name();
+    let mut rx = Receiver::connect(&name, &opts(1)).unwrap();
+    let mut sender = LiveChild::spawn("m2opoll-send-fill-hold", &[name.as_str()]);
+    assert_eq!(sender.expect_line(), "full");
+    let before = fifos_of(&name);
+    assert_eq!(
+        before.len(),
+        2,
+        "the receiver's life and the sender's doorbell: {before:?}"
+    );
+    sender.kill();
+    // its frames are still delivered
+    let mut n = 0;
+    while let Ok(m) = rx.try_recv() {
+        assert_eq!(m.bytes, [3; 100]);
+        n += 1;
+    }
+    assert!(n > 0);
+    // a new sender in the seat, polling: its doorbell replaces the dead one's
+    let n2 = name.clone();
+    let t = std::thread::spawn(move || {
+        let mut tx = Sender::connect(&n2, &opts(1)).unwrap();
+        let _ = std::os::fd::AsFd::as_fd(&tx);
+        while tx.try_send(&[4; 100]).is_ok() {}
+        fifos_of(&n2)
+    });
+    // settles the seat (fresh rings for the new sender) while it waits
+    let deadline = Instant::now() + LONG;
+    while !t.is_finished() {
+        assert!(Instant::now() < deadline, "the new sender never got its ring");
+        let _ = rx.recv_timeout(Duration::from_millis(10));
+    }
+    let during = t.join().unwrap();
+    assert_eq!(during.len(), 2, "one doorbell for the seat: {during:?}");
+    drop(rx);
     assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
 }
 
