@@ -206,6 +206,8 @@ pub(crate) fn join(name: &ShmName, want: &Want, peer_role: Role) -> Result<Link>
         // client also notifies the seat's `out_space`, which a server may
         // sleep on: announced (and fenced, as taking part would) before.
         let ctl = link.region.ctl(link.seat());
+        // a killed predecessor's doorbell is not ours
+        ctl.poll.store(0, Ordering::Relaxed);
         ctl.fenceless.store(u32::from(registered), Ordering::Release);
         if registered {
             ctl.out_space.announce_fenceless();

@@ -37,6 +37,9 @@ pub struct SeatInfo {
     /// The rings: one for a many-to-one seat (sender → receiver); for a
     /// service's seat, requests, then responses.
     pub rings: Vec<RingInfo>,
+    /// Whether its participant waits through a descriptor (its poll word
+    /// names a doorbell; see [`Sender#polling`](super::Sender#polling)).
+    pub polling: bool,
 }
 
 /// A snapshot of a many-to-one object's header. Another process may change
@@ -49,6 +52,9 @@ pub struct ManyToOneInfo {
     pub max_message: u64,
     /// The receiver, once one has joined.
     pub receiver: Option<SideInfo>,
+    /// Whether the receiver waits through a descriptor (see
+    /// [`Receiver#polling`](super::Receiver#polling)).
+    pub receiver_polling: bool,
     /// Every seat, used or not.
     pub seats: Vec<SeatInfo>,
 }
@@ -102,6 +108,7 @@ pub(crate) fn read(region: &Region, fd: impl AsFd, own: Option<usize>) -> ManyTo
         capacity: cap,
         max_message: crate::core::ring::max_message(cap),
         receiver,
+        receiver_polling: region.top().poll.load(Ordering::Relaxed) != 0,
         seats,
     }
 }
@@ -142,6 +149,7 @@ pub(crate) fn read_seats(region: &Region, fd: impl AsFd, own: Option<usize>) -> 
                 generation: gen,
                 waiting: ctl.want.load(Ordering::Acquire) != gen,
                 rings,
+                polling: ctl.poll.load(Ordering::Relaxed) != 0,
             }
         })
         .collect();

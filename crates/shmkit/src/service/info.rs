@@ -4,6 +4,7 @@ use std::os::fd::AsFd;
 
 use crate::channel::SideInfo;
 use crate::core::segment::Kind;
+use crate::core::sync::Ordering;
 use crate::error::Result;
 use crate::many_to_one::layout::Region;
 use crate::many_to_one::SeatInfo;
@@ -19,6 +20,9 @@ pub struct ServiceInfo {
     pub max_message: u64,
     /// The server, once one has joined.
     pub server: Option<SideInfo>,
+    /// Whether the server waits through a descriptor (see
+    /// [`Server#polling`](super::Server#polling)).
+    pub server_polling: bool,
     /// Every client seat, used or not; its rings are the requests, then the
     /// responses.
     pub seats: Vec<SeatInfo>,
@@ -62,6 +66,7 @@ pub(crate) fn read(region: &Region, fd: impl AsFd, own: Option<usize>) -> Servic
         capacity: cap,
         max_message: crate::core::ring::max_message(cap) - super::wire::HEADER as u64,
         server,
+        server_polling: region.top().poll.load(Ordering::Relaxed) != 0,
         seats,
     }
 }

@@ -215,6 +215,7 @@ fn a_polled_receiver_gets_every_message_from_two_jittery_senders() {
     assert_eq!(next.len(), 2);
     assert!(next.values().all(|&n| n == per_sender));
     assert!(waits > 0, "the senders' pauses never let the receiver wait");
+    assert!(rx.info().receiver_polling);
     for s in senders.iter_mut() {
         assert_eq!(s.expect_line(), "done");
     }
@@ -315,6 +316,8 @@ fn a_killed_polled_senders_doorbell_is_replaced_then_removed_with_the_object() {
         2,
         "the receiver's life and the sender's doorbell: {before:?}"
     );
+    let info = shmkit::many_to_one::info(&name).unwrap();
+    assert!(info.seats[0].polling && !info.receiver_polling, "{info:?}");
     sender.kill();
     // its frames are still delivered
     let mut n = 0;
@@ -339,6 +342,10 @@ fn a_killed_polled_senders_doorbell_is_replaced_then_removed_with_the_object() {
     }
     let during = t.join().unwrap();
     assert_eq!(during.len(), 2, "one doorbell for the seat: {during:?}");
+    assert!(
+        !rx.info().seats[0].polling,
+        "the new sender left: its poll word is cleared"
+    );
     drop(rx);
     assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
 }

@@ -209,6 +209,7 @@ fn a_polled_server_gets_every_request_from_two_clients() {
             Err(e) => panic!("{e}"),
         }
     }
+    assert!(server.info().server_polling);
     for mut c in clients {
         assert_eq!(c.expect_line(), "done");
         c.finish();
@@ -233,6 +234,8 @@ fn killed_server_wakes_the_client(name: &ShmName, mut server: LiveChild) -> Dura
             break;
         }
     }
+    let info = shmkit::service::info(name).unwrap();
+    assert!(info.seats[client.id().seat].polling && !info.server_polling, "{info:?}");
     let killed = Instant::now();
     server.kill();
     assert_eq!(set.wait(Some(LONG)).unwrap(), &[1], "the kill did not wake the poller");
