@@ -14,7 +14,7 @@ use crate::core::slots::Presence;
 use crate::error::{Error, Result, Role, Target};
 use crate::posix::ShmName;
 
-use super::layout::{layout_of, Header, DATA_OFFSET, DECIDED, DECIDING, PUBLISHER, SLOTS, SLOTS_AT};
+use super::layout::{layout_of, Header, DATA_OFFSET, DECIDED, DECIDING, MEMBARRIER, PUBLISHER, SLOTS, SLOTS_AT};
 use super::{Options, SubOptions};
 
 /// One participant's hold on a topic: the object, its seat, the ring's
@@ -29,6 +29,10 @@ pub(crate) struct Endpoint {
     /// A subscriber that came before the publisher announced itself from
     /// the ring's first byte (see `Reader::announce`).
     pub announced: bool,
+    /// A subscriber that notifies the publisher without a fence (see
+    /// `core::event`): both registered for global expedited membarriers,
+    /// so the publisher, the one sleeper on `space`, issues one instead.
+    pub fenceless: bool,
     hdr: NonNull<Header>,
     member: Member,
 }
@@ -127,6 +131,9 @@ fn write_config(seg: &Segment, opts: &Options) {
             .max_subscribers
             .store(opts.max_subscribers as u32, Ordering::Relaxed);
         config.history.store(opts.history, Ordering::Relaxed);
+        if event::membarrier::registered() {
+            config.membarrier.store(MEMBARRIER, Ordering::Relaxed);
+        }
         // Release: the fields above are visible to whoever Acquire-loads it.
         config.decided.store(DECIDED, Ordering::Release);
     }
@@ -158,7 +165,16 @@ pub(crate) fn connect_subscriber(name: &ShmName, opts: &SubOptions) -> Result<En
             // the publisher that closed removes the name in a moment
             std::thread::sleep(Duration::from_millis(1));
         }
-        let member = participant::join(name, &plan, |_| Ok(()))?;
+        // A notifier that will skip its fence says so before it takes part
+        // (see `core::event`); whether it may skip it is known once the
+        // publisher has set the topic up (`set_up`).
+        let registered = event::membarrier::registered();
+        let member = participant::join(name, &plan, |seg| {
+            if registered {
+                layout_of(&seg.map).events.0.space.announce_fenceless();
+            }
+            Ok(())
+        })?;
         let mut end = Endpoint::new(Role::Subscriber, opts.spin, member);
         // Before any publisher: take part from the first message on (the
         // ring's first byte), so that nothing published is missed.
@@ -172,6 +188,9 @@ pub(crate) fn connect_subscriber(name: &ShmName, opts: &SubOptions) -> Result<En
             Found::Ready => {}
             Found::Finished => continue,
         }
+        // The config (read after `decided`) says whether the publisher can
+        // issue the membarrier in our place.
+        end.fenceless = registered && end.header().config.0.membarrier.load(Ordering::Relaxed) == MEMBARRIER;
         if end.member.index() > end.max_subscribers {
             // Every seat it may use is taken: name the holder of the last.
             let p = end.member.presence(end.max_subscribers)?;
@@ -200,6 +219,7 @@ impl Endpoint {
             max_subscribers: 0,
             history: 0,
             announced: false,
+            fenceless: false,
             hdr: NonNull::from(layout_of(&member.seg().map)),
             member,
         }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! offset     0  meta      magic, version, ready, kind = topic, slots = 65, capacity, …  (core::segment)
-//! offset   128  config    decided, max_subscribers, history (the publisher writes it once)
+//! offset   128  config    decided, max_subscribers, history, membarrier (the publisher writes it once)
 //! offset   256  producer  the publisher's position and statistics, the oldest intact and the newest frame (only it writes)
 //! offset   384  roster    joins and departures (subscribers bump it)
 //! offset   512  events    data (subscribers sleep on it), space (the publisher), peers (joining, leaving)
@@ -49,7 +49,14 @@ pub(crate) struct Config {
     pub max_subscribers: std::sync::atomic::AtomicU32,
     /// How many past messages a new subscriber starts with, at most.
     pub history: std::sync::atomic::AtomicU64,
+    /// [`MEMBARRIER`] if the publisher's process is registered for global
+    /// expedited membarriers, so that it can issue one in the place of a
+    /// subscriber that notifies it without a fence (`core::event`).
+    pub membarrier: std::sync::atomic::AtomicU32,
 }
+
+/// `Config::membarrier` of a publisher that can issue membarriers.
+pub(crate) const MEMBARRIER: u32 = 1;
 
 /// The publisher's words.
 #[repr(C)]
@@ -105,7 +112,7 @@ const _: () = {
     assert!(size_of::<Header>() == 1280 + 128 * MAX_SEATS);
     assert!(align_of::<Header>() == 128);
     assert!(offset_of!(Config, decided) == 0 && offset_of!(Config, max_subscribers) == 4);
-    assert!(offset_of!(Config, history) == 8);
+    assert!(offset_of!(Config, history) == 8 && offset_of!(Config, membarrier) == 16);
     assert!(offset_of!(ProducerWords, counter) == 0 && offset_of!(ProducerWords, marks) == 24);
     assert!(offset_of!(Marks, oldest) == 0 && offset_of!(Marks, oldest_seq) == 8 && offset_of!(Marks, intent) == 16);
     assert!(offset_of!(Marks, newest) == 24 && size_of::<ProducerWords>() <= 128);

@@ -345,7 +345,7 @@ impl Drop for Subscriber {
 fn release(ring: &mut Reader, end: &Endpoint, msg: Msg) {
     ring.release(msg);
     if !ring.is_lossy() {
-        end.header().events.0.space.notify(false);
+        end.header().events.0.space.notify(end.fenceless);
     }
 }
 
