@@ -64,7 +64,21 @@ impl Publisher {
     /// [`Error::Corrupt`] if a subscriber's state in shared memory is
     /// invalid; [`Error::Interrupted`] if [`Options::interrupt`] says so;
     /// [`Error::Truncated`] if the object shrank.
+    #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        // The busy path, all inline as the channel's: room now.
+        if let Ok(g) = self.ring.reserve(msg.len()) {
+            self.ring.buf().write(g.at, msg);
+            self.commit(g);
+            // A shrink under the copy sent (part of) it to zero pages.
+            return self.end.check_intact();
+        }
+        self.send_slow(msg)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn send_slow(&mut self, msg: &[u8]) -> Result<()> {
         match self.send_until(msg, None) {
             Ok(()) => Ok(()),
             Err(Stop::Failed(e)) => Err(e),

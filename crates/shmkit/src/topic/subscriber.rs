@@ -177,7 +177,31 @@ impl Subscriber {
 
     /// Copies the next message into `out`: peek, copy, check it was
     /// intact, check its number, release.
+    #[inline]
     fn take(&mut self, out: &mut Vec<u8>, deadline: Option<Instant>, wait: bool) -> std::result::Result<(), Stop> {
+        // The busy path, all inline as the channel's: a message is there,
+        // intact, and the one expected.
+        if let Ok(msg) = self.ring.peek() {
+            out.clear();
+            self.ring.buf().append_to(msg.at, msg.len, out);
+            // A shrink under the copy gave zeros.
+            self.end.check_intact()?;
+            if self.ring.intact(&msg).map_err(|e| ring_error(&self.end, e))? {
+                if let Some(missed) = self.ring.accept(&msg).map_err(|e| ring_error(&self.end, e))? {
+                    return Err(Stop::Lagged(missed));
+                }
+                self.release(msg);
+                return Ok(());
+            }
+        }
+        self.take_slow(out, deadline, wait)
+    }
+
+    /// The rest of [`take`](Self::take): nothing there yet (wait), or a
+    /// lossy subscriber lapped under its copy.
+    #[cold]
+    #[inline(never)]
+    fn take_slow(&mut self, out: &mut Vec<u8>, deadline: Option<Instant>, wait: bool) -> std::result::Result<(), Stop> {
         loop {
             for _ in 0..LAPS {
                 let msg = self.next_msg(deadline, wait)?;
@@ -281,6 +305,7 @@ impl Subscriber {
         })
     }
 
+    #[inline]
     fn release(&mut self, msg: Msg) {
         release(&mut self.ring, &self.end, msg);
     }
@@ -342,6 +367,7 @@ impl Drop for Subscriber {
     }
 }
 
+#[inline]
 fn release(ring: &mut Reader, end: &Endpoint, msg: Msg) {
     ring.release(msg);
     if !ring.is_lossy() {

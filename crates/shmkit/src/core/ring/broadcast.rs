@@ -420,14 +420,31 @@ impl Broadcaster {
 
     /// Reserves room for a message of `len` bytes; `Full` while a blocking
     /// subscriber has not read what the room would overwrite.
+    #[inline]
     pub(crate) fn reserve(&mut self, len: usize) -> Result<Grant, RingError> {
         let max = self.max_message();
         if len as u64 > max {
             return Err(RingError::TooLarge { len: len as u64, max });
         }
+        // The busy path: no join, nothing to invalidate.
+        self.membership();
+        let res = self.ring.reserve(len + SEQ as usize)?;
+        if !self.must_invalidate(&res) {
+            return Ok(Grant {
+                res,
+                at: res.at + SEQ as usize,
+                len,
+            });
+        }
+        self.reserve_invalidating(len, res)
+    }
+
+    /// The rest of [`reserve`](Self::reserve): `res` overwrites intact
+    /// frames (once per batch), or a subscriber joined meanwhile.
+    #[cold]
+    #[inline(never)]
+    fn reserve_invalidating(&mut self, len: usize, mut res: Reservation) -> Result<Grant, RingError> {
         for _ in 0..RETRIES {
-            self.membership();
-            let res = self.ring.reserve(len + SEQ as usize)?;
             if self.invalidate(&res) {
                 return Ok(Grant {
                     res,
@@ -436,11 +453,14 @@ impl Broadcaster {
                 });
             }
             // A subscriber joined meanwhile: reserve again, waiting for it.
+            self.membership();
+            res = self.ring.reserve(len + SEQ as usize)?;
         }
         Err(RingError::Full)
     }
 
     /// Publishes the reserved message, whose bytes have been written.
+    #[inline]
     pub(crate) fn commit(&mut self, g: Grant) {
         let seq = self.ring.messages;
         // Relaxed: the header's Release store publishes it with the payload.
@@ -471,6 +491,7 @@ impl Broadcaster {
     }
 
     /// Takes note of joins and departures, if any since the last look.
+    #[inline]
     fn membership(&mut self) {
         // Acquire: a joiner's seat is visible once its bump is.
         let changes = self.roster.get().changes.load(Ordering::Acquire);
@@ -480,6 +501,8 @@ impl Broadcaster {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn rescan(&mut self) {
         let (tail, oldest) = (self.ring.tail, self.oldest);
         // `oldest` is ahead of the tail after a grant that was not
@@ -497,20 +520,32 @@ impl Broadcaster {
         }
     }
 
+    /// Everything before this position is overwritten by `res`: its
+    /// padding, its frame and its end mark end a capacity later.
+    #[inline]
+    fn floor(&self, res: &Reservation) -> u64 {
+        let end = res.start.wrapping_add(frame_size(res.len as u64) + FRAME_HEADER);
+        end.wrapping_sub(self.ring.geo.cap)
+    }
+
+    /// Whether `res` overwrites a frame still counted as intact.
+    #[inline]
+    fn must_invalidate(&self, res: &Reservation) -> bool {
+        let floor = self.floor(res);
+        self.frames.front().is_some_and(|&(front, _)| before(front, floor))
+    }
+
     /// Before the reservation `res` overwrites intact frames: announces the
     /// new oldest frame (`intent`), looks for joins (see the module docs),
     /// then publishes it (`oldest`) and fences, so that a lossy reader of
     /// the frames about to go sees that they go. `false` if a subscriber
     /// joined meanwhile: the caller reserves again.
     fn invalidate(&mut self, res: &Reservation) -> bool {
-        let cap = self.ring.geo.cap;
-        // Everything written: padding, the frame, its end mark.
-        let end = res.start.wrapping_add(frame_size(res.len as u64) + FRAME_HEADER);
-        let floor = end.wrapping_sub(cap);
-        match self.frames.front() {
-            Some(&(front, _)) if before(front, floor) => {}
-            _ => return true,
+        if !self.must_invalidate(res) {
+            return true;
         }
+        let cap = self.ring.geo.cap;
+        let floor = self.floor(res);
         // In batches (see the module docs): the frames before `floor` are
         // overwritten now; those before `batch` go with them, so that the
         // next reservations find nothing to invalidate until the writes
@@ -818,20 +853,35 @@ impl Reader {
 
     /// The next message, validated but not yet copied. A lossy reader that
     /// finds itself lapped moves to the oldest intact frame first.
+    #[inline]
     pub(crate) fn peek(&mut self) -> Result<Msg, RingError> {
+        match self.ring.peek() {
+            Ok(frame) if frame.len as u64 >= SEQ => Ok(self.msg(frame)),
+            found => self.peek_again(found),
+        }
+    }
+
+    /// The message in `frame` (at this reader's position).
+    #[inline]
+    fn msg(&self, frame: Frame) -> Msg {
+        Msg {
+            frame,
+            start: self.ring.head,
+            seq: self.ring.buf.load_word(frame.at),
+            at: frame.at + SEQ as usize,
+            len: frame.len - SEQ as usize,
+        }
+    }
+
+    /// The rest of [`peek`](Self::peek): nothing found, a frame too short
+    /// for its number, or a lossy reader lapped.
+    #[cold]
+    #[inline(never)]
+    fn peek_again(&mut self, mut found: Result<Frame, RingError>) -> Result<Msg, RingError> {
         for _ in 0..RETRIES {
-            let found = self.ring.peek();
             if let Ok(frame) = found {
                 if frame.len as u64 >= SEQ {
-                    let start = self.ring.head;
-                    let seq = self.ring.buf.load_word(frame.at);
-                    return Ok(Msg {
-                        frame,
-                        start,
-                        seq,
-                        at: frame.at + SEQ as usize,
-                        len: frame.len - SEQ as usize,
-                    });
+                    return Ok(self.msg(frame));
                 }
             }
             // What a lossy reader found may be a newer lap's bytes.
@@ -844,6 +894,7 @@ impl Reader {
                     Err(e) => Err(e),
                 };
             }
+            found = self.ring.peek();
         }
         Err(RingError::Empty)
     }
@@ -851,6 +902,7 @@ impl Reader {
     /// Whether `msg`'s bytes, read since [`peek`](Self::peek), were intact
     /// all along. Always true for a blocking reader (the producer waits for
     /// it); a lossy one that was lapped moves to the oldest intact frame.
+    #[inline]
     pub(crate) fn intact(&mut self, msg: &Msg) -> Result<bool, RingError> {
         if !self.lossy {
             return Ok(true);
@@ -879,7 +931,19 @@ impl Reader {
     /// Checks an intact message's sequence number: `Ok(None)` if it is the
     /// one expected (take it), `Ok(Some(missed))` if a lossy reader lost
     /// `missed` messages before it (it stays the next one).
+    #[inline]
     pub(crate) fn accept(&mut self, msg: &Msg) -> Result<Option<u64>, RingError> {
+        match self.next_seq {
+            Some(next) if msg.seq == next => Ok(None),
+            _ => self.accept_other(msg),
+        }
+    }
+
+    /// The rest of [`accept`](Self::accept): the first message, a gap, or a
+    /// number that cannot be.
+    #[cold]
+    #[inline(never)]
+    fn accept_other(&mut self, msg: &Msg) -> Result<Option<u64>, RingError> {
         match self.next_seq {
             Some(next) if msg.seq == next => Ok(None),
             None => {
@@ -895,6 +959,7 @@ impl Reader {
     }
 
     /// Consumes `msg` (accepted), giving its space back.
+    #[inline]
     pub(crate) fn release(&mut self, msg: Msg) {
         self.next_seq = Some(msg.seq.wrapping_add(1));
         self.ring.messages = msg.seq;
