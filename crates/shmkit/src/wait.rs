@@ -91,6 +91,10 @@ impl sealed::Sealed for crate::channel::Sender {}
 impl Pollable for crate::channel::Sender {}
 impl sealed::Sealed for crate::channel::Receiver {}
 impl Pollable for crate::channel::Receiver {}
+impl sealed::Sealed for crate::topic::Publisher {}
+impl Pollable for crate::topic::Publisher {}
+impl sealed::Sealed for crate::topic::Subscriber {}
+impl Pollable for crate::topic::Subscriber {}
 
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::io::Errno;

@@ -4,11 +4,11 @@
 //! ```text
 //! offset     0  meta      magic, version, ready, kind = topic, slots = 65, capacity, …  (core::segment)
 //! offset   128  config    decided, max_subscribers, history, membarrier (the publisher writes it once)
-//! offset   256  producer  the publisher's position and statistics, the oldest intact and the newest frame (only it writes)
+//! offset   256  producer  the publisher's position and statistics, the oldest intact and the newest frame, its poll word (only it writes)
 //! offset   384  roster    joins and departures (subscribers bump it)
 //! offset   512  events    data (subscribers sleep on it), space (the publisher), peers (joining, leaving)
 //! offset   640  slots     seat 0: the publisher; seats 1..=64: subscribers (core::slots)
-//! offset  1280  seats     64 lines: a subscriber's position, statistics, mode and generation (core::ring::broadcast)
+//! offset  1280  seats     64 lines: a subscriber's position, statistics, mode and generation (core::ring::broadcast), poll word
 //! offset 12288  data      `capacity` bytes of frames (core::ring)
 //! ```
 //!
@@ -24,6 +24,7 @@ use crate::core::ring::broadcast::{Marks, Membership, Roster, MAX_SEATS};
 use crate::core::ring::Counter;
 use crate::core::segment::Meta;
 use crate::core::slots::Slot;
+use std::sync::atomic::AtomicU32;
 
 /// Where the ring's bytes start.
 pub(crate) const DATA_OFFSET: u64 = 12288;
@@ -64,6 +65,9 @@ pub(crate) const MEMBARRIER: u32 = 1;
 pub(crate) struct ProducerWords {
     pub counter: Counter,
     pub marks: Marks,
+    /// The publisher's poll word: the nonce of its doorbell once it polls
+    /// (waits for room through its descriptor), 0 before (`core::doorbell`).
+    pub poll: AtomicU32,
 }
 
 /// A subscriber seat's words.
@@ -72,6 +76,9 @@ pub(crate) struct ProducerWords {
 pub(crate) struct SeatWords {
     pub counter: Counter,
     pub member: Membership,
+    /// The subscriber's poll word: the nonce of its doorbell once it polls,
+    /// 0 before and after (`core::doorbell`).
+    pub poll: AtomicU32,
 }
 
 /// The topic's events.
@@ -116,7 +123,9 @@ const _: () = {
     assert!(offset_of!(ProducerWords, counter) == 0 && offset_of!(ProducerWords, marks) == 24);
     assert!(offset_of!(Marks, oldest) == 0 && offset_of!(Marks, oldest_seq) == 8 && offset_of!(Marks, intent) == 16);
     assert!(offset_of!(Marks, newest) == 24 && size_of::<ProducerWords>() <= 128);
+    assert!(offset_of!(ProducerWords, poll) == 56);
     assert!(offset_of!(SeatWords, counter) == 0 && offset_of!(SeatWords, member) == 24);
+    assert!(offset_of!(SeatWords, poll) == 40 && size_of::<SeatWords>() <= 128);
     assert!(offset_of!(Membership, mode) == 0 && offset_of!(Membership, gen) == 8);
     assert!(offset_of!(Events, data) == 0 && offset_of!(Events, space) == 12 && offset_of!(Events, peers) == 24);
     assert!(size_of::<Slot>() == 8);

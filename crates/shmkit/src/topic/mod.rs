@@ -97,6 +97,7 @@ mod errors;
 mod info;
 #[allow(unsafe_code)] // the header's place in the mapping
 pub(crate) mod layout;
+mod poll;
 mod publisher;
 mod subscriber;
 

@@ -17,3 +17,4 @@ mod shrink;
 mod sysv;
 mod tokio;
 mod topic;
+mod topic_poll;
