@@ -189,6 +189,8 @@ pub(crate) fn connect_subscriber(name: &ShmName, opts: &SubOptions) -> Result<En
             Ok(())
         })?;
         let mut end = Endpoint::new(Role::Subscriber, opts.spin, member, name, opts.allow_foreign)?;
+        // a killed predecessor's doorbell is not ours: nothing to ring yet
+        end.poll_word().store(0, Ordering::Relaxed);
         if !opts.lossy {
             // before it blocks the publisher (its mode, below or in
             // `Reader::join`): a polling publisher watches it

@@ -404,3 +404,58 @@ fn no_descriptor_is_leaked_over_a_thousand_polled_subscriptions() {
     assert_eq!(counts[0], counts[1], "open descriptors before and after 1000 cycles");
     assert!(files_of(&name).is_empty(), "left: {:?}", files_of(&name));
 }
+
+#[test]
+fn a_subscriber_and_a_publisher_under_tokio() {
+    let (name, _guard, _leftovers) = topic_name();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let count = 5_000u64;
+    rt.block_on(async {
+        let p = Publisher::connect(&name, &Options::new().capacity(4096)).unwrap();
+        let sub = Subscriber::connect(&name, &sub_opts()).unwrap();
+        let mut p = shmkit::tokio::Async::new(p).unwrap();
+        let mut sub = shmkit::tokio::Async::new(sub).unwrap();
+        // the publisher fills the ring and waits for room on the reactor;
+        // the subscriber waits for messages on it: one thread, both tasks
+        let publishing = async {
+            for n in 0..count {
+                let m = message(n);
+                p.until(|p| match p.try_send(&m) {
+                    Ok(()) => Ok(Some(())),
+                    Err(TrySendError::Full) => Ok(None),
+                    Err(e) => Err(e.into_error().unwrap()),
+                })
+                .await
+                .unwrap();
+            }
+            drop(p); // close
+        };
+        let receiving = async {
+            let mut next = 0;
+            loop {
+                let got = sub
+                    .until(|s| match s.try_recv() {
+                        Ok(m) => Ok(Some(Some(m))),
+                        Err(TryRecvError::Empty) => Ok(None),
+                        Err(TryRecvError::Disconnected(Error::Closed { .. })) => Ok(Some(None)),
+                        Err(e) => panic!("{e}"),
+                    })
+                    .await
+                    .unwrap();
+                match got {
+                    Some(m) => {
+                        assert_eq!(m, message(next));
+                        next += 1;
+                    }
+                    None => return next,
+                }
+            }
+        };
+        let ((), got) = tokio::join!(publishing, receiving);
+        assert_eq!(got, count);
+    });
+    assert!(files_of(&name).is_empty(), "left: {:?}", files_of(&name));
+}
