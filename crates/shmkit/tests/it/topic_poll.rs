@@ -219,6 +219,13 @@ fn a_polled_subscriber_gets_every_message_of_a_jittery_publisher() {
         started.elapsed()
     );
     assert!(waits > 0, "the publisher's pauses never let the subscriber wait");
+    let info = sub.info();
+    let me = info.subscribers.iter().find(|s| s.seat == sub.seat()).unwrap();
+    assert!(me.polling, "stat shows the polling subscriber");
+    assert!(
+        !info.publisher.unwrap().polling,
+        "a publisher that never waited does not poll"
+    );
     assert_eq!(publisher.expect_line(), "done");
     let (end, _) = wait_for_end(&mut sub, &mut set);
     assert!(
@@ -381,6 +388,7 @@ fn a_polled_publisher_wakes_when_its_blocking_subscriber_is_killed() {
         set.wait(Some(Duration::from_millis(50))).unwrap().is_empty(),
         "still full"
     );
+    assert!(p.info().publisher.unwrap().polling, "stat shows the polling publisher");
     let killed = Instant::now();
     sub.kill();
     assert_eq!(set.wait(Some(LOST)).unwrap(), &[0], "the kill did not wake the poller");
