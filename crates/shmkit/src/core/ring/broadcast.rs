@@ -1920,3 +1920,79 @@ mod loom_tests {
         });
     }
 }
+
+/// The arming protocol of a topic's polling subscribers (`topic::poll`):
+/// they share one poller bit on the `data` event, each publishes a poll
+/// word, and the publisher rings every subscriber whose word is set. So a
+/// subscriber that finds a message after arming must not clear the bit
+/// (another may have set it meanwhile): with the disarm, a lost ring is
+/// found (the `should_panic` model); without it, never.
+#[cfg(all(test, loom))]
+mod loom_poll_tests {
+    use crate::core::event::{Event, POLLER};
+    use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+    use loom::sync::Arc;
+
+    fn shared_bit_model(disarm: bool) {
+        let mut b = loom::model::Builder::new();
+        b.preemption_bound = Some(3);
+        b.check(move || {
+            const MESSAGES: u64 = 2;
+            let event = Arc::new(Event::new());
+            let published = Arc::new(AtomicU64::new(0));
+            let words: Arc<[AtomicU32; 2]> = Arc::new([AtomicU32::new(0), AtomicU32::new(0)]);
+            let bells: Arc<[AtomicBool; 2]> = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+            let pollers: Vec<_> = (0..2)
+                .map(|me| {
+                    let (e, p, w, b) = (event.clone(), published.clone(), words.clone(), bells.clone());
+                    loom::thread::spawn(move || {
+                        let mut seen = 0;
+                        for _round in 0..2 {
+                            // drain, publish the poll word, arm, look
+                            b[me].store(false, Ordering::Relaxed);
+                            w[me].store(1, Ordering::Release);
+                            e.arm_poll(POLLER);
+                            let now = p.load(Ordering::Relaxed);
+                            if now == seen {
+                                return Some(seen); // waits on its bell now
+                            }
+                            seen = now;
+                            if disarm {
+                                e.disarm_poll(POLLER);
+                            }
+                        }
+                        None // still busy: not waiting
+                    })
+                })
+                .collect();
+            for m in 1..=MESSAGES {
+                published.store(m, Ordering::Relaxed);
+                event.notify_or_ring(false, || {
+                    for me in 0..2 {
+                        if words[me].load(Ordering::Relaxed) != 0 {
+                            bells[me].store(true, Ordering::Release);
+                        }
+                    }
+                });
+            }
+            for (me, p) in pollers.into_iter().enumerate() {
+                if let Some(seen) = p.join().unwrap() {
+                    if seen < MESSAGES {
+                        assert!(bells[me].load(Ordering::Acquire), "subscriber {me} missed its ring");
+                    }
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn loom_polling_subscribers_sharing_a_bit_never_miss_a_ring() {
+        shared_bit_model(false);
+    }
+
+    #[test]
+    #[should_panic(expected = "missed its ring")]
+    fn loom_polling_subscribers_that_disarm_a_shared_bit_miss_rings() {
+        shared_bit_model(true);
+    }
+}
