@@ -467,3 +467,62 @@ fn a_subscriber_and_a_publisher_under_tokio() {
     });
     assert!(files_of(&name).is_empty(), "left: {:?}", files_of(&name));
 }
+
+#[test]
+fn a_hostile_scribbler_cannot_crash_or_hang_polled_endpoints() {
+    let (name, _guard, _leftovers) = topic_name();
+    let mut p = Publisher::connect(&name, &Options::new().capacity(4096)).unwrap();
+    let mut subs = vec![
+        Subscriber::connect(&name, &sub_opts()).unwrap(),
+        Subscriber::connect(&name, &sub_opts().lossy(true)).unwrap(),
+    ];
+    // random words into the header (poll words, events, seats) and the ring
+    let mut scribbler = LiveChild::spawn("chan-scribble", &[name.as_str(), "500"]);
+    assert_eq!(scribbler.expect_line(), "scribbling");
+    let slice = Duration::from_millis(50);
+    let publisher = std::thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(1);
+        let mut n = 0u64;
+        while Instant::now() < end {
+            match p.try_send(&message(n)) {
+                Ok(()) => n += 1,
+                Err(TrySendError::Full) => {
+                    wait::readable(&p, Some(slice)).unwrap();
+                }
+                Err(TrySendError::Failed(Error::Corrupt { .. })) => return "corrupt",
+                Err(e) => panic!("publisher: unexpected {e}"),
+            }
+        }
+        "ok"
+    });
+    let mut outcomes = std::collections::BTreeMap::new();
+    for sub in &mut subs {
+        let end = Instant::now() + Duration::from_millis(500);
+        while Instant::now() < end {
+            let what = match sub.try_recv() {
+                Ok(m) => {
+                    assert!(m.len() <= sub.max_message());
+                    "ok"
+                }
+                Err(TryRecvError::Empty) => {
+                    wait::readable(&*sub, Some(slice)).unwrap();
+                    "empty"
+                }
+                Err(TryRecvError::Lagged { .. }) => "lagged",
+                Err(TryRecvError::Failed(Error::Corrupt { .. })) => "corrupt",
+                Err(e) if e.is_disconnected() => "disconnected",
+                Err(e) => panic!("subscriber: unexpected {e}"),
+            };
+            *outcomes.entry(what).or_insert(0u32) += 1;
+            if matches!(what, "corrupt" | "disconnected") {
+                break; // a corrupt topic stays corrupt: stop, as a user would
+            }
+        }
+    }
+    let published = publisher.join().unwrap();
+    eprintln!("publisher: {published}; subscribers: {outcomes:?}");
+    let landed = scribbler.expect_line();
+    let n: u64 = landed.strip_prefix("landed ").unwrap().parse().unwrap();
+    assert!(n > 1000, "only {n} scribbles landed");
+    scribbler.finish();
+}
