@@ -99,6 +99,10 @@ impl sealed::Sealed for crate::service::Client {}
 impl Pollable for crate::service::Client {}
 impl sealed::Sealed for crate::service::Server {}
 impl Pollable for crate::service::Server {}
+impl sealed::Sealed for crate::topic::Publisher {}
+impl Pollable for crate::topic::Publisher {}
+impl sealed::Sealed for crate::topic::Subscriber {}
+impl Pollable for crate::topic::Subscriber {}
 
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::io::Errno;

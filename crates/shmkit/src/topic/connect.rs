@@ -2,9 +2,11 @@
 //! the ring's memory, and leaving.
 
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::core::bell::{self, Place};
+use crate::core::doorbell::Life;
 use crate::core::event::{self, LIVENESS_INTERVAL};
 use crate::core::participant::{self, Member, Plan};
 use crate::core::ring::broadcast::{Marks, Reader, Ref, Roster, SeatRef, MAX_SEATS, MODE_FREE};
@@ -14,7 +16,8 @@ use crate::core::slots::Presence;
 use crate::error::{Error, Result, Role, Target};
 use crate::posix::ShmName;
 
-use super::layout::{layout_of, Header, DATA_OFFSET, DECIDED, DECIDING, PUBLISHER, SLOTS, SLOTS_AT};
+use super::layout::{layout_of, Header, DATA_OFFSET, DECIDED, DECIDING, MEMBARRIER, PUBLISHER, SLOTS, SLOTS_AT};
+use super::poll::Polling;
 use super::{Options, SubOptions};
 
 /// One participant's hold on a topic: the object, its seat, the ring's
@@ -29,6 +32,17 @@ pub(crate) struct Endpoint {
     /// A subscriber that came before the publisher announced itself from
     /// the ring's first byte (see `Reader::announce`).
     pub announced: bool,
+    /// A subscriber that notifies the publisher without a fence (see
+    /// `core::event`): both registered for global expedited membarriers,
+    /// so the publisher, the one sleeper on `space`, issues one instead.
+    pub fenceless: bool,
+    /// Where the doorbells and lives are (`core::bell`).
+    pub place: Place,
+    /// Waiting through a descriptor (see `super::poll`).
+    pub poll: Polling,
+    /// Held while taking part, by the publisher and by a blocking
+    /// subscriber: pollers waiting for them watch it (`core::doorbell`).
+    life: Option<Life>,
     hdr: NonNull<Header>,
     member: Member,
 }
@@ -90,9 +104,12 @@ pub(crate) fn connect_publisher(name: &ShmName, opts: &Options) -> Result<Endpoi
         write_config(seg, opts);
         Ok(())
     })?;
-    let mut end = Endpoint::new(Role::Publisher, opts.spin, member);
+    let mut end = Endpoint::new(Role::Publisher, opts.spin, member, name, opts.allow_foreign)?;
     end.map(capacity)?;
     end.read_config()?;
+    // Subscribers that poll watch it (one that polls before it is made
+    // waits a moment for it: `Subscriber`'s arming).
+    end.life = Some(Life::create(&end.place, PUBLISHER)?);
     end.header().events.0.peers.notify_always();
     Ok(end)
 }
@@ -127,6 +144,9 @@ fn write_config(seg: &Segment, opts: &Options) {
             .max_subscribers
             .store(opts.max_subscribers as u32, Ordering::Relaxed);
         config.history.store(opts.history, Ordering::Relaxed);
+        if event::membarrier::registered() {
+            config.membarrier.store(MEMBARRIER, Ordering::Relaxed);
+        }
         // Release: the fields above are visible to whoever Acquire-loads it.
         config.decided.store(DECIDED, Ordering::Release);
     }
@@ -158,8 +178,24 @@ pub(crate) fn connect_subscriber(name: &ShmName, opts: &SubOptions) -> Result<En
             // the publisher that closed removes the name in a moment
             std::thread::sleep(Duration::from_millis(1));
         }
-        let member = participant::join(name, &plan, |_| Ok(()))?;
-        let mut end = Endpoint::new(Role::Subscriber, opts.spin, member);
+        // A notifier that will skip its fence says so before it takes part
+        // (see `core::event`); whether it may skip it is known once the
+        // publisher has set the topic up (`set_up`).
+        let registered = event::membarrier::registered();
+        let member = participant::join(name, &plan, |seg| {
+            if registered {
+                layout_of(&seg.map).events.0.space.announce_fenceless();
+            }
+            Ok(())
+        })?;
+        let mut end = Endpoint::new(Role::Subscriber, opts.spin, member, name, opts.allow_foreign)?;
+        // a killed predecessor's doorbell is not ours: nothing to ring yet
+        end.poll_word().store(0, Ordering::Relaxed);
+        if !opts.lossy {
+            // before it blocks the publisher (its mode, below or in
+            // `Reader::join`): a polling publisher watches it
+            end.life = Some(Life::create(&end.place, end.index())?);
+        }
         // Before any publisher: take part from the first message on (the
         // ring's first byte), so that nothing published is missed.
         if end.presence(PUBLISHER)? == Presence::Empty {
@@ -172,6 +208,9 @@ pub(crate) fn connect_subscriber(name: &ShmName, opts: &SubOptions) -> Result<En
             Found::Ready => {}
             Found::Finished => continue,
         }
+        // The config (read after `decided`) says whether the publisher can
+        // issue the membarrier in our place.
+        end.fenceless = registered && end.header().config.0.membarrier.load(Ordering::Relaxed) == MEMBARRIER;
         if end.member.index() > end.max_subscribers {
             // Every seat it may use is taken: name the holder of the last.
             let p = end.member.presence(end.max_subscribers)?;
@@ -192,17 +231,23 @@ pub(crate) fn connect_subscriber(name: &ShmName, opts: &SubOptions) -> Result<En
 }
 
 impl Endpoint {
-    fn new(role: Role, spin: Duration, member: Member) -> Endpoint {
-        Endpoint {
+    fn new(role: Role, spin: Duration, member: Member, name: &ShmName, allow_foreign: bool) -> Result<Endpoint> {
+        let place = Place::of(name, member.seg(), allow_foreign)?;
+        let poll = Polling::new(place.clone(), member.index(), SLOTS as usize)?;
+        Ok(Endpoint {
             role,
             capacity: 0,
             spin,
             max_subscribers: 0,
             history: 0,
             announced: false,
+            fenceless: false,
+            place,
+            poll,
+            life: None,
             hdr: NonNull::from(layout_of(&member.seg().map)),
             member,
-        }
+        })
     }
 
     /// The topic's header.
@@ -409,6 +454,32 @@ impl Endpoint {
         self.member.is_owner()
     }
 
+    /// This participant's poll word (`super::poll`).
+    pub(crate) fn poll_word(&self) -> &AtomicU32 {
+        let h = self.header();
+        match self.index() {
+            PUBLISHER => &h.producer.0.poll,
+            i => &h.seats[(i - 1).min(MAX_SEATS - 1)].0.poll,
+        }
+    }
+
+    /// Rings the publisher's doorbell if it polls (it waits for room).
+    #[cold]
+    pub(crate) fn ring_publisher(&self) {
+        let nonce = self.header().producer.0.poll.load(Ordering::Relaxed);
+        self.poll.ring(PUBLISHER, nonce);
+    }
+
+    /// Rings the doorbell of every subscriber that polls.
+    #[cold]
+    pub(crate) fn ring_subscribers(&self) {
+        let h = self.header();
+        for i in 0..self.max_subscribers.min(MAX_SEATS) {
+            let nonce = h.seats[i].0.poll.load(Ordering::Relaxed);
+            self.poll.ring(i + 1, nonce);
+        }
+    }
+
     /// A snapshot of the header, through this participant's own mapping.
     pub(crate) fn info(&self) -> super::TopicInfo {
         let mut info = super::info::read(self.header(), &self.member.seg().shm);
@@ -431,6 +502,8 @@ impl Drop for Endpoint {
             // A forked child's copy: the seat belongs to the parent.
             return;
         }
+        // Nobody rings this side any more.
+        self.poll_word().store(0, Ordering::Relaxed);
         if self.role == Role::Subscriber {
             // The publisher stops waiting for this seat (whether or not the
             // subscriber got as far as reading).
@@ -444,15 +517,29 @@ impl Drop for Endpoint {
         events.data.notify_always();
         events.space.notify_always();
         events.peers.notify_always();
-        if self.role == Role::Publisher {
+        if self.role == Role::Subscriber {
+            // a polling publisher held up by this seat looks again
+            self.ring_publisher();
+        }
+        self.poll.leave();
+        if let Some(life) = self.life.take() {
+            // watchers see the hang-up now
+            life.remove_name();
+        }
+        let unlinked = if self.role == Role::Publisher {
             // The publisher's seat is never taken again, so nobody can
             // publish here any more: new subscribers start a new topic
             // under the name, while these drain this one.
-            self.member.unlink_if(|| true);
+            self.member.unlink_if(|| true)
         } else {
             // The last one out (the publisher gone or never come) removes it.
             self.member
-                .unlink_if(|| !self.member.anyone_else_alive().unwrap_or(true));
+                .unlink_if(|| !self.member.anyone_else_alive().unwrap_or(true))
+        };
+        if unlinked {
+            // doorbells and lives of participants that were killed (those
+            // still taking part keep their descriptors)
+            bell::remove_of(&self.place.object, self.place.ino);
         }
     }
 }

@@ -21,6 +21,9 @@ pub struct PublisherInfo {
     pub alive: bool,
     /// Whether it has closed the topic.
     pub closed: bool,
+    /// Whether it waits through a descriptor (its poll word names a
+    /// doorbell; see [`Publisher#polling`](super::Publisher#polling)).
+    pub polling: bool,
 }
 
 /// One subscriber seat as the header records it.
@@ -44,6 +47,9 @@ pub struct SubscriberInfo {
     pub lag_messages: u64,
     /// Bytes of the ring between its position and the publisher's.
     pub lag_bytes: u64,
+    /// Whether it waits through a descriptor (its poll word names a
+    /// doorbell; see [`Subscriber#polling`](super::Subscriber#polling)).
+    pub polling: bool,
 }
 
 /// A snapshot of a topic's header. Another process may change any of it at
@@ -119,6 +125,7 @@ pub(crate) fn read(h: &Header, fd: impl AsFd) -> TopicInfo {
             pid: p.pid()?,
             alive: p.is_alive(),
             closed: matches!(p, Presence::Closed { .. }),
+            polling: h.producer.0.poll.load(Ordering::Relaxed) != 0,
         })
     });
     let producer = &h.producer.0;
@@ -142,6 +149,7 @@ pub(crate) fn read(h: &Header, fd: impl AsFd) -> TopicInfo {
                 position,
                 lag_messages: published.saturating_sub(next),
                 lag_bytes: tail.saturating_sub(position),
+                polling: words.poll.load(Ordering::Relaxed) != 0,
             })
         })
         .collect();

@@ -3,12 +3,12 @@
 //!
 //! ```text
 //! offset     0  meta      magic, version, ready, kind = topic, slots = 65, capacity, …  (core::segment)
-//! offset   128  config    decided, max_subscribers, history (the publisher writes it once)
-//! offset   256  producer  the publisher's position and statistics, the oldest intact and the newest frame (only it writes)
+//! offset   128  config    decided, max_subscribers, history, membarrier (the publisher writes it once)
+//! offset   256  producer  the publisher's position and statistics, the oldest intact and the newest frame, its poll word (only it writes)
 //! offset   384  roster    joins and departures (subscribers bump it)
 //! offset   512  events    data (subscribers sleep on it), space (the publisher), peers (joining, leaving)
 //! offset   640  slots     seat 0: the publisher; seats 1..=64: subscribers (core::slots)
-//! offset  1280  seats     64 lines: a subscriber's position, statistics, mode and generation (core::ring::broadcast)
+//! offset  1280  seats     64 lines: a subscriber's position, statistics, mode and generation (core::ring::broadcast), poll word
 //! offset 12288  data      `capacity` bytes of frames (core::ring)
 //! ```
 //!
@@ -24,6 +24,7 @@ use crate::core::ring::broadcast::{Marks, Membership, Roster, MAX_SEATS};
 use crate::core::ring::Counter;
 use crate::core::segment::Meta;
 use crate::core::slots::Slot;
+use std::sync::atomic::AtomicU32;
 
 /// Where the ring's bytes start.
 pub(crate) const DATA_OFFSET: u64 = 12288;
@@ -49,7 +50,14 @@ pub(crate) struct Config {
     pub max_subscribers: std::sync::atomic::AtomicU32,
     /// How many past messages a new subscriber starts with, at most.
     pub history: std::sync::atomic::AtomicU64,
+    /// [`MEMBARRIER`] if the publisher's process is registered for global
+    /// expedited membarriers, so that it can issue one in the place of a
+    /// subscriber that notifies it without a fence (`core::event`).
+    pub membarrier: std::sync::atomic::AtomicU32,
 }
+
+/// `Config::membarrier` of a publisher that can issue membarriers.
+pub(crate) const MEMBARRIER: u32 = 1;
 
 /// The publisher's words.
 #[repr(C)]
@@ -57,6 +65,9 @@ pub(crate) struct Config {
 pub(crate) struct ProducerWords {
     pub counter: Counter,
     pub marks: Marks,
+    /// The publisher's poll word: the nonce of its doorbell once it polls
+    /// (waits for room through its descriptor), 0 before (`core::doorbell`).
+    pub poll: AtomicU32,
 }
 
 /// A subscriber seat's words.
@@ -65,6 +76,9 @@ pub(crate) struct ProducerWords {
 pub(crate) struct SeatWords {
     pub counter: Counter,
     pub member: Membership,
+    /// The subscriber's poll word: the nonce of its doorbell once it polls,
+    /// 0 before and after (`core::doorbell`).
+    pub poll: AtomicU32,
 }
 
 /// The topic's events.
@@ -105,11 +119,13 @@ const _: () = {
     assert!(size_of::<Header>() == 1280 + 128 * MAX_SEATS);
     assert!(align_of::<Header>() == 128);
     assert!(offset_of!(Config, decided) == 0 && offset_of!(Config, max_subscribers) == 4);
-    assert!(offset_of!(Config, history) == 8);
+    assert!(offset_of!(Config, history) == 8 && offset_of!(Config, membarrier) == 16);
     assert!(offset_of!(ProducerWords, counter) == 0 && offset_of!(ProducerWords, marks) == 24);
     assert!(offset_of!(Marks, oldest) == 0 && offset_of!(Marks, oldest_seq) == 8 && offset_of!(Marks, intent) == 16);
     assert!(offset_of!(Marks, newest) == 24 && size_of::<ProducerWords>() <= 128);
+    assert!(offset_of!(ProducerWords, poll) == 56);
     assert!(offset_of!(SeatWords, counter) == 0 && offset_of!(SeatWords, member) == 24);
+    assert!(offset_of!(SeatWords, poll) == 40 && size_of::<SeatWords>() <= 128);
     assert!(offset_of!(Membership, mode) == 0 && offset_of!(Membership, gen) == 8);
     assert!(offset_of!(Events, data) == 0 && offset_of!(Events, space) == 12 && offset_of!(Events, peers) == 24);
     assert!(size_of::<Slot>() == 8);

@@ -45,6 +45,14 @@
 //!   [`ViewMut`](crate::map::ViewMut); [`Subscriber::recv_ref`] lends a
 //!   message as a [`View`](crate::map::View) — for a lossy subscriber, check
 //!   [`RecvGuard::is_intact`] after reading.
+//! - **Waiting without a thread.** [`Subscriber`] and [`Publisher`] are
+//!   descriptors too ([`AsFd`](std::os::fd::AsFd), [`crate::wait::Pollable`]):
+//!   once taken, a `try_*` call that finds nothing to do arms it, and it
+//!   becomes readable when a message is published or the publisher closes
+//!   or dies (a subscriber), when a blocking subscriber reads, leaves or
+//!   dies (a publisher that found the ring full). See
+//!   [`Subscriber#polling`] and [`Publisher#polling`]; a busy topic still
+//!   makes no system call for it.
 //! - **Untrusted memory.** As for channels: every value read from the
 //!   object is validated; a hostile participant can make the others see
 //!   [`Error::Corrupt`](crate::Error::Corrupt), lose messages or read wrong
@@ -97,6 +105,7 @@ mod errors;
 mod info;
 #[allow(unsafe_code)] // the header's place in the mapping
 pub(crate) mod layout;
+mod poll;
 mod publisher;
 mod subscriber;
 

@@ -4,7 +4,10 @@ use std::cell::RefCell;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-use crate::core::event::{self, Stop};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::Ordering;
+
+use crate::core::event::{self, Stop, POLLER};
 use crate::core::ring::broadcast::{Broadcaster, Grant};
 use crate::core::ring::RingError;
 use crate::core::slots::Presence;
@@ -14,6 +17,7 @@ use crate::posix::ShmName;
 
 use super::connect::{self, Endpoint};
 use super::errors::{SendTimeoutError, TrySendError};
+use super::poll;
 use super::Options;
 
 /// The publishing end of a topic: one per topic. See the [module
@@ -64,7 +68,21 @@ impl Publisher {
     /// [`Error::Corrupt`] if a subscriber's state in shared memory is
     /// invalid; [`Error::Interrupted`] if [`Options::interrupt`] says so;
     /// [`Error::Truncated`] if the object shrank.
+    #[inline]
     pub fn send(&mut self, msg: &[u8]) -> Result<()> {
+        // The busy path, all inline as the channel's: room now.
+        if let Ok(g) = self.ring.reserve(msg.len()) {
+            self.ring.buf().write(g.at, msg);
+            self.commit(g);
+            // A shrink under the copy sent (part of) it to zero pages.
+            return self.end.check_intact();
+        }
+        self.send_slow(msg)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn send_slow(&mut self, msg: &[u8]) -> Result<()> {
         match self.send_until(msg, None) {
             Ok(()) => Ok(()),
             Err(Stop::Failed(e)) => Err(e),
@@ -76,30 +94,127 @@ impl Publisher {
     ///
     /// # Errors
     /// [`TrySendError::Full`], or the errors of [`send`](Self::send).
+    ///
+    /// Once the publisher's [descriptor](Publisher#polling) has been taken,
+    /// a `Full` result also arms it: it becomes readable when a blocking
+    /// subscriber makes room (or leaves, or dies).
     pub fn try_send(&mut self, msg: &[u8]) -> std::result::Result<(), TrySendError> {
-        match self.ring.reserve(msg.len()) {
-            Ok(g) => {
-                self.ring.buf().write(g.at, msg);
-                self.commit(g);
-                self.end.check_intact()?;
-                Ok(())
-            }
-            Err(RingError::Full) => {
-                // Is a dead subscriber what holds it?
-                self.forget_departed()?;
-                match self.ring.reserve(msg.len()) {
-                    Ok(g) => {
-                        self.ring.buf().write(g.at, msg);
-                        self.commit(g);
-                        self.end.check_intact()?;
-                        Ok(())
-                    }
-                    Err(RingError::Full) => Err(TrySendError::Full),
-                    Err(e) => Err(TrySendError::from(ring_error(&self.end, e))),
-                }
-            }
+        let g = self.try_grant(msg.len())?;
+        self.ring.buf().write(g.at, msg);
+        self.commit(g);
+        self.end.check_intact()?;
+        Ok(())
+    }
+
+    /// Like [`reserve`](Self::reserve) if there is room now: zero-copy
+    /// without waiting (and arming the descriptor, as
+    /// [`try_send`](Self::try_send)).
+    ///
+    /// # Errors
+    /// As [`try_send`](Self::try_send).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::topic::{Options, Publisher};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-try-reserve-{}", std::process::id()))?;
+    /// let mut publisher = Publisher::connect(&name, &Options::new())?;
+    /// let mut loan = publisher.try_reserve(8)?; // nobody blocks it
+    /// loan.store_u64(0, 7)?;
+    /// loan.commit()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_reserve(&mut self, len: usize) -> std::result::Result<Loan<'_>, TrySendError> {
+        let g = self.try_grant(len)?;
+        Ok(self.loan(g))
+    }
+
+    /// Room for `len` bytes now, or `Full` (arming the descriptor when
+    /// polled).
+    #[inline]
+    fn try_grant(&mut self, len: usize) -> std::result::Result<Grant, TrySendError> {
+        match self.ring.reserve(len) {
+            Ok(g) => Ok(g),
+            Err(RingError::Full) => self.when_full(len),
             Err(e) => Err(TrySendError::from(ring_error(&self.end, e))),
         }
+    }
+
+    /// The ring was full at the first look: forgets subscribers that died
+    /// (told by their lives when polled), looks again; a polled publisher
+    /// then arms its descriptor and looks once more.
+    #[cold]
+    #[inline(never)]
+    fn when_full(&mut self, len: usize) -> std::result::Result<Grant, TrySendError> {
+        let polled = self.end.poll.polled();
+        if polled {
+            self.confirm_hang_ups()?;
+        }
+        self.forget_departed()?;
+        match self.ring.reserve(len) {
+            Err(RingError::Full) => {}
+            Ok(g) => return Ok(g),
+            Err(e) => return Err(TrySendError::from(ring_error(&self.end, e))),
+        }
+        if !polled {
+            return Err(TrySendError::Full);
+        }
+        self.arm()?;
+        let space = &self.end.header().events.0.space;
+        match self.ring.reserve(len) {
+            Err(RingError::Full) => Err(TrySendError::Full),
+            Ok(g) => {
+                // the publisher is the one poller of `space`
+                space.disarm_poll(POLLER);
+                Ok(g)
+            }
+            Err(e) => {
+                space.disarm_poll(POLLER);
+                Err(TrySendError::from(ring_error(&self.end, e)))
+            }
+        }
+    }
+
+    /// Makes the descriptor become readable when a blocking subscriber
+    /// releases (or joins, or leaves), or when one that holds the ring up
+    /// dies: drains the doorbell, watches the lives of the blocking
+    /// subscribers, publishes the poll word, sets the poller bit. The
+    /// caller looks at the ring once more after this.
+    fn arm(&mut self) -> Result<()> {
+        let nonce = self.end.poll.drain()?;
+        let blocking = self.ring.blocking_seats();
+        // seats that no longer hold it up are not watched any more
+        self.end.poll.retain(|seat| blocking.contains(&(seat - 1)));
+        for &i in &blocking {
+            let gen = self.end.seat(i).member.get().gen.load(Ordering::Relaxed);
+            // No life: it left (its seat says so at the next look, and it
+            // rang when it left) — blocking subscribers make theirs before
+            // they block.
+            self.end.poll.watch(i + 1, gen)?;
+        }
+        let word = self.end.poll_word();
+        if word.load(Ordering::Relaxed) != nonce {
+            // Release, before the arming's SeqCst: a subscriber that sees
+            // the bit sees the nonce.
+            word.store(nonce, Ordering::Release);
+        }
+        self.end.header().events.0.space.arm_poll(POLLER);
+        Ok(())
+    }
+
+    /// For each watched subscriber whose life hung up: it left or is
+    /// dying. The kernel closes a dying process's descriptors before its
+    /// lock goes, so wait (at most a second) until its seat says it is gone
+    /// (or has a new holder), then stop watching it; `forget_departed`
+    /// does the rest.
+    fn confirm_hang_ups(&mut self) -> Result<()> {
+        for (seat, gen) in self.end.poll.hung_up() {
+            poll::confirm(|| {
+                let holder = self.end.seat(seat - 1).member.get().gen.load(Ordering::Relaxed);
+                Ok(holder != gen || !matches!(self.end.presence(seat)?, Presence::Alive { .. }))
+            })?;
+            self.end.poll.unwatch(seat);
+        }
+        Ok(())
     }
 
     /// Publishes `msg`, waiting at most `timeout` for room.
@@ -218,7 +333,7 @@ impl Publisher {
     #[inline]
     fn commit(&mut self, g: Grant) {
         self.ring.commit(g);
-        self.end.header().events.0.data.notify(false);
+        notify(&self.end);
     }
 
     /// Waits until every blocking subscriber has read every message
@@ -318,6 +433,17 @@ fn forget_departed(ring: &mut Broadcaster, end: &Endpoint) -> Result<()> {
     Ok(())
 }
 
+/// Wakes the subscribers that sleep, rings those that poll (the busy path:
+/// one fence and one load).
+#[inline]
+fn notify(end: &Endpoint) {
+    end.header()
+        .events
+        .0
+        .data
+        .notify_or_ring(false, || end.ring_subscribers());
+}
+
 fn ring_error(end: &Endpoint, e: RingError) -> Error {
     match e {
         RingError::TooLarge { len, max } => Error::MessageTooLarge {
@@ -327,6 +453,54 @@ fn ring_error(end: &Endpoint, e: RingError) -> Error {
         },
         RingError::Corrupt(reason) => end.corrupt_error(reason),
         RingError::Full | RingError::Empty => end.corrupt_error(format!("unexpected ring state {e:?}")),
+    }
+}
+
+/// # Polling
+/// The publisher's descriptor (an `epoll` set holding its *doorbell*, see
+/// [`crate::wait`]) becomes readable, after a
+/// [`try_send`](Publisher::try_send) or
+/// [`try_reserve`](Publisher::try_reserve) found the ring full, when a
+/// blocking subscriber makes room (reads), joins or leaves, or when one
+/// that holds the ring up dies (it watches their *lives*, which the kernel
+/// closes when their processes end, in any namespace). Lossy subscribers
+/// never hold it up. Taking it (`as_fd`, `as_raw_fd`) puts the publisher in
+/// poll mode, in which those calls arm it when they return `Full`; a
+/// readable descriptor means "try again", which may still find the ring
+/// full (then it is armed again). It is the same descriptor for the
+/// publisher's whole life, and it is readable once right after it is first
+/// taken (a spurious wake-up).
+///
+/// ```
+/// use shmkit::topic::{Options, Publisher, SubOptions, Subscriber, TrySendError};
+/// use std::time::Duration;
+/// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-poll-pub-{}", std::process::id()))?;
+/// let mut publisher = Publisher::connect(&name, &Options::new().capacity(4096))?;
+/// let mut sub = Subscriber::connect(&name, &SubOptions::new())?; // blocking
+/// let reader = std::thread::spawn(move || (0..1000).map(|_| sub.recv().unwrap().len()).sum::<usize>());
+/// let mut sent = 0;
+/// while sent < 1000 {
+///     match publisher.try_send(&[7; 100]) {
+///         Ok(()) => sent += 1,
+///         // full: wait until the subscriber reads (or dies)
+///         Err(TrySendError::Full) => {
+///             shmkit::wait::readable(&publisher, Some(Duration::from_secs(10)))?;
+///         }
+///         Err(e) => return Err(e.into()),
+///     }
+/// }
+/// assert_eq!(reader.join().unwrap(), 100_000);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl AsFd for Publisher {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.end.poll.fd()
+    }
+}
+
+impl AsRawFd for Publisher {
+    fn as_raw_fd(&self) -> RawFd {
+        self.end.poll.fd().as_raw_fd()
     }
 }
 
@@ -349,7 +523,7 @@ impl Loan<'_> {
     /// written: it is lost.
     pub fn commit(self) -> Result<()> {
         self.ring.commit(self.grant);
-        self.end.header().events.0.data.notify(false);
+        notify(self.end);
         self.end.check_intact()
     }
 

@@ -4,15 +4,21 @@ use std::cell::RefCell;
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
-use crate::core::event;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::sync::atomic::Ordering;
+
+use crate::core::event::{self, POLLER};
 use crate::core::ring::broadcast::{Msg, Reader};
 use crate::core::ring::RingError;
+use crate::core::slots::Presence;
 use crate::error::{Error, Result};
 use crate::map::View;
 use crate::posix::ShmName;
 
 use super::connect::{self, Endpoint};
 use super::errors::{RecvError, RecvTimeoutError, Stop, TryRecvError};
+use super::layout::PUBLISHER;
+use super::poll;
 use super::SubOptions;
 
 /// How many lapped looks a lossy subscriber takes in a row before it looks
@@ -67,6 +73,8 @@ impl Subscriber {
         )
         .map_err(|e| ring_error(&end, e))?;
         end.header().events.0.space.notify_always();
+        // a polling publisher looks again (it may wait for this seat now)
+        end.ring_publisher();
         Ok(Subscriber { ring, end })
     }
 
@@ -97,10 +105,60 @@ impl Subscriber {
     ///
     /// # Errors
     /// [`TryRecvError::Empty`], or as [`recv`](Self::recv).
+    ///
+    /// Once the subscriber's [descriptor](Subscriber#polling) has been
+    /// taken, an `Empty` result also arms it: it becomes readable when a
+    /// message is published (or the publisher leaves, or dies).
     pub fn try_recv(&mut self) -> std::result::Result<Vec<u8>, TryRecvError> {
         let mut out = Vec::new();
         self.take(&mut out, None, false).map_err(TryRecvError::from)?;
         Ok(out)
+    }
+
+    /// Like [`try_recv`](Self::try_recv), into `buf` (replacing its
+    /// contents).
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv).
+    ///
+    /// # Examples
+    /// ```
+    /// use shmkit::topic::{Options, Publisher, SubOptions, Subscriber, TryRecvError};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-try-recv-into-{}", std::process::id()))?;
+    /// let mut publisher = Publisher::connect(&name, &Options::new())?;
+    /// let mut sub = Subscriber::connect(&name, &SubOptions::new())?;
+    /// let mut buf = Vec::new();
+    /// assert!(matches!(sub.try_recv_into(&mut buf), Err(TryRecvError::Empty)));
+    /// publisher.send(b"now")?;
+    /// sub.try_recv_into(&mut buf)?;
+    /// assert_eq!(buf, b"now");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv_into(&mut self, buf: &mut Vec<u8>) -> std::result::Result<(), TryRecvError> {
+        self.take(buf, None, false).map_err(TryRecvError::from)
+    }
+
+    /// Like [`recv_ref`](Self::recv_ref) if a message is there now:
+    /// zero-copy without waiting (and arming the descriptor, as
+    /// [`try_recv`](Self::try_recv)).
+    ///
+    /// # Errors
+    /// As [`try_recv`](Self::try_recv).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::topic::{Options, Publisher, SubOptions, Subscriber};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-try-recv-ref-{}", std::process::id()))?;
+    /// let mut publisher = Publisher::connect(&name, &Options::new())?;
+    /// let mut sub = Subscriber::connect(&name, &SubOptions::new())?;
+    /// assert!(sub.try_recv_ref().is_err());
+    /// publisher.send(&5u64.to_ne_bytes())?;
+    /// assert_eq!(sub.try_recv_ref()?.load_u64(0)?, 5);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn try_recv_ref(&mut self) -> std::result::Result<RecvGuard<'_>, TryRecvError> {
+        let msg = self.next_accepted(None, false).map_err(TryRecvError::from)?;
+        Ok(self.guard(msg))
     }
 
     /// The next message, waiting at most `timeout`.
@@ -177,7 +235,31 @@ impl Subscriber {
 
     /// Copies the next message into `out`: peek, copy, check it was
     /// intact, check its number, release.
+    #[inline]
     fn take(&mut self, out: &mut Vec<u8>, deadline: Option<Instant>, wait: bool) -> std::result::Result<(), Stop> {
+        // The busy path, all inline as the channel's: a message is there,
+        // intact, and the one expected.
+        if let Ok(msg) = self.ring.peek() {
+            out.clear();
+            self.ring.buf().append_to(msg.at, msg.len, out);
+            // A shrink under the copy gave zeros.
+            self.end.check_intact()?;
+            if self.ring.intact(&msg).map_err(|e| ring_error(&self.end, e))? {
+                if let Some(missed) = self.ring.accept(&msg).map_err(|e| ring_error(&self.end, e))? {
+                    return Err(Stop::Lagged(missed));
+                }
+                self.release(msg);
+                return Ok(());
+            }
+        }
+        self.take_slow(out, deadline, wait)
+    }
+
+    /// The rest of [`take`](Self::take): nothing there yet (wait), or a
+    /// lossy subscriber lapped under its copy.
+    #[cold]
+    #[inline(never)]
+    fn take_slow(&mut self, out: &mut Vec<u8>, deadline: Option<Instant>, wait: bool) -> std::result::Result<(), Stop> {
         loop {
             for _ in 0..LAPS {
                 let msg = self.next_msg(deadline, wait)?;
@@ -197,6 +279,8 @@ impl Subscriber {
             // Lapped again and again (or fooled by a hostile publisher):
             // the caller's deadline and interrupt still hold.
             if !wait {
+                // a poller is told to come again (nothing was armed)
+                self.end.poll.ring_self();
                 return Err(Stop::Empty);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -224,6 +308,8 @@ impl Subscriber {
             // Lapped again and again (or fooled by a hostile publisher):
             // the caller's deadline and interrupt still hold.
             if !wait {
+                // a poller is told to come again (nothing was armed)
+                self.end.poll.ring_self();
                 return Err(Stop::Empty);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -239,18 +325,87 @@ impl Subscriber {
     fn next_msg(&mut self, deadline: Option<Instant>, wait: bool) -> std::result::Result<Msg, Stop> {
         match self.ring.peek() {
             Ok(msg) => Ok(msg),
-            Err(RingError::Empty) if !wait => match self.end.check_publisher() {
-                Ok(()) => Err(Stop::Empty),
-                // The publisher commits before it leaves: look once more.
-                Err(gone) => match self.ring.peek() {
-                    Ok(msg) => Ok(msg),
-                    Err(RingError::Empty) => Err(Stop::Failed(gone)),
-                    Err(e) => Err(Stop::Failed(ring_error(&self.end, e))),
-                },
-            },
+            Err(RingError::Empty) if !wait => self.when_empty(),
             Err(RingError::Empty) => self.wait_msg(deadline),
             Err(e) => Err(Stop::Failed(ring_error(&self.end, e))),
         }
+    }
+
+    /// Nothing at the first look of a `try_*` call. A polled subscriber
+    /// arms its descriptor and looks once more; then, is the publisher
+    /// still there?
+    #[cold]
+    #[inline(never)]
+    fn when_empty(&mut self) -> std::result::Result<Msg, Stop> {
+        let polled = self.end.poll.polled();
+        if polled {
+            self.arm()?;
+            match self.ring.peek() {
+                // Not disarmed: every subscriber shares the poller bit
+                // (see `super::poll`); the next commit rings once more.
+                Ok(msg) => return Ok(msg),
+                Err(RingError::Empty) => {}
+                Err(e) => return Err(Stop::Failed(ring_error(&self.end, e))),
+            }
+        }
+        let publisher = if polled {
+            self.check_publisher_polled()
+        } else {
+            self.end.check_publisher()
+        };
+        match publisher {
+            Ok(()) => Err(Stop::Empty),
+            // The publisher commits before it leaves: look once more.
+            Err(gone) => match self.ring.peek() {
+                Ok(msg) => Ok(msg),
+                Err(RingError::Empty) => Err(Stop::Failed(gone)),
+                Err(e) => Err(Stop::Failed(ring_error(&self.end, e))),
+            },
+        }
+    }
+
+    /// Makes the descriptor become readable at the next commit (or when
+    /// the publisher leaves or dies): drains the doorbell, watches the
+    /// publisher's life, publishes the poll word, sets the poller bit. The
+    /// caller looks at the ring once more after this.
+    fn arm(&self) -> Result<()> {
+        let nonce = self.end.poll.drain()?;
+        if !self.end.poll.watches(PUBLISHER) {
+            // A publisher between taking its seat and making its life
+            // (rare, and short): wait a moment for it.
+            poll::confirm(|| {
+                Ok(self.end.poll.watch(PUBLISHER, 0)?
+                    || !matches!(self.end.presence(PUBLISHER)?, Presence::Alive { .. }))
+            })?;
+        }
+        let word = self.end.poll_word();
+        if word.load(Ordering::Relaxed) != nonce {
+            // Release, before the arming's SeqCst: a publisher that sees
+            // the bit sees the nonce.
+            word.store(nonce, Ordering::Release);
+        }
+        self.end.header().events.0.data.arm_poll(POLLER);
+        Ok(())
+    }
+
+    /// `check_publisher` for a polled subscriber. Once the publisher's life
+    /// has hung up, it has left or is dying: the kernel closes a dying
+    /// process's descriptors first, so the hang-up may come a moment before
+    /// its lock goes. Saying "nothing yet" then would leave an
+    /// edge-triggered poller without an edge: wait (at most a second) for
+    /// the lock to go too.
+    fn check_publisher_polled(&self) -> Result<()> {
+        self.end.check_publisher()?;
+        if self.end.poll.hung_up().is_empty() {
+            return Ok(());
+        }
+        let gone = poll::confirm(|| self.end.check_publisher().map(|()| false))?;
+        if !gone {
+            // still there (a forked child holds its life?): stop watching
+            // a life that says nothing any more; the next arming looks again
+            self.end.poll.unwatch(PUBLISHER);
+        }
+        Ok(())
     }
 
     #[cold]
@@ -281,6 +436,7 @@ impl Subscriber {
         })
     }
 
+    #[inline]
     fn release(&mut self, msg: Msg) {
         release(&mut self.ring, &self.end, msg);
     }
@@ -342,10 +498,79 @@ impl Drop for Subscriber {
     }
 }
 
+/// # Polling
+/// The subscriber's descriptor (an `epoll` set holding its *doorbell*, see
+/// [`crate::wait`]) becomes readable when a message is published after a
+/// [`try_recv`](Subscriber::try_recv) (or
+/// [`try_recv_into`](Subscriber::try_recv_into),
+/// [`try_recv_ref`](Subscriber::try_recv_ref)) found nothing, and when the
+/// publisher closes the topic or dies (it watches the publisher's *life*,
+/// which the kernel closes when the publisher's process ends, in any
+/// namespace). Taking it (`as_fd`, `as_raw_fd`) puts the subscriber in poll
+/// mode, in which those calls arm it when they return `Empty`; a readable
+/// descriptor means "try again", which may still find nothing (then it is
+/// armed again). It is the same descriptor for the subscriber's whole life,
+/// so it can be registered once with an event loop
+/// ([`WaitSet`](crate::wait::WaitSet), `shmkit::tokio::Async`). Leave the
+/// descriptor alone otherwise: the subscriber reads its doorbell itself.
+///
+/// The descriptor is readable once right after it is first taken (a
+/// spurious wake-up: try again, which arms it), so that a loop which takes
+/// it only when it has to wait still works. Once the publisher is gone and
+/// every message was received, it stays readable and every call returns
+/// `Disconnected` at once.
+///
+/// ```
+/// use shmkit::topic::{Options, Publisher, SubOptions, Subscriber, TryRecvError};
+/// use shmkit::wait::WaitSet;
+/// use std::time::Duration;
+/// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-poll-sub-{}", std::process::id()))?;
+/// let mut publisher = Publisher::connect(&name, &Options::new())?;
+/// let mut sub = Subscriber::connect(&name, &SubOptions::new())?;
+/// let t = std::thread::spawn(move || {
+///     for i in 0..100u32 {
+///         publisher.send(&i.to_le_bytes()).unwrap();
+///     }
+///     // dropping the publisher closes the topic
+/// });
+/// let mut set = WaitSet::new()?;
+/// set.add(&sub, 0)?;
+/// let mut got = 0;
+/// loop {
+///     match sub.try_recv() {
+///         Ok(_msg) => got += 1,
+///         Err(TryRecvError::Empty) => {
+///             set.wait(Some(Duration::from_secs(10)))?; // a message, or the publisher left
+///         }
+///         Err(e) if e.is_disconnected() => break, // closed, everything received
+///         Err(e) => return Err(e.into()),
+///     }
+/// }
+/// assert_eq!(got, 100);
+/// # t.join().unwrap();
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl AsFd for Subscriber {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.end.poll.fd()
+    }
+}
+
+impl AsRawFd for Subscriber {
+    fn as_raw_fd(&self) -> RawFd {
+        self.end.poll.fd().as_raw_fd()
+    }
+}
+
+#[inline]
 fn release(ring: &mut Reader, end: &Endpoint, msg: Msg) {
     ring.release(msg);
     if !ring.is_lossy() {
-        end.header().events.0.space.notify(false);
+        end.header()
+            .events
+            .0
+            .space
+            .notify_or_ring(end.fenceless, || end.ring_publisher());
     }
 }
 

@@ -157,6 +157,8 @@ fn main() {
         // sysv-reuse-*: the roles of sysv.rs that need an IPC namespace.
         r if r.starts_with("sysv-reuse-") => crate::sysv::child_role(r, &args),
         r if r.starts_with("topic-") => crate::topic::child_role(r, &args),
+        // tpoll-*: the roles of topic_poll.rs.
+        r if r.starts_with("tpoll-") => crate::topic_poll::child_role(r, &args),
         other => panic!("unknown child role {other:?}"),
     }
 }

@@ -19,3 +19,4 @@ mod shrink;
 mod sysv;
 mod tokio;
 mod topic;
+mod topic_poll;
