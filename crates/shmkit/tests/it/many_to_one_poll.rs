@@ -445,3 +445,61 @@ fn a_receiver_and_a_client_made_async_with_tokio() {
     serving.join().unwrap();
     assert!(fifos_of(&name).is_empty() && fifos_of(&svc).is_empty());
 }
+
+#[test]
+fn a_hostile_scribbler_cannot_crash_or_hang_polled_endpoints() {
+    let (name, _guard) = posix_name();
+    let mut rx = Receiver::connect(&name, &opts(2)).unwrap();
+    let senders: Vec<Sender> = (0..2).map(|_| Sender::connect(&name, &opts(2)).unwrap()).collect();
+    // random words into the header (poll words, events, seats) and the rings
+    let mut scribbler = LiveChild::spawn("chan-scribble", &[name.as_str(), "500"]);
+    assert_eq!(scribbler.expect_line(), "scribbling");
+    let slice = Duration::from_millis(50);
+    let threads: Vec<_> = senders
+        .into_iter()
+        .map(|mut tx| {
+            std::thread::spawn(move || {
+                let end = Instant::now() + Duration::from_secs(1);
+                while Instant::now() < end {
+                    match tx.try_send(&[5; 64]) {
+                        Ok(()) => {}
+                        Err(TrySendError::Full) => {
+                            shmkit::wait::readable(&tx, Some(slice)).unwrap();
+                        }
+                        Err(TrySendError::Failed(Error::Corrupt { .. })) => return "corrupt",
+                        Err(e) if e.is_disconnected() => return "disconnected",
+                        Err(e) => panic!("sender: unexpected {e}"),
+                    }
+                }
+                "ok"
+            })
+        })
+        .collect();
+    let mut outcomes = std::collections::BTreeMap::new();
+    let end = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < end {
+        let what = match rx.try_recv() {
+            Ok(m) => {
+                assert!(m.bytes.len() <= rx.max_message());
+                "ok"
+            }
+            Err(TryRecvError::Empty) => {
+                shmkit::wait::readable(&rx, Some(slice)).unwrap();
+                "empty"
+            }
+            Err(TryRecvError::Failed(Error::Corrupt { .. })) => "corrupt",
+            Err(e) if e.is_disconnected() => "disconnected",
+            Err(e) => panic!("receiver: unexpected {e}"),
+        };
+        *outcomes.entry(what).or_insert(0u32) += 1;
+        if matches!(what, "corrupt" | "disconnected") {
+            break; // a corrupt object stays corrupt: stop, as a user would
+        }
+    }
+    let sent: Vec<&str> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    eprintln!("senders: {sent:?}; receiver: {outcomes:?}");
+    let landed = scribbler.expect_line();
+    let n: u64 = landed.strip_prefix("landed ").unwrap().parse().unwrap();
+    assert!(n > 1000, "only {n} scribbles landed");
+    scribbler.finish();
+}

@@ -298,3 +298,90 @@ fn no_descriptor_is_leaked_over_a_thousand_connections() {
         assert!(std::fs::symlink_metadata(format!("/dev/shm/{}", n.file_name())).is_err());
     }
 }
+
+#[test]
+fn a_hostile_scribbler_cannot_crash_or_hang_polled_endpoints() {
+    let (name, _guard) = posix_name();
+    let mut server = Server::connect(&name, &opts()).unwrap();
+    let clients: Vec<Client> = (0..2).map(|_| Client::connect(&name, &opts()).unwrap()).collect();
+    // random words into the header (poll words, events, seats) and the rings
+    let mut scribbler = LiveChild::spawn("chan-scribble", &[name.as_str(), "500"]);
+    assert_eq!(scribbler.expect_line(), "scribbling");
+    let slice = Duration::from_millis(50);
+    let threads: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            std::thread::spawn(move || {
+                let end = Instant::now() + Duration::from_secs(1);
+                let mut pending = None;
+                while Instant::now() < end {
+                    let outcome = match pending {
+                        None => match client.try_send_request(&[6; 64]) {
+                            Ok(id) => {
+                                pending = Some(id);
+                                Ok(())
+                            }
+                            Err(TrySendError::Full) => {
+                                shmkit::wait::readable(&client, Some(slice)).unwrap();
+                                Ok(())
+                            }
+                            Err(TrySendError::Failed(e) | TrySendError::Disconnected(e)) => Err(e),
+                        },
+                        Some(id) => match client.try_receive_response(id) {
+                            Ok(_) => {
+                                pending = None;
+                                Ok(())
+                            }
+                            Err(TryRecvError::Empty) => {
+                                if !shmkit::wait::readable(&client, Some(slice)).unwrap() {
+                                    client.abandon(id); // its request may have been scribbled away
+                                    pending = None;
+                                }
+                                Ok(())
+                            }
+                            Err(TryRecvError::Failed(e) | TryRecvError::Disconnected(e)) => Err(e),
+                        },
+                    };
+                    match outcome {
+                        Ok(()) => {}
+                        Err(Error::Corrupt { .. }) => return "corrupt",
+                        Err(e) if e.is_disconnected() => return "disconnected",
+                        Err(e) => panic!("client: unexpected {e}"),
+                    }
+                }
+                "ok"
+            })
+        })
+        .collect();
+    let mut outcomes = std::collections::BTreeMap::new();
+    let end = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < end {
+        let what = match server.try_recv_request() {
+            Ok(req) => {
+                assert!(req.body.len() <= server.max_message());
+                match server.try_respond(req.client, req.id, &req.body) {
+                    Ok(()) | Err(TrySendError::Full) => "ok",
+                    Err(TrySendError::Failed(Error::Corrupt { .. })) => "corrupt",
+                    Err(e) => panic!("server: unexpected {e}"),
+                }
+            }
+            Err(TryRecvError::Empty) => {
+                shmkit::wait::readable(&server, Some(slice)).unwrap();
+                "empty"
+            }
+            Err(TryRecvError::Failed(Error::Corrupt { .. })) => "corrupt",
+            Err(e) if e.is_disconnected() => "disconnected",
+            Err(e) => panic!("server: unexpected {e}"),
+        };
+        *outcomes.entry(what).or_insert(0u32) += 1;
+        if matches!(what, "corrupt" | "disconnected") {
+            break; // a corrupt object stays corrupt: stop, as a user would
+        }
+    }
+    let called: Vec<&str> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+    eprintln!("clients: {called:?}; server: {outcomes:?}");
+    let landed = scribbler.expect_line();
+    let n: u64 = landed.strip_prefix("landed ").unwrap().parse().unwrap();
+    assert!(n > 1000, "only {n} scribbles landed");
+    scribbler.finish();
+}
