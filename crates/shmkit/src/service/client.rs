@@ -201,7 +201,7 @@ impl Client {
 
     /// Writes `request` into the reservation `r`, publishes it and tells
     /// the server; returns its id.
-    #[inline]
+    #[inline(always)]
     fn commit_request(&mut self, r: Reservation, request: &[u8]) -> Result<u64> {
         let id = self.next_id;
         self.next_id += 1;
@@ -222,6 +222,7 @@ impl Client {
 
     /// The response to `id` if it was stashed (taking it off the pending
     /// requests); `InvalidArgument` if `id` is not pending.
+    #[inline(always)]
     fn stashed(&mut self, id: u64) -> Result<Option<Response>> {
         if !self.stash.is_empty() {
             if let Some(i) = self.stash.iter().position(|(k, _)| *k == id) {
