@@ -854,7 +854,8 @@ impl ReqClient {
 
 #[allow(clippy::large_enum_variant)] // one per measurement, never moved in a loop
 enum ReqServer {
-    Shmkit(shmkit::service::Server),
+    /// The server, and memory reused for every request's copy.
+    Shmkit(shmkit::service::Server, Vec<u8>),
     Iox(Box<IoxServer>),
 }
 
@@ -867,10 +868,10 @@ struct IoxServer {
 impl ReqServer {
     fn connect(plan: &Plan, alarm: &Alarm) -> Result<ReqServer> {
         match plan.transport.as_str() {
-            "shmkit-spin" => Ok(ReqServer::Shmkit(shmkit::service::Server::connect(
-                &plan.shm("")?,
-                &service_options(plan, alarm),
-            )?)),
+            "shmkit-spin" => Ok(ReqServer::Shmkit(
+                shmkit::service::Server::connect(&plan.shm("")?, &service_options(plan, alarm))?,
+                Vec::new(),
+            )),
             "iceoryx2" => {
                 let node = NodeBuilder::new().create::<ipc::Service>()?;
                 let service = iox_reqresp(&node, plan)?;
@@ -889,13 +890,16 @@ impl ReqServer {
     /// Answers the next request with its bytes; `false` at the end.
     fn answer(&mut self, size: usize, alarm: &Alarm) -> Result<bool> {
         match self {
-            ReqServer::Shmkit(s) => {
-                let req = s.recv_request()?;
-                if read_stamp(&req.body, size)? == END {
+            ReqServer::Shmkit(s, body) => {
+                // in place, copied once into reused memory (as iceoryx2's
+                // side copies the loaned request into the loaned response)
+                let req = s.recv_request_ref()?;
+                body.resize(req.len(), 0);
+                req.copy_to_slice(body).map_err(|e| format!("request: {e}"))?;
+                if read_stamp(body, size)? == END {
                     return Ok(false);
                 }
-                s.respond(req.client, req.id, &req.body)
-                    .map_err(|e| format!("respond: {e}"))?;
+                req.respond(body).map_err(|e| format!("respond: {e}"))?;
                 Ok(true)
             }
             ReqServer::Iox(x) => {
