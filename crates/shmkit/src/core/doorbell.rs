@@ -165,14 +165,14 @@ impl Ringers {
             }
             self.cache.resize_with(seat + 1, || None);
         }
-        let stale = !matches!(&self.cache[seat], Some((n, _)) if *n == nonce);
-        if stale {
-            let opened = Ringer::open(&self.place, seat).ok().flatten();
-            self.cache[seat] = Some((nonce, opened));
-        }
-        if let Some((_, Some(ringer))) = &self.cache[seat] {
-            ringer.ring();
-        }
+        let Ringers { place, cache } = self;
+        ring_cached(cache, seat, nonce, || Ringer::open(place, seat));
+    }
+
+    /// [`ring`](Self::ring) with `open` instead of opening the bell.
+    #[cfg(test)]
+    fn ring_with(&mut self, seat: usize, nonce: u32, open: impl FnOnce() -> Result<Option<Ringer>>) {
+        ring_cached(&mut self.cache, seat, nonce, open);
     }
 
     /// Closes seat `seat`'s bell, if open (its holder left).
@@ -180,6 +180,32 @@ impl Ringers {
         if let Some(entry) = self.cache.get_mut(seat) {
             *entry = None;
         }
+    }
+}
+
+/// Rings seat `seat` through `cache`, opening its bell with `open` when the
+/// cache has none for `nonce`. Only a definite answer is cached: the bell
+/// is not there (`Ok(None)`: its owner left) or not ours (`Untrusted`). Any
+/// other failure (out of descriptors, of memory) is not: the next ring
+/// tries again — cached, it would leave the poller unrung for as long as
+/// its endpoint lives.
+fn ring_cached(
+    cache: &mut [Option<(u32, Option<Ringer>)>],
+    seat: usize,
+    nonce: u32,
+    open: impl FnOnce() -> Result<Option<Ringer>>,
+) {
+    let stale = !matches!(&cache[seat], Some((n, _)) if *n == nonce);
+    if stale {
+        let opened = match open() {
+            Ok(opened) => opened,
+            Err(Error::Untrusted { .. }) => None,
+            Err(_) => return,
+        };
+        cache[seat] = Some((nonce, opened));
+    }
+    if let Some((_, Some(ringer))) = &cache[seat] {
+        ringer.ring();
     }
 }
 
@@ -378,6 +404,23 @@ mod tests {
         assert!(again.drain().rung, "the new holder is rung, not the old FIFO");
         again.remove_name();
         assert_eq!(bell::remove_of(&p.object, p.ino), 0, "nothing left");
+    }
+
+    #[test]
+    fn a_bell_that_could_not_be_opened_once_is_rung_later() {
+        let p = place(5);
+        let bell = Doorbell::create(&p, 2).unwrap();
+        let mut ringers = Ringers::new(p.clone(), 4);
+        // out of descriptors at the first ring: nothing rung, nothing cached
+        ringers.ring_with(2, bell.nonce(), || Err(p.os("open(bell)", Errno::MFILE)));
+        assert!(!bell.drain().rung);
+        ringers.ring(2, bell.nonce());
+        assert!(bell.drain().rung, "rung once descriptors are there again");
+        // a bell that is not there is remembered as such until the nonce changes
+        let mut other = Ringers::new(p.clone(), 4);
+        other.ring_with(3, 7, || Ok(None));
+        other.ring_with(3, 7, || panic!("asked again for a nonce known to have no bell"));
+        bell.remove_name();
     }
 
     #[test]
