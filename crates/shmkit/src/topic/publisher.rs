@@ -161,7 +161,14 @@ impl Publisher {
         self.arm()?;
         let space = &self.end.header().events.0.space;
         match self.ring.reserve(len) {
-            Err(RingError::Full) => Err(TrySendError::Full),
+            Err(RingError::Full) => {
+                // The look may have admitted a blocking subscriber that
+                // joined meanwhile, and it may be the one holding the ring
+                // now: watch it too (seats watched already cost nothing; a
+                // holder dead by now hangs its watch up at once).
+                self.watch_blocking()?;
+                Err(TrySendError::Full)
+            }
             Ok(g) => {
                 // the publisher is the one poller of `space`
                 space.disarm_poll(POLLER);
@@ -181,6 +188,20 @@ impl Publisher {
     /// caller looks at the ring once more after this.
     fn arm(&mut self) -> Result<()> {
         let nonce = self.end.poll.drain()?;
+        self.watch_blocking()?;
+        let word = self.end.poll_word();
+        if word.load(Ordering::Relaxed) != nonce {
+            // Release, before the arming's SeqCst: a subscriber that sees
+            // the bit sees the nonce.
+            word.store(nonce, Ordering::Release);
+        }
+        self.end.header().events.0.space.arm_poll(POLLER);
+        Ok(())
+    }
+
+    /// Watches the lives of the blocking subscribers that hold the ring
+    /// up now, and no others.
+    fn watch_blocking(&mut self) -> Result<()> {
         let blocking = self.ring.blocking_seats();
         // seats that no longer hold it up are not watched any more
         self.end.poll.retain(|seat| blocking.contains(&(seat - 1)));
@@ -191,13 +212,6 @@ impl Publisher {
             // they block.
             self.end.poll.watch(i + 1, gen)?;
         }
-        let word = self.end.poll_word();
-        if word.load(Ordering::Relaxed) != nonce {
-            // Release, before the arming's SeqCst: a subscriber that sees
-            // the bit sees the nonce.
-            word.store(nonce, Ordering::Release);
-        }
-        self.end.header().events.0.space.arm_poll(POLLER);
         Ok(())
     }
 
@@ -469,7 +483,12 @@ fn ring_error(end: &Endpoint, e: RingError) -> Error {
 /// readable descriptor means "try again", which may still find the ring
 /// full (then it is armed again). It is the same descriptor for the
 /// publisher's whole life, and it is readable once right after it is first
-/// taken (a spurious wake-up).
+/// taken (a spurious wake-up). Wait on it only after a `Full`: between
+/// those it may stay readable (a subscriber's join or a departed one's
+/// hang-up, tidied at the next `Full`). A `try_*` call that finds a
+/// watched subscriber's life hung up waits (up to a second, in practice
+/// the moment a dying process takes to lose its lock) to tell a death
+/// from a departure — a pause an async runtime's thread feels too.
 ///
 /// ```
 /// use shmkit::topic::{Options, Publisher, SubOptions, Subscriber, TrySendError};
