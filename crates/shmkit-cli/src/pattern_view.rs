@@ -18,14 +18,18 @@ pub struct ParticipantView {
     pub alive: bool,
     /// Whether it left in order.
     pub closed: bool,
+    /// Whether it waits through a descriptor (it took its endpoint's
+    /// descriptor, to poll it or to await it), as its poll word says.
+    pub polling: bool,
 }
 
 impl ParticipantView {
-    /// `pid 12 (alive)`, `pid 12 (closed)`, `pid 12 (gone: exited without
-    /// closing)`.
+    /// `pid 12 (alive)`, `pid 12 (alive, polling)`, `pid 12 (closed)`,
+    /// `pid 12 (gone: exited without closing)`.
     pub fn describe(&self) -> String {
         let state = match (self.closed, self.alive) {
             (true, _) => "closed",
+            (false, true) if self.polling => "alive, polling",
             (false, true) => "alive",
             (false, false) => "gone: exited without closing",
         };
@@ -65,6 +69,8 @@ impl LatestView {
                 pid: w.pid,
                 alive: w.alive,
                 closed: w.closed,
+                // a writer never waits
+                polling: false,
             }),
         }
     }
@@ -108,12 +114,13 @@ impl LatestView {
     }
 }
 
-fn participant(role: &'static str, s: &shmkit::channel::SideInfo) -> ParticipantView {
+fn participant(role: &'static str, s: &shmkit::channel::SideInfo, polling: bool) -> ParticipantView {
     ParticipantView {
         role,
         pid: s.pid,
         alive: s.alive,
         closed: s.closed,
+        polling,
     }
 }
 
@@ -147,7 +154,7 @@ pub struct SeatView {
 fn seat(role: &'static str, s: &shmkit::many_to_one::SeatInfo) -> SeatView {
     SeatView {
         seat: s.seat,
-        participant: s.participant.as_ref().map(|p| participant(role, p)),
+        participant: s.participant.as_ref().map(|p| participant(role, p, s.polling)),
         generation: s.generation,
         waiting: s.waiting,
         rings: s
@@ -185,7 +192,10 @@ impl SeatsView {
         SeatsView {
             capacity: i.capacity,
             max_message: i.max_message,
-            owner: i.receiver.as_ref().map(|r| participant("receiver", r)),
+            owner: i
+                .receiver
+                .as_ref()
+                .map(|r| participant("receiver", r, i.receiver_polling)),
             backlog: i.backlog(),
             seats: i.seats.iter().map(|s| seat("sender", s)).collect(),
         }
@@ -196,7 +206,7 @@ impl SeatsView {
         SeatsView {
             capacity: i.capacity,
             max_message: i.max_message,
-            owner: i.server.as_ref().map(|r| participant("server", r)),
+            owner: i.server.as_ref().map(|r| participant("server", r, i.server_polling)),
             backlog: i.backlog(),
             seats: i.seats.iter().map(|s| seat("client", s)).collect(),
         }
@@ -305,6 +315,7 @@ impl TopicView {
                 pid: p.pid,
                 alive: p.alive,
                 closed: p.closed,
+                polling: p.polling,
             }),
             messages_published: i.messages_published,
             bytes_published: i.bytes_published,
@@ -319,6 +330,7 @@ impl TopicView {
                         pid: s.pid,
                         alive: s.alive,
                         closed: s.closed,
+                        polling: s.polling,
                     },
                     lossy: s.lossy,
                     position: s.position,
