@@ -39,7 +39,12 @@
 //! and admits `P` as a blocking position before overwriting anything (then
 //! it waits for it like for any other), or the subscriber sees an `intent`
 //! past `P` and starts again from a newer `P`. The producer admits a
-//! position only if the ring still holds it intact (`P >= oldest`).
+//! position only if the ring still holds it intact (`P >= oldest`). Both
+//! may happen: the producer then waits for `P` and publishes no newer
+//! `oldest`, so a joiner that chose its history from `oldest` again would
+//! pick `P` again, be turned away again, and the two would wait on each
+//! other; a joiner therefore never chooses a start before `intent`, and
+//! the position it announces next frees the producer.
 //!
 //! # Joining: a lossy subscriber knows its first number
 //! A lossy subscriber's losses are exact from its start: it must know the
@@ -760,6 +765,9 @@ impl Reader {
             return Ok(None);
         }
         let keep = history.min(cap / (FRAME_HEADER + SEQ)) as usize;
+        // Frames before `intent` are about to go: never start there (see
+        // the module docs, "Joining").
+        let intent = self.marks.get().intent.load(Ordering::Relaxed);
         let mut recent = VecDeque::with_capacity(keep);
         let mut pos = oldest;
         while before(pos, tail) {
@@ -767,6 +775,10 @@ impl Reader {
                 // Overwritten under the walk, or corrupt: judged below.
                 break;
             };
+            if before(pos, intent) {
+                pos = pos.wrapping_add(frame.advance);
+                continue;
+            }
             if recent.len() == keep {
                 recent.pop_front();
             }
