@@ -84,7 +84,7 @@ pub(crate) fn read_stable<T>(
     interrupt: &Option<Arc<AtomicBool>>,
     mut f: impl FnMut(Source<'_>) -> T,
 ) -> Result<Option<(u64, T)>> {
-    let words = header(seg).words();
+    let words = header(seg).words(max);
     let area = area(seg, max);
     let mut start: Option<Instant> = None;
     for attempt in 0u32.. {

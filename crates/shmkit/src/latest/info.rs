@@ -88,7 +88,7 @@ pub(crate) fn read(h: &Header, fd: impl AsFd) -> LatestInfo {
 /// What the header's words say, without asking the kernel about locks.
 pub(crate) fn snapshot(h: &Header) -> LatestInfo {
     let max_size = max_size_of(h.meta.capacity.load(Ordering::Acquire)).unwrap_or(0);
-    let words = h.words();
+    let words = h.words(max_size);
     let version = words.version.load(Ordering::Acquire);
     let len = (1..=MAX_VERSION)
         .contains(&version)

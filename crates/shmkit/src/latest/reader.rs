@@ -19,6 +19,10 @@ use super::Options;
 /// How often [`Reader::open`] looks for a missing object while it waits.
 const OPEN_POLL: Duration = Duration::from_millis(10);
 
+/// The longest sleep of a reader that cannot issue membarriers until a
+/// writer has promised to fence (see `Reader::sleeps_safely`).
+const FENCE_SLICE: Duration = Duration::from_millis(1);
+
 /// A value as one `write` wrote it, with its version.
 ///
 /// It derefs to its bytes (a private copy).
@@ -79,6 +83,10 @@ pub struct Reader {
     interrupt: Option<Arc<AtomicBool>>,
     /// The process that opened it: only it leaves (not a forked child).
     owner: u32,
+    /// This process can issue the membarrier a fenceless writer relies on.
+    can_membarrier: bool,
+    /// It may sleep as `core::event` says (see `sleeps_safely`).
+    sleeps_safely: bool,
 }
 
 impl Reader {
@@ -220,7 +228,7 @@ impl Reader {
     /// # Ok::<(), shmkit::Error>(())
     /// ```
     pub fn version(&mut self) -> Result<u64> {
-        let v = seqlock::version(header(&self.seg).words()).map_err(|why| self.seg.corrupt(why))?;
+        let v = seqlock::version(header(&self.seg).words(self.max)).map_err(|why| self.seg.corrupt(why))?;
         self.seg.map.check_intact()?;
         self.saw(v)?;
         Ok(v)
@@ -253,12 +261,39 @@ impl Reader {
     /// ```
     pub fn wait_newer(&mut self, version: u64, timeout: Duration) -> Result<Value> {
         let deadline = event::deadline(timeout);
+        let got = loop {
+            // A process that cannot issue the membarrier sleeps in short
+            // slices until every writer fences (see `sleeps_safely`).
+            let until = match self.sleeps_safely() {
+                true => deadline,
+                false => Some(deadline.map_or(Instant::now() + FENCE_SLICE, |d| d.min(Instant::now() + FENCE_SLICE))),
+            };
+            match self.wait_until(version, until) {
+                Err(Stop::TimedOut) if until != deadline && deadline.is_none_or(|d| Instant::now() < d) => {}
+                other => break other,
+            }
+        };
+        match got {
+            Ok(value) => {
+                self.saw(value.version)?;
+                Ok(value)
+            }
+            Err(Stop::TimedOut) => Err(Error::TimedOut {
+                target: self.seg.target.clone(),
+                waiting_for: "a newer value",
+            }),
+            Err(Stop::Failed(e)) => Err(e),
+        }
+    }
+
+    /// [`wait_newer`](Reader::wait_newer) until `deadline`.
+    fn wait_until(&self, version: u64, deadline: Option<Instant>) -> std::result::Result<Value, Stop<Error>> {
         let Reader {
             seg, max, interrupt, ..
-        } = &*self;
-        let newer = &header(seg).newer.0;
-        let words = header(seg).words();
-        let got = event::wait_for(
+        } = self;
+        let newer = &header(seg).newer.0.event;
+        let words = header(seg).words(*max);
+        event::wait_for(
             newer,
             Duration::ZERO,
             deadline,
@@ -281,18 +316,27 @@ impl Reader {
                 endpoint::check_interrupt(interrupt, &seg.target)?;
                 seg.check_size(endpoint_need(*max))
             },
-        );
-        match got {
-            Ok(value) => {
-                self.saw(value.version)?;
-                Ok(value)
+        )
+    }
+
+    /// Whether this reader may sleep as `core::event` says. A writer
+    /// registered for global expedited membarriers skips its fence after a
+    /// write, and a sleeper issues `membarrier` in its place; a process
+    /// that cannot (a seccomp filter forbids it) asks every writer to fence
+    /// again (`Newer::fence_asks`) and, until a writer has answered after a
+    /// fenced write (`fence_acked`), sleeps in slices of [`FENCE_SLICE`],
+    /// so that a wake-up the writer skipped is late by that much at most.
+    fn sleeps_safely(&mut self) -> bool {
+        if !self.sleeps_safely {
+            let newer = &header(&self.seg).newer.0;
+            if self.can_membarrier {
+                self.sleeps_safely = true;
+            } else {
+                newer.fence_asks.fetch_or(1, Ordering::SeqCst);
+                self.sleeps_safely = newer.fence_acked.load(Ordering::Acquire) != 0;
             }
-            Err(Stop::TimedOut) => Err(Error::TimedOut {
-                target: self.seg.target.clone(),
-                waiting_for: "a newer value",
-            }),
-            Err(Stop::Failed(e)) => Err(e),
         }
+        self.sleeps_safely
     }
 
     /// The longest value this object holds, in bytes.
@@ -386,6 +430,8 @@ fn open_once(name: &ShmName, opts: &Options) -> Result<Option<Reader>> {
         seen: 0,
         interrupt: opts.interrupt.clone(),
         owner: std::process::id(),
+        can_membarrier: event::membarrier::registered(),
+        sleeps_safely: false,
     };
     // dropped on failure from here: it leaves as a reader does
     reader.seg.map_all(capacity)?;

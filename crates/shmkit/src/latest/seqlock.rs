@@ -1,4 +1,5 @@
-//! The latest-value protocol: a seqlock over [`BUFFERS`] buffers.
+//! The latest-value protocol: a seqlock over `B` buffers (2 or more; a
+//! shared object has `layout::buffers_for(max)` of them).
 //!
 //! This module knows nothing of processes, files, futexes or roles: it is
 //! given the shared `version` word, the buffers' heads and their bytes (an
@@ -7,7 +8,7 @@
 //!
 //! # The protocol
 //! Version `n` (1, 2, …; 0 means "never written") lives in buffer
-//! `n % BUFFERS`. Each buffer has a head: a sequence word `seq` and the
+//! `n % B`. Each buffer has a head: a sequence word `seq` and the
 //! value's length. The writer of version `n`
 //!
 //! 1. stores `seq = 2n - 1` (odd: being written), then a Release fence;
@@ -16,11 +17,11 @@
 //! 4. publishes `version = n` with Release.
 //!
 //! A reader loads `version` (Acquire) = `v`, then the head of buffer
-//! `v % BUFFERS`: its `seq` must be `2v` (Acquire), its length at most the
+//! `v % B`: its `seq` must be `2v` (Acquire), its length at most the
 //! maximum; it copies the bytes, issues an Acquire fence and loads `seq`
 //! again: unchanged, the copy is version `v` exactly as written by one
 //! `write`. Changed, the writer has come round to this buffer again (it
-//! wrote `BUFFERS - 1` newer versions meanwhile and started the next): the
+//! wrote `B - 1` newer versions meanwhile and started the next): the
 //! copy may be mixed, and the reader tries again with the newest version.
 //!
 //! The fences make that exact: if the copy saw any byte of a later write,
@@ -46,12 +47,6 @@
 
 use super::area::Area;
 use crate::core::sync::{fence, AtomicU64, Ordering};
-
-/// How many buffers a latest value has in the format: a reader's copy is
-/// disturbed only when the writer completes `BUFFERS - 1` newer values and
-/// starts another while it copies. (The protocol works with any number
-/// from 2; the loom model uses 2, so that two writes already lap a reader.)
-pub(crate) const BUFFERS: usize = 4;
 
 /// The largest version the format allows (`2 * version` must fit in a
 /// `u64`): more than four billion values a second for a century.
@@ -85,7 +80,10 @@ impl BufHead {
 pub(crate) struct Words<'a> {
     /// The newest complete version; 0 before the first write.
     pub version: &'a AtomicU64,
-    /// The buffers' heads, one per buffer of the [`Area`] (2 or more).
+    /// The buffers' heads, one per buffer of the [`Area`] (2 or more): a
+    /// reader's copy is disturbed only when the writer completes `B - 1`
+    /// newer values and starts another while it copies. (The loom model
+    /// uses 2, so that two writes already lap a reader.)
     pub heads: &'a [BufHead],
 }
 
@@ -283,8 +281,9 @@ mod tests {
         let (words, area) = (mem.words(), mem.area());
         write(words, &area, 1, b"complete");
         // a writer dies after marking buffer 2 and copying half
-        words.heads[2].seq.store(3, Ordering::Relaxed);
-        area.write(2, b"torn");
+        let b2 = words.buffer_of(2);
+        words.heads[b2].seq.store(3, Ordering::Relaxed);
+        area.write(b2, b"torn");
         let mut out = Vec::new();
         assert_eq!(try_read(words, &area, &mut out), Attempt::Got(1));
         assert_eq!(out, b"complete");
@@ -296,7 +295,8 @@ mod tests {
 
     #[test]
     fn a_lapped_copy_is_retried_and_a_broken_head_is_corrupt() {
-        let mem = HeapValue::new(8);
+        // four buffers, as large values have
+        let mem = HeapValue::with_buffers(8, 4);
         let (words, area) = (mem.words(), mem.area());
         write(words, &area, 1, b"one");
         // the writer comes round to buffer 1 while a reader copies it
