@@ -88,9 +88,20 @@ pub(crate) struct Words<'a> {
 }
 
 impl Words<'_> {
-    /// The buffer that holds version `n`.
+    /// The buffer that holds version `n` (the number of buffers is a
+    /// power of two). Versions go round the buffers in an order that puts
+    /// the heads of consecutive versions on different cache lines (four
+    /// 16-byte heads share a line): the line of the head a reader checks is
+    /// not the one the writer marks next, and rewrites only `B / 4` versions
+    /// later.
+    #[inline]
     pub(crate) fn buffer_of(&self, n: u64) -> usize {
-        (n % self.heads.len() as u64) as usize
+        let b = self.heads.len();
+        debug_assert!(b.is_power_of_two());
+        let idx = (n as usize) & (b - 1);
+        let per_line = b.min(4);
+        let lines = b / per_line;
+        (idx & (lines - 1)) * per_line + (idx >> lines.trailing_zeros())
     }
 }
 
@@ -255,6 +266,24 @@ mod tests {
 
     fn value(n: u64, len: usize) -> Vec<u8> {
         (0..len).map(|i| (n as usize * 31 + i) as u8).collect()
+    }
+
+    #[test]
+    fn versions_go_round_every_buffer_with_neighbours_apart() {
+        for (max, buffers) in [(8, 2), (8, 4), (8, 16), (8, 64)] {
+            let mem = HeapValue::with_buffers(max, buffers);
+            let words = mem.words();
+            let mut seen = vec![false; buffers];
+            for n in 0..buffers as u64 {
+                let b = words.buffer_of(n);
+                assert!(!seen[b], "buffer {b} twice in one round of {buffers}");
+                seen[b] = true;
+                assert_eq!(words.buffer_of(n + buffers as u64), b);
+                if buffers > 4 {
+                    assert_ne!(b / 4, words.buffer_of(n + 1) / 4, "neighbours share a line");
+                }
+            }
+        }
     }
 
     #[test]
