@@ -50,19 +50,21 @@ const PATTERN_ROWS: [&str; 8] = [
 fn json_shape() -> Result<(), String> {
     let v = bench(&["--sizes", "64", "--duration", "20ms"])?;
     let mut want = BTreeSet::new();
-    for t in [
+    // every transport but the ping-pong-only and stream-only ones
+    let both = [
         "shmkit-spin",
         "shmkit",
-        "shmkit-sleep",
-        "raw-spin",
-        "eventfd",
         "pipe",
         "uds",
         "tcp",
-    ] {
+        "shmkit-async",
+        "shmkit-async-yield",
+        "uds-async",
+    ];
+    for t in both.iter().chain(&["shmkit-sleep", "raw-spin", "eventfd"]) {
         want.insert(format!("pingpong {t}"));
     }
-    for t in ["shmkit-spin", "shmkit", "pipe", "uds", "tcp", "memcpy"] {
+    for t in both.iter().chain(&["memcpy"]) {
         want.insert(format!("stream {t}"));
     }
     want.extend(PATTERN_ROWS.iter().map(|r| r.to_string()));

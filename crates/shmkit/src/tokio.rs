@@ -57,6 +57,7 @@ use ::tokio::io::Interest;
 use crate::channel::{self, Grant, Options, RecvGuard, TryRecvError, TrySendError};
 use crate::error::{Error, Result, Target};
 use crate::posix::ShmName;
+use crate::wait::Pollable;
 
 fn reactor_error(target: &Target, e: io::Error) -> Error {
     let errno = rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO);
@@ -89,7 +90,9 @@ fn register<T: AsRawFd>(inner: T) -> io::Result<AsyncFd<T>> {
     // SAFETY: `T` is a channel endpoint, whose descriptor is its bell's read
     // end: made in `connect`, never replaced and closed only when the
     // endpoint is dropped, so it stays open and the same for as long as the
-    // `AsyncFd` owns the endpoint, and `as_raw_fd` returns it every time.
+    // `AsyncFd` owns the endpoint, and `as_raw_fd` returns it every time;
+    // or a `ByFd` of a `Pollable` endpoint, whose trait (sealed: shmkit's
+    // endpoints only) promises the same.
     unsafe { AsyncFd::register_with_interest(inner, Interest::READABLE) }.map_err(|e| e.into_parts().1)
 }
 
@@ -103,8 +106,16 @@ fn spin_until(spin: Duration, mut ready: impl FnMut() -> bool) {
     while !ready() {
         std::hint::spin_loop();
         n = n.wrapping_add(1);
-        if n % 64 == 0 && start.elapsed() >= spin {
-            return;
+        if n % 64 == 0 {
+            let waited = start.elapsed();
+            if waited >= spin {
+                return;
+            }
+            // as the blocking wait does (core::event::wait_for): a long
+            // wait offers the core to a process that may need it
+            if waited >= Duration::from_micros(4) {
+                std::thread::yield_now();
+            }
         }
     }
 }
@@ -547,5 +558,117 @@ impl<T: AsRef<[u8]>> futures_sink::Sink<T> for Sender {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
         self.get_mut().poll_pending(cx)
+    }
+}
+
+/// Any pollable shmkit endpoint made async: a publisher or subscriber, a
+/// many-to-one sender or receiver, a server or client, a latest value's
+/// reader — every [`Pollable`] endpoint: it has a descriptor and
+/// non-blocking `try_*` calls that arm it when they find nothing to do.
+///
+/// [`until`](Self::until) calls such a `try_*` call until it gives a
+/// value, and in between waits — without a thread — for the endpoint's
+/// descriptor on the runtime's reactor. The channel has its own
+/// [`Sender`] and [`Receiver`] with the whole vocabulary (`Stream`,
+/// `Sink`, spinning); this is the one adapter for the rest.
+///
+/// # Examples
+/// ```
+/// use shmkit::channel::{self, Options, TryRecvError};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> shmkit::Result<()> {
+/// let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-async-{}", std::process::id()))?;
+/// let n2 = name.clone();
+/// let sender = std::thread::spawn(move || -> shmkit::Result<()> {
+///     let mut tx = channel::Sender::connect(&n2, &Options::new())?;
+///     tx.send(b"hello")
+/// });
+/// let rx = tokio::task::spawn_blocking(move || channel::Receiver::connect(&name, &Options::new()))
+///     .await
+///     .unwrap()?;
+/// let mut rx = shmkit::tokio::Async::new(rx)?;
+/// let msg = rx
+///     .until(|rx| match rx.try_recv() {
+///         Ok(m) => Ok(Some(m)),
+///         Err(TryRecvError::Empty) => Ok(None),
+///         Err(e) => Err(e.into_error().expect("not Empty")),
+///     })
+///     .await?;
+/// assert_eq!(msg, b"hello");
+/// sender.join().unwrap()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Async<E: Pollable> {
+    fd: AsyncFd<ByFd<E>>,
+}
+
+/// An endpoint seen through its descriptor (what `AsyncFd` asks for).
+#[derive(Debug)]
+struct ByFd<E>(E);
+
+impl<E: Pollable> AsRawFd for ByFd<E> {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_fd().as_raw_fd()
+    }
+}
+
+impl<E: Pollable> Async<E> {
+    /// Registers `endpoint`'s descriptor with the current runtime's reactor.
+    ///
+    /// # Errors
+    /// [`Error::Os`] (`op: "tokio reactor"`) if the reactor refuses it.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime with I/O enabled (as `AsyncFd::new`).
+    pub fn new(endpoint: E) -> Result<Async<E>> {
+        match register(ByFd(endpoint)) {
+            Ok(fd) => Ok(Async { fd }),
+            Err(e) => Err(reactor_error(&Target::Memory, e)),
+        }
+    }
+
+    /// The endpoint.
+    pub fn get_ref(&self) -> &E {
+        &self.fd.get_ref().0
+    }
+
+    /// The endpoint, for calls that do not wait.
+    pub fn get_mut(&mut self) -> &mut E {
+        &mut self.fd.get_mut().0
+    }
+
+    /// The endpoint again, deregistered from the reactor.
+    pub fn into_inner(self) -> E {
+        self.fd.into_inner().0
+    }
+
+    /// Calls `attempt` until it returns a value (`Ok(Some)`) or an error,
+    /// waiting for the descriptor whenever it returns `Ok(None)` ("nothing
+    /// yet": a `try_*` call that found nothing, and armed the descriptor).
+    ///
+    /// # Errors
+    /// `attempt`'s, and [`Error::Os`] if the reactor fails.
+    ///
+    /// # Cancel safety
+    /// Cancel safe if `attempt` is (every shmkit `try_*` call takes a
+    /// message, or room, only in the call that returns it): dropped between
+    /// attempts, nothing was taken.
+    pub async fn until<T>(&mut self, mut attempt: impl FnMut(&mut E) -> Result<Option<T>>) -> Result<T> {
+        loop {
+            if let Some(v) = attempt(&mut self.fd.get_mut().0)? {
+                return Ok(v);
+            }
+            // Armed: a ring (or a peer's death) after the attempt makes the
+            // descriptor readable, an edge the reactor keeps for us. The
+            // readiness is cleared before the next attempt, which sees
+            // whatever caused it.
+            let mut guard = match self.fd.readable_mut().await {
+                Ok(g) => g,
+                Err(e) => return Err(reactor_error(&Target::Memory, e)),
+            };
+            guard.clear_ready();
+        }
     }
 }

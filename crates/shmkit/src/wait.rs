@@ -74,6 +74,24 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
+/// A shmkit endpoint that waits through a descriptor: its [`AsFd`] is
+/// readable when it may make progress, and its `try_*` calls arm it when
+/// they find nothing to do (see the [module docs](self)). Every such
+/// endpoint keeps one descriptor, open and the same, for its whole life —
+/// what a reactor that registers it needs (`shmkit::tokio::Async`). Sealed:
+/// implemented by shmkit's endpoints only.
+pub trait Pollable: AsFd + sealed::Sealed {}
+
+pub(crate) mod sealed {
+    /// Only shmkit's endpoints are [`Pollable`](super::Pollable).
+    pub trait Sealed {}
+}
+
+impl sealed::Sealed for crate::channel::Sender {}
+impl Pollable for crate::channel::Sender {}
+impl sealed::Sealed for crate::channel::Receiver {}
+impl Pollable for crate::channel::Receiver {}
+
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::io::Errno;
 

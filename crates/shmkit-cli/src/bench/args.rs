@@ -52,9 +52,9 @@ pub struct Args {
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_size)]
     pub sizes: Vec<usize>,
 
-    /// Transports, comma-separated [default: all but the async ones]:
-    /// shmkit-spin, shmkit, shmkit-sleep, raw-spin, eventfd, pipe, uds, tcp,
-    /// shmkit-async, uds-async (both sides tokio), memcpy.
+    /// Transports, comma-separated [default: all]: shmkit-spin, shmkit,
+    /// shmkit-sleep, raw-spin, eventfd, pipe, uds, tcp, shmkit-async,
+    /// shmkit-async-yield, uds-async (both sides tokio), memcpy.
     #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_transport)]
     pub transports: Vec<Transport>,
 
@@ -258,7 +258,7 @@ impl From<&Args> for Plan {
         };
         sizes.dedup();
         let transports = if a.transports.is_empty() {
-            Transport::ALL.into_iter().filter(|t| t.by_default()).collect()
+            Transport::ALL.to_vec()
         } else {
             // in the output's order, once each
             Transport::ALL

@@ -71,6 +71,16 @@ fn channel_options(transport: Transport, capacity: u64) -> Options {
     }
 }
 
+/// How long an async side of `transport` spins before it yields to its
+/// runtime: `shmkit-async` as the blocking `shmkit`, `shmkit-async-yield`
+/// not at all (`shmkit::tokio`'s default).
+fn async_spin(transport: Transport) -> Duration {
+    match transport {
+        Transport::ShmkitAsync => shmkit::channel::DEFAULT_SPIN,
+        _ => Duration::ZERO,
+    }
+}
+
 /// The capacity of a channel that carries messages of `size` bytes: room
 /// for at least three, and never less than the default.
 pub(crate) fn channel_capacity(size: usize) -> u64 {
@@ -149,9 +159,15 @@ fn async_runtime() -> Result<tokio::runtime::Runtime> {
 impl AsyncLink {
     /// Channels each way (ping-pong) or one from the peer (stream);
     /// `leader`: which side this is.
-    fn channel(names: &(ShmName, ShmName), opts: &Options, pattern: Pattern, leader: bool) -> Result<AsyncLink> {
+    fn channel(
+        names: &(ShmName, ShmName),
+        opts: &Options,
+        pattern: Pattern,
+        leader: bool,
+        spin: Duration,
+    ) -> Result<AsyncLink> {
         let rt = async_runtime()?;
-        let ends = rt.block_on(async {
+        let mut ends = rt.block_on(async {
             use shmkit::tokio::{Receiver, Sender};
             Ok::<_, Error>(match (pattern, leader) {
                 (Pattern::PingPong, true) => AsyncEnds::Channel {
@@ -175,6 +191,14 @@ impl AsyncLink {
                 },
             })
         })?;
+        if let AsyncEnds::Channel { tx, rx } = &mut ends {
+            if let Some(tx) = tx {
+                tx.set_spin(spin);
+            }
+            if let Some(rx) = rx {
+                rx.set_spin(spin);
+            }
+        }
         Ok(AsyncLink { rt, ends })
     }
 
@@ -401,6 +425,7 @@ enum Pending {
         names: (ShmName, ShmName),
         opts: Options,
         pattern: Pattern,
+        spin: Duration,
     },
     AsyncSocket(OwnedFd),
 }
@@ -453,12 +478,13 @@ impl Wiring {
                 let (i, o) = socket_stdio(theirs.into())?;
                 (i, o, None, Pending::Socket(mine.into()))
             }
-            Transport::ShmkitAsync => {
+            Transport::ShmkitAsync | Transport::ShmkitAsyncYield => {
                 let (i, o) = null();
                 let pending = Pending::AsyncChannel {
                     names: channel_names(&plan.name)?,
                     opts: channel_options(plan.transport, plan.capacity),
                     pattern: plan.pattern,
+                    spin: async_spin(plan.transport),
                 };
                 (i, o, None, pending)
             }
@@ -558,8 +584,13 @@ impl Wiring {
                 }))
             }
             Pending::Socket(sock) => Ok(AnyLink::Fd(fd_link(sock)?)),
-            Pending::AsyncChannel { names, opts, pattern } => {
-                let link = AsyncLink::channel(&names, &opts, pattern, true)?;
+            Pending::AsyncChannel {
+                names,
+                opts,
+                pattern,
+                spin,
+            } => {
+                let link = AsyncLink::channel(&names, &opts, pattern, true, spin)?;
                 for name in [&names.0, &names.1] {
                     let _ = shmkit::posix::remove(name);
                 }
@@ -580,7 +611,11 @@ fn socket_stdio(sock: OwnedFd) -> Result<(Stdio, Stdio)> {
 /// both processes are done with them): normally nothing is left.
 pub(crate) fn remove_leftovers(transport: Transport, base: &str) {
     let names: Vec<String> = match transport {
-        Transport::ShmkitSpin | Transport::Shmkit | Transport::ShmkitSleep | Transport::ShmkitAsync => {
+        Transport::ShmkitSpin
+        | Transport::Shmkit
+        | Transport::ShmkitSleep
+        | Transport::ShmkitAsync
+        | Transport::ShmkitAsyncYield => {
             vec![format!("{base}-ab"), format!("{base}-ba")]
         }
         Transport::RawSpin | Transport::Eventfd => vec![base.to_string()],
@@ -646,10 +681,17 @@ pub(crate) fn peer_link(plan: &PeerPlan) -> Result<AnyLink> {
                 dead: None,
             }))
         }
-        Transport::ShmkitAsync => {
+        Transport::ShmkitAsync | Transport::ShmkitAsyncYield => {
             let names = channel_names(&plan.name)?;
             let opts = channel_options(plan.transport, plan.capacity);
-            Ok(AnyLink::Async(AsyncLink::channel(&names, &opts, plan.pattern, false)?))
+            let spin = async_spin(plan.transport);
+            Ok(AnyLink::Async(AsyncLink::channel(
+                &names,
+                &opts,
+                plan.pattern,
+                false,
+                spin,
+            )?))
         }
         // stdin and stdout are both the socket
         Transport::UdsAsync => Ok(AnyLink::Async(AsyncLink::uds(stdio(false)?)?)),

@@ -24,9 +24,9 @@
 //! needs: see `patterns.rs` for what each measures and how it waits.
 //!
 //! Transports (see [`Transport`]): `shmkit-spin`, `shmkit`, `shmkit-sleep`,
-//! `raw-spin`, `eventfd`, `pipe`, `uds`, `tcp`, and for streams `memcpy`;
-//! asked for by name, `shmkit-async` and `uds-async` (both sides tokio, on
-//! current-thread runtimes).
+//! `raw-spin`, `eventfd`, `pipe`, `uds`, `tcp`, `shmkit-async`,
+//! `shmkit-async-yield` and `uds-async` (both sides tokio, on
+//! current-thread runtimes), and for streams `memcpy`.
 //!
 //! Nothing is left behind: the peer dies with the leader (a parent-death
 //! signal), a watchdog thread kills it if a measurement overruns, the

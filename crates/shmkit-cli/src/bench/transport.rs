@@ -33,8 +33,14 @@ pub enum Transport {
     /// `tcp`: a TCP connection over loopback (127.0.0.1), `TCP_NODELAY`.
     Tcp,
     /// `shmkit-async`: a shmkit channel through `shmkit::tokio` on both
-    /// sides, each on a current-thread runtime.
+    /// sides, each on a current-thread runtime, waiting as the blocking
+    /// `shmkit` does: spin up to `DEFAULT_SPIN` (20 µs), then yield to the
+    /// runtime (`set_spin`).
     ShmkitAsync,
+    /// `shmkit-async-yield`: as `shmkit-async` with `shmkit::tokio`'s
+    /// default: no spinning, every wait yields to the runtime at once (and
+    /// so costs the other side a ring of its bell and this one a wake-up).
+    ShmkitAsyncYield,
     /// `uds-async`: a Unix stream socket pair through tokio's `UnixStream`
     /// on both sides, each on a current-thread runtime.
     UdsAsync,
@@ -45,7 +51,7 @@ pub enum Transport {
 
 impl Transport {
     /// Every transport, in the order of the output.
-    pub const ALL: [Transport; 11] = [
+    pub const ALL: [Transport; 12] = [
         Transport::ShmkitSpin,
         Transport::Shmkit,
         Transport::ShmkitSleep,
@@ -55,6 +61,7 @@ impl Transport {
         Transport::Uds,
         Transport::Tcp,
         Transport::ShmkitAsync,
+        Transport::ShmkitAsyncYield,
         Transport::UdsAsync,
         Transport::Memcpy,
     ];
@@ -71,19 +78,13 @@ impl Transport {
             Transport::Uds => "uds",
             Transport::Tcp => "tcp",
             Transport::ShmkitAsync => "shmkit-async",
+            Transport::ShmkitAsyncYield => "shmkit-async-yield",
             Transport::UdsAsync => "uds-async",
             Transport::Memcpy => "memcpy",
         }
     }
 
     /// The transport called `name`.
-    /// Whether a run without `--transports` measures it: all but the async
-    /// ones, which are asked for by name (`--transports
-    /// shmkit-async,uds-async`).
-    pub fn by_default(self) -> bool {
-        !matches!(self, Transport::ShmkitAsync | Transport::UdsAsync)
-    }
-
     pub fn from_name(name: &str) -> Option<Transport> {
         Transport::ALL.into_iter().find(|t| t.name() == name)
     }

@@ -410,7 +410,7 @@ fn stat_of_a_live_channel_shows_both_sides() {
     assert!(pids(&s).contains(&me), "{s:#}");
     assert_eq!(
         (s["pattern"].as_str(), s["layout_version"].as_u64()),
-        (Some("channel"), Some(3))
+        (Some("channel"), Some(4))
     );
     let all = json(&run(&["ls", "--json"]));
     let listed = posix_entry(&all, &name).expect("listed");

@@ -7,7 +7,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use crate::core::bell::{self, Bell, Place, Ringer};
+use crate::core::bell::{Bell, Place, Ringer};
 use crate::core::event::{self, Event, LIVENESS_INTERVAL, POLLER};
 use crate::core::participant::{self, Member, Plan};
 use crate::core::ring::{self, Buf, CounterRef};
@@ -100,11 +100,6 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
     let mut capacity = None;
     let mut fenceless = false;
     let member = participant::join(name, &plan, |seg| {
-        if seg.created {
-            // bells of earlier objects under this name, whose participants
-            // were killed while they met (core::bell)
-            bell::remove_stale(name, inode(seg)?);
-        }
         capacity = negotiate(seg, opts, role)?;
         fenceless = event::membarrier::registered();
         if fenceless {
@@ -116,16 +111,7 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
         }
         Ok(())
     })?;
-    let st = rustix::fs::fstat(&member.seg().shm).map_err(|e| Error::from_errno("fstat", &target, e))?;
-    let place = Place {
-        target: target.clone(),
-        object: name.clone(),
-        ino: st.st_ino,
-        // the object's access, which may be wider than asked when foreign
-        mode: st.st_mode & 0o777,
-        owner: (st.st_uid != rustix::process::geteuid().as_raw()).then_some((st.st_uid, st.st_gid)),
-        allow_foreign: opts.allow_foreign,
-    };
+    let place = Place::of(name, member.seg(), opts.allow_foreign)?;
     let mut end = Endpoint {
         role,
         capacity: 0,
@@ -162,13 +148,6 @@ pub(crate) fn connect(name: &ShmName, opts: &Options, role: Role) -> Result<Endp
         end.fenceless = peer_registered.fenceless.load(Ordering::Acquire) != 0;
     }
     Ok(end)
-}
-
-/// The object's inode (which names its bells).
-fn inode(seg: &Segment) -> Result<u64> {
-    rustix::fs::fstat(&seg.shm)
-        .map(|st| st.st_ino)
-        .map_err(|e| Error::from_errno("fstat", &seg.target, e))
 }
 
 /// Settles the capacity with the other side (see `core::segment`). On a

@@ -66,19 +66,46 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::{self, AtFlags, FileType, Mode, OFlags, CWD};
 use rustix::io::Errno;
 
+use super::segment::Segment;
 use crate::error::{Error, Result, Target};
 use crate::posix::{ShmName, SHM_DIR};
 
 /// The longest file name (`NAME_MAX`).
 const NAME_MAX: usize = 255;
 
-/// The longest suffix a bell's name gets: `.bell<seat>.<ino hex>`.
+/// The longest suffix a bell's (or life's) name gets: `.bell<seat>.<ino hex>`.
 const MAX_SUFFIX: usize = ".bell".len() + 10 + 1 + 16;
+
+/// The two kinds of FIFO kept beside an object: bells (rung by peers, read
+/// by their owner) and lives (held by their owner, watched by peers; see
+/// `core::doorbell`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fifo {
+    /// `<name>.bell<seat>.<ino hex>`.
+    Bell,
+    /// `<name>.life<seat>.<ino hex>`.
+    Life,
+}
+
+impl Fifo {
+    fn tag(self) -> &'static str {
+        match self {
+            Fifo::Bell => "bell",
+            Fifo::Life => "life",
+        }
+    }
+}
 
 /// A bell's file name in `/dev/shm`: `<name>.bell<seat>.<ino hex>`; a name
 /// too long for that is shortened and made unique again with a hash of it.
+#[cfg(test)]
 pub(crate) fn file_name(object: &ShmName, ino: u64, seat: usize) -> String {
-    format!("{}.bell{seat}.{ino:x}", prefix_of(object))
+    fifo_name(Fifo::Bell, object, ino, seat)
+}
+
+/// A bell's or a life's file name (see [`file_name`]).
+pub(crate) fn fifo_name(fifo: Fifo, object: &ShmName, ino: u64, seat: usize) -> String {
+    format!("{}.{}{seat}.{ino:x}", prefix_of(object), fifo.tag())
 }
 
 /// The part of a bell's name that comes from the object's name.
@@ -125,16 +152,38 @@ pub(crate) struct Place {
 }
 
 impl Place {
-    fn path(&self, seat: usize) -> String {
-        path_of(&file_name(&self.object, self.ino, seat))
+    /// Where the bells of `object`, open as `seg`, live: the object's
+    /// inode, access and owner, as `fstat` tells them now.
+    ///
+    /// # Errors
+    /// The OS's error of `fstat`.
+    pub(crate) fn of(object: &ShmName, seg: &Segment, allow_foreign: bool) -> Result<Place> {
+        let st = fs::fstat(&seg.shm).map_err(|e| Error::from_errno("fstat", &seg.target, e))?;
+        Ok(Place {
+            target: seg.target.clone(),
+            object: object.clone(),
+            ino: st.st_ino,
+            // the object's access, which may be wider than asked when foreign
+            mode: st.st_mode & 0o777,
+            owner: (st.st_uid != rustix::process::geteuid().as_raw()).then_some((st.st_uid, st.st_gid)),
+            allow_foreign,
+        })
     }
 
-    fn os(&self, op: &'static str, e: Errno) -> Error {
+    fn path(&self, seat: usize) -> String {
+        self.path_of(Fifo::Bell, seat)
+    }
+
+    pub(crate) fn path_of(&self, fifo: Fifo, seat: usize) -> String {
+        path_of(&fifo_name(fifo, &self.object, self.ino, seat))
+    }
+
+    pub(crate) fn os(&self, op: &'static str, e: Errno) -> Error {
         Error::from_errno(op, &self.target, e)
     }
 
     /// Refuses a descriptor that is not a FIFO of ours (see the module docs).
-    fn check(&self, fd: &OwnedFd) -> Result<()> {
+    pub(crate) fn check(&self, fd: &OwnedFd) -> Result<()> {
         let st = fs::fstat(fd).map_err(|e| self.os("fstat(bell)", e))?;
         let mode = st.st_mode & 0o7777;
         let untrusted = |reason| Error::Untrusted {
@@ -189,46 +238,7 @@ impl Bell {
     /// [`Error::Untrusted`] if the name is taken by somebody else's file;
     /// the OS's errors (as `mkfifoat(bell)`, `open(bell)`).
     pub(crate) fn create(place: &Place, seat: usize) -> Result<Bell> {
-        let path = place.path(seat);
-        let mode = Mode::from_raw_mode(place.mode & 0o777);
-        for _ in 0..3 {
-            match fs::mkfifoat(CWD, path.as_str(), mode) {
-                Ok(()) => {}
-                Err(Errno::EXIST) => {
-                    // ours and a FIFO: left over, replace it; anything else
-                    // is squatted (and the check below refuses it)
-                    let fd = open(&path, OFlags::RDONLY).map_err(|e| place.os("open(bell)", e))?;
-                    place.check(&fd)?;
-                    let _ = fs::unlinkat(CWD, path.as_str(), AtFlags::empty());
-                    continue;
-                }
-                Err(e) => return Err(place.os("mkfifoat(bell)", e)),
-            }
-            let fd = match open(&path, OFlags::RDONLY) {
-                Ok(fd) => fd,
-                // a umask without the owner's read bit: give it back
-                Err(Errno::ACCESS) => {
-                    fs::chmodat(CWD, path.as_str(), mode, AtFlags::empty()).map_err(|e| place.os("chmod(bell)", e))?;
-                    open(&path, OFlags::RDONLY).map_err(|e| place.os("open(bell)", e))?
-                }
-                Err(e) => return Err(place.os("open(bell)", e)),
-            };
-            // the umask may have taken bits the object's mode gives
-            let st = fs::fstat(&fd).map_err(|e| place.os("fstat(bell)", e))?;
-            if st.st_mode & 0o777 != place.mode & 0o777 && st.st_uid == rustix::process::geteuid().as_raw() {
-                let _ = fs::fchmod(&fd, mode);
-            }
-            if let Some((uid, gid)) = place.owner {
-                let _ = fs::fchown(
-                    &fd,
-                    Some(rustix::process::Uid::from_raw(uid)),
-                    Some(rustix::process::Gid::from_raw(gid)),
-                );
-            }
-            place.check(&fd)?;
-            return Ok(Bell { fd });
-        }
-        Err(place.os("mkfifoat(bell)", Errno::EXIST))
+        make(place, &place.path(seat), OFlags::RDONLY).map(|fd| Bell { fd })
     }
 
     /// Reads whatever rings are in the bell (non-blocking).
@@ -301,6 +311,11 @@ impl Ringer {
         }
     }
 
+    /// The descriptor held.
+    pub(crate) fn fd(&self) -> &OwnedFd {
+        &self.fd
+    }
+
     /// Rings: one byte, unless the bell holds one already (`EAGAIN`: it is
     /// full, so it is readable anyway).
     pub(crate) fn ring(&self) {
@@ -313,7 +328,52 @@ impl Ringer {
     }
 }
 
-fn open(path: &str, access: OFlags) -> rustix::io::Result<OwnedFd> {
+/// Makes the FIFO `path` (`mkfifoat`, the object's mode) and opens it with
+/// `access`. A FIFO of ours already under that name is left over from a
+/// participant of the same seat that died: it is replaced.
+pub(crate) fn make(place: &Place, path: &str, access: OFlags) -> Result<OwnedFd> {
+    let mode = Mode::from_raw_mode(place.mode & 0o777);
+    for _ in 0..3 {
+        match fs::mkfifoat(CWD, path, mode) {
+            Ok(()) => {}
+            Err(Errno::EXIST) => {
+                // ours and a FIFO: left over, replace it; anything else
+                // is squatted (and the check below refuses it)
+                let fd = open(path, OFlags::RDONLY).map_err(|e| place.os("open(bell)", e))?;
+                place.check(&fd)?;
+                let _ = fs::unlinkat(CWD, path, AtFlags::empty());
+                continue;
+            }
+            Err(e) => return Err(place.os("mkfifoat(bell)", e)),
+        }
+        let fd = match open(path, access) {
+            Ok(fd) => fd,
+            // a umask without the owner's read bit: give it back
+            Err(Errno::ACCESS) => {
+                fs::chmodat(CWD, path, mode, AtFlags::empty()).map_err(|e| place.os("chmod(bell)", e))?;
+                open(path, access).map_err(|e| place.os("open(bell)", e))?
+            }
+            Err(e) => return Err(place.os("open(bell)", e)),
+        };
+        // the umask may have taken bits the object's mode gives
+        let st = fs::fstat(&fd).map_err(|e| place.os("fstat(bell)", e))?;
+        if st.st_mode & 0o777 != place.mode & 0o777 && st.st_uid == rustix::process::geteuid().as_raw() {
+            let _ = fs::fchmod(&fd, mode);
+        }
+        if let Some((uid, gid)) = place.owner {
+            let _ = fs::fchown(
+                &fd,
+                Some(rustix::process::Uid::from_raw(uid)),
+                Some(rustix::process::Gid::from_raw(gid)),
+            );
+        }
+        place.check(&fd)?;
+        return Ok(fd);
+    }
+    Err(place.os("mkfifoat(bell)", Errno::EXIST))
+}
+
+pub(crate) fn open(path: &str, access: OFlags) -> rustix::io::Result<OwnedFd> {
     fs::openat(
         CWD,
         path,
@@ -339,13 +399,16 @@ pub(crate) fn remove_of(object: &ShmName, ino: u64) -> usize {
 /// Removes this user's bell FIFOs of `object` whose object inode `pick`s.
 fn remove_matching(object: &ShmName, pick: impl Fn(u64) -> bool) -> usize {
     let mut removed = 0;
-    let prefix = format!("{}.bell", prefix_of(object));
+    let prefix = format!("{}.", prefix_of(object));
     let Ok(dir) = std::fs::read_dir(SHM_DIR) else { return 0 };
     let me = rustix::process::geteuid().as_raw();
     for entry in dir.flatten() {
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
         let Some(rest) = name.strip_prefix(prefix.as_str()) else {
+            continue;
+        };
+        let Some(rest) = rest.strip_prefix("bell").or_else(|| rest.strip_prefix("life")) else {
             continue;
         };
         let Some((seat, ino)) = rest.split_once('.') else {

@@ -251,8 +251,15 @@ impl<E> From<E> for Stop<E> {
     }
 }
 
-/// Calls `attempt` until it gives a value, spinning for `spin`, then
-/// sleeping on `event` in between.
+/// How long [`wait_for`] spins before it starts offering its core to other
+/// processes between looks (`sched_yield`): a busy conversation's waits are
+/// far shorter, so they never make the system call.
+#[cfg(not(loom))]
+const SPIN_ALONE: Duration = Duration::from_micros(4);
+
+/// Calls `attempt` until it gives a value, spinning for `spin` (offering
+/// the core to other processes after [`SPIN_ALONE`]), then sleeping on
+/// `event` in between.
 ///
 /// `check` runs before each sleep and at least every [`LIVENESS_INTERVAL`]
 /// while spinning; an error from it ends the wait, after one last `attempt`
@@ -292,8 +299,15 @@ pub(crate) fn wait_for<T, E>(
                 return last_attempt(&mut attempt, e);
             }
         }
-        if now.duration_since(start) >= spin {
+        let waited = now.duration_since(start);
+        if waited >= spin {
             break;
+        }
+        if waited >= SPIN_ALONE {
+            // A long wait: perhaps for a process that has no core, because
+            // we spin on it (three processes on two cores). Offer the core
+            // between looks; with nobody else to run, this returns at once.
+            std::thread::yield_now();
         }
     }
     // Sleep: be counted, look once more, then sleep on the sequence word.

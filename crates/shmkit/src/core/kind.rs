@@ -11,8 +11,9 @@ pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMKITCH");
 /// The layout version; a reader refuses any other. Version 1 (shmkit 0.1's
 /// first channels) had pid-based liveness and 32-bit frame lengths; version
 /// 2 channels did not meet through bells (`core::bell`), which version 3
-/// channels wait for while connecting.
-pub(crate) const VERSION: u32 = 3;
+/// channels wait for while connecting; version 4 patterns keep poll words
+/// for their pollers (`core::doorbell`).
+pub(crate) const VERSION: u32 = 4;
 /// `Meta::ready` once the creator has written every field.
 pub(crate) const READY: u32 = 1;
 

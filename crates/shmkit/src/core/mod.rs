@@ -11,6 +11,8 @@
 //!   over an abandoned one), and leaving it.
 //! - [`event`]: a futex word with a count of sleepers.
 //! - [`bell`]: a FIFO per participant that waits through a descriptor.
+//! - [`doorbell`]: bells, lives and watches for objects with many
+//!   participants (a descriptor to poll, death without a timer).
 //! - [`ring`]: frames from one producer to N consumer positions.
 //!
 //! Under `--cfg loom` only the lock-free parts (`event`, `ring`) are built,
@@ -18,6 +20,9 @@
 
 #[cfg(not(loom))]
 pub(crate) mod bell;
+#[cfg(not(loom))]
+#[allow(dead_code)] // the patterns' pollers use it piece by piece
+pub(crate) mod doorbell;
 pub(crate) mod event;
 pub(crate) mod kind;
 #[cfg(not(loom))]

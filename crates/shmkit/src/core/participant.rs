@@ -140,6 +140,13 @@ fn join_once(
         member.seg.unlink_if(|| member.abandoned().unwrap_or(false));
         return Err(Attempt::Again);
     }
+    if member.seg.created {
+        // bells and lives of earlier objects under this name, whose
+        // participants were killed (core::bell, core::doorbell)
+        if let Ok(st) = rustix::fs::fstat(&member.seg.shm) {
+            super::bell::remove_stale(name, st.st_ino);
+        }
+    }
     prepare(&member.seg)?;
     let me = std::process::id();
     // Claimed under the object's shared flock, while its name still names

@@ -16,7 +16,9 @@
 //! the lock first, then moves the state from `EMPTY`; a departure stores
 //! `CLOSED` before the lock goes (with the descriptor), so a reader that
 //! asks for the lock first and then reads the state never mistakes a
-//! departure for a death.
+//! departure for a death; and it asks for the lock once more before it
+//! calls a claimed slot dead, so that a claim made between its two looks is
+//! not mistaken for one either ([`presence`]).
 
 use std::os::fd::AsFd;
 
@@ -84,7 +86,17 @@ fn lock_byte(index: usize) -> u64 {
 /// Asks who is in slot `index`: the lock first, then the state (see the
 /// module docs for why in that order). A lock held with the state still
 /// `EMPTY` is a claim in progress, reported as alive.
+///
+/// A claim can also happen *between* the two looks: the lock was free when
+/// asked, then a participant took it and stored `CLAIMED`, which the state
+/// shows. So a claimed state without a lock is only called dead once the
+/// lock, asked again after the state was read, is still free: a live
+/// claimant took it before it stored the state, and holds it still.
+/// (Without this second look, a participant joining at that moment was
+/// reported dead to a peer that was connecting, which then failed with
+/// `PeerGone` — or could judge a new object abandoned.)
 pub(crate) fn presence(fd: impl AsFd, index: usize, slot: &Slot) -> Result<Presence, Errno> {
+    let fd = fd.as_fd();
     let locked = lock::is_locked(fd, lock_byte(index))?;
     let state = slot.state.load(Ordering::Acquire);
     let pid = slot.pid.load(Ordering::Relaxed);
@@ -92,6 +104,9 @@ pub(crate) fn presence(fd: impl AsFd, index: usize, slot: &Slot) -> Result<Prese
         (_, true) => Presence::Alive { pid },
         (EMPTY, false) => Presence::Empty,
         (CLOSED, false) => Presence::Closed { pid },
+        (_, false) if lock::is_locked(fd, lock_byte(index))? => Presence::Alive {
+            pid: slot.pid.load(Ordering::Relaxed),
+        },
         (_, false) => Presence::Dead { pid },
     })
 }

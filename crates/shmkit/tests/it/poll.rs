@@ -68,6 +68,21 @@ pub fn child_role(role: &str, args: &[String]) {
             let mut line = String::new();
             let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
         }
+        // poll-async-idle NAME: a tokio receiver (current-thread runtime)
+        // that reports once connected, waits for one message, reports it.
+        "poll-async-idle" => {
+            let name = ShmName::new(args[0].as_str()).unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let mut rx = shmkit::tokio::Receiver::connect(&name, &opts()).await.unwrap();
+                report("connected".into());
+                let msg = rx.recv().await.unwrap();
+                report(format!("got {}", String::from_utf8_lossy(&msg)));
+            });
+        }
         // poll-fd-cycles PREFIX N: N connect/poll/close cycles between two
         // threads; report the open descriptors before and after.
         "poll-fd-cycles" => {

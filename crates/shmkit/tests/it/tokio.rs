@@ -121,6 +121,34 @@ fn a_killed_sender_wakes_a_waiting_task() {
     });
 }
 
+/// The CPU time (user + system, in clock ticks) `/proc/PID/stat` shows.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // after the command's closing parenthesis: state is field 3, utime 14
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+#[test]
+fn an_idle_async_receiver_uses_no_cpu() {
+    let (name, _guard) = posix_name();
+    let mut receiver = LiveChild::spawn("poll-async-idle", &[name.as_str()]);
+    let mut tx = shmkit::channel::Sender::connect(&name, &opts()).unwrap();
+    assert_eq!(receiver.expect_line(), "connected");
+    std::thread::sleep(Duration::from_millis(100)); // parked by now
+    let Some(before) = cpu_ticks(receiver.pid()) else {
+        println!("skipped: /proc/{}/stat is not readable here", receiver.pid());
+        return;
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    let after = cpu_ticks(receiver.pid()).expect("readable a moment ago");
+    println!("the idle async receiver used {} ticks in 2 s", after - before);
+    assert_eq!(after, before, "an idle receiver must sleep in the runtime, not spin");
+    // it was waiting, not gone
+    tx.send(b"wake").unwrap();
+    assert_eq!(receiver.expect_line(), "got wake");
+}
+
 #[test]
 fn recv_futures_dropped_in_select_lose_no_message() {
     const COUNT: u64 = 100_000;
