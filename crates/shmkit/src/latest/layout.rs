@@ -10,6 +10,8 @@
 //! offset  384  slots    the writer's slot: state and pid (core::slots)
 //! offset  512  heads    each buffer's head (seq, len): 64 of 16 bytes, of
 //!                       which the first `buffers_for(max)` are used
+//! offset 1536  roster   64 poll words: a polling reader's bell nonce, 0 = free
+//!                       (see `poll`)
 //! offset 4096  data     the buffers of the maximum size each, back to back
 //! ```
 //!
@@ -117,6 +119,8 @@ pub(crate) struct Header {
     /// Buffer `i`'s sequence word and length (the first
     /// [`buffers_for`]`(max)` of them).
     pub heads: Line<[BufHead; MAX_BUFFERS]>,
+    /// The poll roster (see `poll`).
+    pub roster: Line<[AtomicU32; super::poll::ROSTER]>,
 }
 
 const _: () = {
@@ -126,7 +130,8 @@ const _: () = {
     assert!(offset_of!(Header, newer) == 256);
     assert!(offset_of!(Header, slots) == SLOTS_AT);
     assert!(offset_of!(Header, heads) == 512);
-    assert!(size_of::<Header>() == 512 + 16 * MAX_BUFFERS);
+    assert!(offset_of!(Header, roster) == 1536);
+    assert!(size_of::<Header>() == 1536 + 4 * super::poll::ROSTER);
     assert!(align_of::<Header>() == 128);
     assert!(offset_of!(Control, version) == 0);
     assert!(offset_of!(Control, keep) == 8);

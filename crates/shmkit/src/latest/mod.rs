@@ -146,6 +146,8 @@ pub(crate) mod layout;
 #[allow(unsafe_code)] // two fcntl calls: open-file-description read locks
 mod members;
 #[cfg(not(loom))]
+mod poll;
+#[cfg(not(loom))]
 mod reader;
 mod seqlock;
 #[cfg(not(loom))]

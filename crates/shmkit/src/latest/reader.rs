@@ -1,6 +1,8 @@
 //! The reading end.
 
+use std::cell::OnceCell;
 use std::ops::Deref;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,6 +15,7 @@ use crate::map::View;
 use crate::posix::{PosixShm, ShmName};
 
 use super::endpoint::{self, header};
+use super::poll::Polling;
 use super::seqlock;
 use super::Options;
 
@@ -87,6 +90,25 @@ pub struct Reader {
     can_membarrier: bool,
     /// It may sleep as `core::event` says (see `sleeps_safely`).
     sleeps_safely: bool,
+    /// The version of the value this reader last read (0: none yet).
+    last_read: u64,
+    /// The object's name and whether foreign bells are accepted: where
+    /// this reader's doorbell goes when it polls.
+    name: ShmName,
+    allow_foreign: bool,
+    /// Made the first time the descriptor is taken.
+    poll: OnceCell<PollState>,
+}
+
+/// A reader's polling, once its descriptor was taken.
+#[derive(Debug)]
+enum PollState {
+    /// Its roster word and doorbell.
+    Ready(Polling),
+    /// Polling failed (the roster is full, ...): the descriptor is always
+    /// readable (an eventfd that holds 1, or the object's own descriptor if
+    /// even that failed), and `try_read_newer` says why.
+    Failed(String, Option<OwnedFd>),
 }
 
 impl Reader {
@@ -276,6 +298,7 @@ impl Reader {
         match got {
             Ok(value) => {
                 self.saw(value.version)?;
+                self.last_read = value.version;
                 Ok(value)
             }
             Err(Stop::TimedOut) => Err(Error::TimedOut {
@@ -339,6 +362,105 @@ impl Reader {
         self.sleeps_safely
     }
 
+    /// The newest value if it is newer than the one this reader last read
+    /// (by any of its reads), else `None` — and then, for a reader whose
+    /// descriptor ([`AsFd`]) was taken, the descriptor is armed: it becomes
+    /// readable when the writer next writes. Never waits (but as
+    /// [`read`](Reader::read) does for a copy the writer overwrote).
+    /// Call it when the descriptor is readable, until it returns `None`.
+    ///
+    /// A reader's first call takes the descriptor if nobody did.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if this reader could not become a poller
+    /// (the value's 64 poll roster words are all held by live readers;
+    /// its bell could not be made); as [`read`](Reader::read).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::latest::{Options, Reader, Writer};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-trynewer-{}", std::process::id()))?;
+    /// let mut w = Writer::create(&name, &Options::new())?;
+    /// let mut r = Reader::open(&name, &Options::new())?;
+    /// w.write(b"a")?;
+    /// w.write(b"b")?;
+    /// assert_eq!(r.try_read_newer()?.unwrap().version(), 2);
+    /// assert_eq!(r.try_read_newer()?, None); // nothing newer: armed
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn try_read_newer(&mut self) -> Result<Option<Value>> {
+        if let Some(v) = self.read_if_newer()? {
+            return Ok(Some(v));
+        }
+        let polling = match self.polling() {
+            PollState::Ready(p) => p,
+            PollState::Failed(why, _) => {
+                return Err(Error::InvalidArgument {
+                    target: self.seg.target.clone(),
+                    reason: why.clone(),
+                })
+            }
+        };
+        // Arm as the channel does: drain earlier rings, set the poller bit
+        // (shared by every polling reader: it is never cleared by a reader,
+        // only consumed by the writer, which then rings every bell), look
+        // once more.
+        let _ = polling.bell().drain();
+        header(&self.seg).newer.0.event.arm_poll(event::POLLER);
+        if !self.sleeps_safely() {
+            // This process cannot issue the membarrier a fenceless writer
+            // relies on and no writer has promised to fence yet: the write
+            // racing with this arming may not ring. Ring ourselves so the
+            // caller looks again (until a writer answers, at its next
+            // write).
+            self.ring_self();
+        }
+        self.read_if_newer()
+    }
+
+    /// The newest value if newer than the last read.
+    fn read_if_newer(&mut self) -> Result<Option<Value>> {
+        let v = seqlock::version(header(&self.seg).words(self.max)).map_err(|why| self.seg.corrupt(why))?;
+        if v <= self.last_read {
+            self.seg.map.check_intact()?;
+            return Ok(None);
+        }
+        let value = self.read()?;
+        Ok(value.filter(|v| v.version() > 0))
+    }
+
+    /// Makes this reader's descriptor readable now (see `try_read_newer`).
+    #[cold]
+    fn ring_self(&self) {
+        if let Ok(place) = crate::core::bell::Place::of(&self.name, &self.seg, self.allow_foreign) {
+            if let Ok(Some(ringer)) = crate::core::bell::Ringer::open(&place, self.roster_idx()) {
+                ringer.ring();
+            }
+        }
+    }
+
+    fn roster_idx(&self) -> usize {
+        match self.poll.get() {
+            Some(PollState::Ready(p)) => p.idx(),
+            _ => 0,
+        }
+    }
+
+    /// The polling state, made the first time.
+    fn polling(&self) -> &PollState {
+        self.poll.get_or_init(|| {
+            let made = crate::core::bell::Place::of(&self.name, &self.seg, self.allow_foreign)
+                .and_then(|place| Polling::claim(&self.seg, &place));
+            match made {
+                Ok(p) => PollState::Ready(p),
+                Err(e) => {
+                    let always = rustix::event::eventfd(1, rustix::event::EventfdFlags::CLOEXEC).ok();
+                    PollState::Failed(format!("cannot poll: {e}"), always)
+                }
+            }
+        })
+    }
+
     /// The longest value this object holds, in bytes.
     pub fn max_size(&self) -> u64 {
         self.max
@@ -373,6 +495,7 @@ impl Reader {
         let got = endpoint::read_stable(&self.seg, self.max, &self.interrupt, f)?;
         if let Some((v, _)) = &got {
             self.saw(*v)?;
+            self.last_read = *v;
         } else {
             self.saw(0)?;
         }
@@ -432,6 +555,10 @@ fn open_once(name: &ShmName, opts: &Options) -> Result<Option<Reader>> {
         owner: std::process::id(),
         can_membarrier: event::membarrier::registered(),
         sleeps_safely: false,
+        last_read: 0,
+        name: name.clone(),
+        allow_foreign: opts.allow_foreign,
+        poll: OnceCell::new(),
     };
     // dropped on failure from here: it leaves as a reader does
     reader.seg.map_all(capacity)?;
@@ -441,7 +568,47 @@ fn open_once(name: &ShmName, opts: &Options) -> Result<Option<Reader>> {
 impl Drop for Reader {
     fn drop(&mut self) {
         if self.owner == std::process::id() {
+            if let Some(PollState::Ready(polling)) = self.poll.get() {
+                polling.leave(&self.seg);
+            }
             endpoint::leave(&self.seg);
+        }
+    }
+}
+
+/// The descriptor to poll: readable once a value newer than the one this
+/// reader last read may have been written (then call
+/// [`Reader::try_read_newer`], which also re-arms it). Taking it the first
+/// time makes this reader a poller: it claims one of the value's 64 poll
+/// roster words and makes its bell beside the object (`<name>.bell<i>.<ino>`
+/// in `/dev/shm`, 0600, removed when the reader is dropped; a killed
+/// reader's word and bell are taken over by the next poller). If that
+/// fails — 64 readers poll already, or the bell cannot be made — the
+/// descriptor is always readable and `try_read_newer` returns the error.
+///
+/// The writer never waits, so it has no descriptor.
+///
+/// ```
+/// use shmkit::latest::{Options, Reader, Writer};
+/// use shmkit::wait::WaitSet;
+/// use std::time::Duration;
+/// let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-asfd-{}", std::process::id()))?;
+/// let mut w = Writer::create(&name, &Options::new())?;
+/// let mut r = Reader::open(&name, &Options::new())?;
+/// let mut set = WaitSet::new()?;
+/// set.add(&r, 7)?;
+/// assert_eq!(r.try_read_newer()?, None); // nothing yet: armed
+/// w.write(b"news")?;
+/// assert_eq!(set.wait(Some(Duration::from_secs(5)))?, &[7]);
+/// assert_eq!(r.try_read_newer()?.unwrap().as_bytes(), b"news");
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+impl AsFd for Reader {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self.polling() {
+            PollState::Ready(p) => p.bell().as_fd(),
+            PollState::Failed(_, Some(fd)) => fd.as_fd(),
+            PollState::Failed(_, None) => self.seg.shm.as_fd(),
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The writing end.
 
+use crate::core::bell::Place;
+use crate::core::doorbell::Ringers;
 use crate::core::event;
 use crate::core::participant::{self, Member, Plan};
 use crate::core::segment::Segment;
@@ -11,6 +13,7 @@ use crate::posix::ShmName;
 use super::area::Area;
 use super::endpoint::{self, header};
 use super::layout::{capacity_for, max_size_of, KEEP_NO, KEEP_UNSET, KEEP_YES, SLOTS_AT};
+use super::poll::ROSTER;
 use super::seqlock::{self, MAX_VERSION};
 use super::{Options, DEFAULT_MAX_SIZE, MAX_SIZE};
 
@@ -32,6 +35,10 @@ pub struct Writer {
     fenceless: bool,
     /// It has answered a reader's request to fence (`Newer::fence_acked`).
     acked: bool,
+    /// Where polling readers' bells are, and those opened (made the first
+    /// time a poller armed).
+    place: Place,
+    ringers: Option<Ringers>,
 }
 
 /// What the caller wants of the object's existence.
@@ -192,7 +199,14 @@ impl Writer {
         if asked {
             self.fenceless = false;
         }
-        newer.event.notify(self.fenceless);
+        let (place, ringers) = (&self.place, &mut self.ringers);
+        newer.event.notify_or_ring(self.fenceless, || {
+            // a reader polls: ring every polling reader's bell
+            let ringers = ringers.get_or_insert_with(|| Ringers::new(place.clone(), ROSTER));
+            for (idx, word) in h.roster.0.iter().enumerate() {
+                ringers.ring(idx, word.load(Ordering::Relaxed));
+            }
+        });
         if asked {
             newer.fence_acked.store(1, Ordering::Release);
             self.acked = true;
@@ -268,6 +282,7 @@ fn join(name: &ShmName, opts: &Options, how: How) -> Result<Writer> {
     };
     let mut capacity = 0;
     let mut fenceless = false;
+    let mut place = None;
     let member = participant::join(name, &plan, |seg| {
         match how {
             How::Create if !seg.created => {
@@ -301,15 +316,19 @@ fn join(name: &ShmName, opts: &Options, how: How) -> Result<Writer> {
         if fenceless {
             newer.event.announce_fenceless();
         }
+        place = Some(Place::of(name, seg, opts.allow_foreign)?);
         Ok(())
     })?;
     let max = max_size_of(capacity).expect("settled");
+    let place = place.expect("set by the closure");
     let mut writer = Writer {
         member,
         max,
         version: 0,
         fenceless,
         acked: false,
+        place,
+        ringers: None,
     };
     // Dropped on failure from here: it leaves as a writer does.
     writer.member.seg_mut().map_all(capacity)?;
