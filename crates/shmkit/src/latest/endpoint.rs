@@ -137,8 +137,14 @@ pub(crate) mod fuzz {
     pub(crate) fn run(data: &[u8]) {
         let mut input = data.iter().copied();
         let mut next = move || input.next();
-        let max = 1 + usize::from(next().unwrap_or(0) % 48);
-        let mem = HeapValue::new(max);
+        let shape = next().unwrap_or(0);
+        let max = 1 + usize::from(shape % 48);
+        // mostly the 64 buffers of small values; now and then 16 or 4
+        let mem = match shape >> 6 {
+            0 => HeapValue::with_buffers(max, 4),
+            1 => HeapValue::with_buffers(max, 16),
+            _ => HeapValue::new(max),
+        };
         let (words, area) = (mem.words(), mem.area());
         // Half the runs start from arbitrary memory; the others from a
         // fresh object, so that the scribbles hit a working one.
@@ -195,9 +201,10 @@ pub(crate) mod fuzz {
                     assert!(i.len.is_none_or(|l| l <= i.max_size));
                 }
                 _ => {
-                    // the peer writes a byte somewhere (mostly the header)
+                    // the peer writes a byte somewhere (mostly the header's
+                    // lines: control, newer, slots, heads, roster)
                     let hi = usize::from(next().unwrap_or(0));
-                    let at = if hi % 4 == 0 { hi << 8 } else { hi % 4 * 128 };
+                    let at = if hi % 4 == 0 { hi << 8 } else { (hi / 4 % 13 + 1) * 128 };
                     let low = usize::from(next().unwrap_or(0)) % 128;
                     mem.scribble(at | low, next().unwrap_or(0xff));
                     clean = false;

@@ -1,10 +1,10 @@
 //! The reading end.
 
-use std::cell::OnceCell;
 use std::ops::Deref;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::core::event::{self, Stop};
@@ -97,7 +97,7 @@ pub struct Reader {
     name: ShmName,
     allow_foreign: bool,
     /// Made the first time the descriptor is taken.
-    poll: OnceCell<PollState>,
+    poll: OnceLock<PollState>,
 }
 
 /// A reader's polling, once its descriptor was taken.
@@ -558,7 +558,7 @@ fn open_once(name: &ShmName, opts: &Options) -> Result<Option<Reader>> {
         last_read: 0,
         name: name.clone(),
         allow_foreign: opts.allow_foreign,
-        poll: OnceCell::new(),
+        poll: OnceLock::new(),
     };
     // dropped on failure from here: it leaves as a reader does
     reader.seg.map_all(capacity)?;
@@ -610,5 +610,51 @@ impl AsFd for Reader {
             PollState::Failed(_, Some(fd)) => fd.as_fd(),
             PollState::Failed(_, None) => self.seg.shm.as_fd(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::latest::Writer;
+
+    /// A reader whose process may not issue membarriers (forced here) asks
+    /// the writers to fence: its first waits sleep in slices and still see
+    /// the value; the writer's next write fences and answers; later writers
+    /// fence from the start.
+    #[test]
+    fn a_reader_without_membarriers_has_writers_fence() {
+        let name = ShmName::new(format!("/shmkit-unit-latest-fence-{}", std::process::id())).unwrap();
+        let _ = crate::posix::remove(&name);
+        let opts = Options::new().max_size(8);
+        let mut w = Writer::create(&name, &opts).unwrap();
+        let mut r = Reader::open(&name, &opts).unwrap();
+        r.can_membarrier = false;
+        assert!(!r.sleeps_safely(), "no writer has answered yet");
+        let asks = |r: &Reader| header(&r.seg).newer.0.fence_asks.load(Ordering::Relaxed);
+        let acked = |r: &Reader| header(&r.seg).newer.0.fence_acked.load(Ordering::Relaxed);
+        assert_eq!((asks(&r), acked(&r)), (1, 0));
+        // a wait in slices, woken by a write from another thread
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            w.write(b"one").unwrap();
+            w
+        });
+        let v = r.wait_newer(0, Duration::from_secs(10)).unwrap();
+        assert_eq!((v.version(), v.as_bytes()), (1, &b"one"[..]));
+        let mut w = writer.join().unwrap();
+        assert!(!w.is_fenceless(), "asked to fence");
+        assert_eq!(acked(&r), 1);
+        assert!(r.sleeps_safely());
+        w.write(b"two").unwrap();
+        drop(w);
+        let w2 = Writer::open(&name, &Options::new()).unwrap();
+        assert!(!w2.is_fenceless(), "a later writer fences too");
+        drop(w2);
+        drop(r);
+        assert!(
+            crate::posix::PosixShm::open(&name, &Default::default()).is_err(),
+            "removed"
+        );
     }
 }

@@ -231,6 +231,12 @@ impl Writer {
         self.version
     }
 
+    /// Whether this writer skips its fence now (tests).
+    #[cfg(test)]
+    pub(crate) fn is_fenceless(&self) -> bool {
+        self.fenceless
+    }
+
     /// The longest value this object holds, in bytes.
     pub fn max_size(&self) -> u64 {
         self.max
