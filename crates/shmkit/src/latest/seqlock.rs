@@ -484,6 +484,69 @@ mod loom_tests {
         });
     }
 
+    /// Polled readers share one poller bit of the `newer` event (readers
+    /// have no seats): two pollers each drain their bell, arm, and look at
+    /// the version; the writer writes one value and notifies, ringing every
+    /// bell if it consumed the bit. Whenever a poller ends up waiting
+    /// without having seen the value, its bell was rung. `disarm`: a
+    /// poller that found the value clears the shared bit, as a channel's
+    /// one poller may — which loses the other poller's wake-up (the guard
+    /// is never to disarm a shared bit).
+    fn poll_model(disarm: bool) {
+        use crate::core::event::{Event, POLLER};
+        use loom::sync::atomic::AtomicBool;
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(move || {
+            let shared = Arc::new(Shared {
+                version: AtomicU64::new(0),
+                heads: [BufHead::new(), BufHead::new()],
+                area: Area::new_loom(2, 8),
+            });
+            let event = Arc::new(Event::new());
+            let bells: Arc<[AtomicBool; 2]> = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+            let pollers: Vec<_> = (0..2)
+                .map(|i| {
+                    let (s, e, b) = (shared.clone(), event.clone(), bells.clone());
+                    loom::thread::spawn(move || {
+                        b[i].store(false, Ordering::Relaxed); // drain
+                        e.arm_poll(POLLER);
+                        let saw = version(s.words()).unwrap() >= 1;
+                        if saw && disarm {
+                            e.disarm_poll(POLLER);
+                        }
+                        saw
+                    })
+                })
+                .collect();
+            write(shared.words(), &shared.area, 1, &[1; 8]);
+            let b = bells.clone();
+            event.notify_or_ring(false, || {
+                for bell in b.iter() {
+                    bell.store(true, Ordering::Release);
+                }
+            });
+            for (i, p) in pollers.into_iter().enumerate() {
+                let saw = p.join().unwrap();
+                if !saw {
+                    assert!(bells[i].load(Ordering::Acquire), "poller {i} waits and was not rung");
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn loom_latest_polled_readers_are_rung() {
+        poll_model(false);
+    }
+
+    /// The guard removed: the model finds the lost wake-up.
+    #[test]
+    #[should_panic(expected = "was not rung")]
+    fn loom_latest_a_disarmed_shared_bit_loses_a_wake_up() {
+        poll_model(true);
+    }
+
     /// From an empty value.
     #[test]
     fn loom_latest_two_writes_never_mix() {
