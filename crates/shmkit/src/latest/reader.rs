@@ -22,6 +22,10 @@ use super::Options;
 /// How often [`Reader::open`] looks for a missing object while it waits.
 const OPEN_POLL: Duration = Duration::from_millis(10);
 
+/// How many times in a row a polled reader that cannot issue membarriers
+/// rings its own bell before a writer has promised to fence.
+const SELF_RINGS: u32 = 4;
+
 /// The longest sleep of a reader that cannot issue membarriers until a
 /// writer has promised to fence (see `Reader::sleeps_safely`).
 const FENCE_SLICE: Duration = Duration::from_millis(1);
@@ -92,6 +96,9 @@ pub struct Reader {
     sleeps_safely: bool,
     /// The version of the value this reader last read (0: none yet).
     last_read: u64,
+    /// How often `try_read_newer` rang its own bell since it last found a
+    /// value (see there).
+    self_rings: u32,
     /// The object's name and whether foreign bells are accepted: where
     /// this reader's doorbell goes when it polls.
     name: ShmName,
@@ -390,6 +397,7 @@ impl Reader {
     /// ```
     pub fn try_read_newer(&mut self) -> Result<Option<Value>> {
         if let Some(v) = self.read_if_newer()? {
+            self.self_rings = 0;
             return Ok(Some(v));
         }
         let polling = match self.polling() {
@@ -407,15 +415,22 @@ impl Reader {
         // once more.
         let _ = polling.bell().drain();
         header(&self.seg).newer.0.event.arm_poll(event::POLLER);
-        if !self.sleeps_safely() {
+        if !self.sleeps_safely() && self.self_rings < SELF_RINGS {
             // This process cannot issue the membarrier a fenceless writer
-            // relies on and no writer has promised to fence yet: the write
-            // racing with this arming may not ring. Ring ourselves so the
-            // caller looks again (until a writer answers, at its next
-            // write).
+            // relies on and no writer has promised to fence yet: a write
+            // racing with this arming may not ring (its version still on
+            // its way to memory). Ring ourselves so that the caller looks
+            // again, a few times (each a round of system calls, long
+            // enough for such a store to land); later writes see the
+            // request, fence, answer and ring.
+            self.self_rings += 1;
             self.ring_self();
         }
-        self.read_if_newer()
+        let got = self.read_if_newer()?;
+        if got.is_some() {
+            self.self_rings = 0;
+        }
+        Ok(got)
     }
 
     /// The newest value if newer than the last read.
@@ -556,6 +571,7 @@ fn open_once(name: &ShmName, opts: &Options) -> Result<Option<Reader>> {
         can_membarrier: event::membarrier::registered(),
         sleeps_safely: false,
         last_read: 0,
+        self_rings: 0,
         name: name.clone(),
         allow_foreign: opts.allow_foreign,
         poll: OnceLock::new(),
@@ -656,5 +672,35 @@ mod tests {
             crate::posix::PosixShm::open(&name, &Default::default()).is_err(),
             "removed"
         );
+    }
+
+    /// The same for a polled reader: until a writer answers, its
+    /// descriptor is rung by itself a few times after arming (so a write
+    /// racing with the arming is looked for again), then only by writes;
+    /// the next write answers and rings it.
+    #[test]
+    fn a_polled_reader_without_membarriers_looks_again() {
+        let name = ShmName::new(format!("/shmkit-unit-latest-pollfence-{}", std::process::id())).unwrap();
+        let _ = crate::posix::remove(&name);
+        let mut w = Writer::create(&name, &Options::new().max_size(8)).unwrap();
+        let mut r = Reader::open(&name, &Options::new()).unwrap();
+        r.can_membarrier = false;
+        let readable = |r: &Reader| crate::wait::readable(r, Some(Duration::ZERO)).unwrap();
+        for _ in 0..SELF_RINGS {
+            assert_eq!(r.try_read_newer().unwrap(), None);
+            assert!(readable(&r), "rung by itself");
+        }
+        assert_eq!(r.try_read_newer().unwrap(), None);
+        assert!(!readable(&r), "then only by writes");
+        w.write(b"v").unwrap();
+        assert!(readable(&r));
+        assert_eq!(r.try_read_newer().unwrap().unwrap().as_bytes(), b"v");
+        assert_eq!(header(&r.seg).newer.0.fence_acked.load(Ordering::Relaxed), 1);
+        assert_eq!(r.try_read_newer().unwrap(), None);
+        assert!(!readable(&r), "a writer answered: no more rings of its own");
+        w.write(b"w").unwrap();
+        assert!(readable(&r));
+        drop(r);
+        drop(w);
     }
 }

@@ -78,6 +78,31 @@ pub fn child_role(role: &str, args: &[String]) {
             let mut line = String::new();
             let _ = std::io::stdin().read_line(&mut line);
         }
+        // latest-poll-cycles NAME: 1000 readers opened, polled (woken by
+        // a write through a wait set) and dropped; reports the descriptors
+        // open before and after.
+        "latest-poll-cycles" => {
+            let mut w = Writer::create(&name, &Options::new().max_size(64)).unwrap();
+            w.write(&value(1)).unwrap();
+            // one cycle first, so that whatever is made once per process
+            // exists (the writer keeps the bell it last rang per roster
+            // word open: at most 64, reopened when the word's nonce changes)
+            let cycle = |n: u64, w: &mut Writer| {
+                let mut r = Reader::open(&name, &Options::new()).unwrap();
+                let mut set = WaitSet::new().unwrap();
+                set.add(&r, 0).unwrap();
+                assert_eq!(r.try_read_newer().unwrap().map(|v| v.version()), Some(n + 1));
+                assert!(r.try_read_newer().unwrap().is_none());
+                w.write(&value(n + 2)).unwrap();
+                assert_eq!(set.wait(Some(Duration::from_secs(5))).unwrap(), &[0]);
+            };
+            cycle(0, &mut w);
+            let before = open_fds();
+            for n in 1..=1000u64 {
+                cycle(n, &mut w);
+            }
+            println!("@fds {before} {}", open_fds());
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -167,29 +192,13 @@ fn a_polled_reader_is_woken_across_pid_namespaces() {
     assert!(bells_of(&name).is_empty(), "left: {:?}", bells_of(&name));
 }
 
+/// In a child of its own, so that other tests' descriptors do not count.
 #[test]
 fn no_descriptor_leaks_over_1000_polled_readers() {
     let (name, _guard) = posix_name();
-    let mut w = Writer::create(&name, &Options::new().max_size(64)).unwrap();
-    w.write(&value(1)).unwrap();
-    // one cycle first, so that whatever is made once per process exists
-    // (the writer keeps the bell it last rang per roster word open: at
-    // most 64, reopened when the word's nonce changes)
-    let cycle = |n: u64, w: &mut Writer| {
-        let mut r = Reader::open(&name, &Options::new()).unwrap();
-        let mut set = WaitSet::new().unwrap();
-        set.add(&r, 0).unwrap();
-        assert_eq!(r.try_read_newer().unwrap().map(|v| v.version()), Some(n + 1));
-        assert!(r.try_read_newer().unwrap().is_none());
-        w.write(&value(n + 2)).unwrap();
-        assert_eq!(set.wait(Some(Duration::from_secs(5))).unwrap(), &[0]);
-    };
-    cycle(0, &mut w);
-    let before = open_fds();
-    for n in 1..=1000u64 {
-        cycle(n, &mut w);
-    }
-    assert_eq!(open_fds(), before, "descriptors leaked");
+    let lines = crate::common::run_child("latest-poll-cycles", &[name.as_str()]);
+    let fds: Vec<&str> = lines[0].strip_prefix("fds ").unwrap().split(' ').collect();
+    assert_eq!(fds[0], fds[1], "descriptors leaked: {lines:?}");
     assert!(bells_of(&name).is_empty(), "left: {:?}", bells_of(&name));
 }
 
@@ -204,6 +213,7 @@ fn roster_words_of_killed_readers_are_taken_over() {
     for h in &mut holders {
         assert_eq!(h.expect_line(), "polling");
     }
+    assert_eq!(shmkit::latest::info(&name).unwrap().pollers, 64);
     // the roster is full: a clear error, and a descriptor that says so
     let mut extra = Reader::open(&name, &Options::new()).unwrap();
     let _ = extra.try_read_newer().unwrap();
@@ -215,12 +225,18 @@ fn roster_words_of_killed_readers_are_taken_over() {
         h.kill();
     }
     drop(holders);
+    assert_eq!(
+        shmkit::latest::info(&name).unwrap().pollers,
+        0,
+        "the kernel dropped their locks"
+    );
     // every killed reader's word is free again: 64 readers poll
     let mut readers: Vec<Reader> = (0..64).map(|_| Reader::open(&name, &Options::new()).unwrap()).collect();
     for r in &mut readers {
         assert_eq!(r.try_read_newer().unwrap().map(|v| v.version()), Some(1));
         assert!(r.try_read_newer().unwrap().is_none());
     }
+    assert_eq!(shmkit::latest::info(&name).unwrap().pollers, 64);
     w.write(&value(2)).unwrap();
     for r in &mut readers {
         assert!(shmkit::wait::readable(&*r, Some(Duration::from_secs(5))).unwrap());
