@@ -28,6 +28,16 @@
 //! - **Waiting for news.** [`Reader::wait_newer`] sleeps on a futex until a
 //!   value newer than a version the reader has is published (or a timeout);
 //!   the writer makes the wake-up system call only when somebody sleeps.
+//! - **Polling.** A [`Reader`] is `AsFd`: its descriptor (for
+//!   [`wait::WaitSet`](crate::wait::WaitSet), `epoll`, an event loop)
+//!   becomes readable once a value newer than the one it last read is
+//!   written, and [`Reader::try_read_newer`] returns it or re-arms the
+//!   descriptor. A polling reader claims one of the value's 64 *poll
+//!   roster* words (a killed reader's is taken over; the 65th polling
+//!   reader gets an error) and a bell beside the object in `/dev/shm`
+//!   (`core::doorbell`), removed when it is dropped. The writer never
+//!   waits, so it has no descriptor; it rings the bells only after a
+//!   write that a poller waits for.
 //! - **A writer that dies.** The writer never touches the published
 //!   buffer: a writer killed at any instruction leaves the last complete
 //!   value readable. Its seat is free again at once (the kernel drops its

@@ -146,7 +146,7 @@ fn a_polled_reader_sees_every_new_version_it_waits_for() {
         drop(w);
     }
     let mut r = r.unwrap();
-    let count = 20_000;
+    let count = 50_000;
     let mut writer = LiveChild::spawn("latest-poll-writer", &[name.as_str(), &count.to_string()]);
     assert_eq!(writer.expect_line(), "ready");
     assert!(r.try_read_newer().unwrap().is_none());
