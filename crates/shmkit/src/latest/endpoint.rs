@@ -62,7 +62,13 @@ pub(crate) fn others(seg: &Segment) -> bool {
 pub(crate) fn leave(seg: &Segment) {
     let keep = header(seg).control.0.keep.load(Ordering::Relaxed);
     if keep == KEEP_NO || keep == KEEP_UNSET {
-        seg.unlink_if(|| !others(seg));
+        let ino = rustix::fs::fstat(&seg.shm).map(|st| st.st_ino);
+        if seg.unlink_if(|| !others(seg)) {
+            // the bells that killed polling readers left beside it
+            if let (Ok(ino), Target::Posix(name)) = (ino, &seg.target) {
+                crate::core::bell::remove_of(name, ino);
+            }
+        }
     }
 }
 

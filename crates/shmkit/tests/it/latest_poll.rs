@@ -246,3 +246,20 @@ fn roster_words_of_killed_readers_are_taken_over() {
     drop(w);
     assert!(bells_of(&name).is_empty(), "left: {:?}", bells_of(&name));
 }
+
+#[test]
+fn a_killed_polling_readers_bell_goes_with_the_object() {
+    let (name, _guard) = posix_name();
+    let mut w = Writer::create(&name, &Options::new().max_size(64)).unwrap();
+    w.write(&value(1)).unwrap();
+    let mut holder = LiveChild::spawn("latest-poll-holder", &[name.as_str()]);
+    assert_eq!(holder.expect_line(), "polling");
+    assert_eq!(bells_of(&name).len(), 1);
+    holder.kill();
+    drop(holder);
+    // the writer rings the dead reader's bell (nobody reads it): no harm
+    w.write(&value(2)).unwrap();
+    drop(w); // the last participant: the object goes, and the bell with it
+    assert!(shmkit::posix::PosixShm::open(&name, &Default::default()).is_err());
+    assert!(bells_of(&name).is_empty(), "left: {:?}", bells_of(&name));
+}
