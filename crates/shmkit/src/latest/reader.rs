@@ -535,6 +535,12 @@ fn endpoint_need(max: u64) -> u64 {
     super::layout::DATA_OFFSET + super::layout::capacity_for(max)
 }
 
+// The descriptor, once taken, stays the same for the reader's life: what
+// a reactor that registers it needs (`shmkit::tokio::Async`, whose
+// `until(|r| r.try_read_newer())` awaits a newer value).
+impl crate::wait::sealed::Sealed for Reader {}
+impl crate::wait::Pollable for Reader {}
+
 /// One look for the object: `None` if it is missing, or is being removed
 /// or made right now (look again).
 fn open_once(name: &ShmName, opts: &Options) -> Result<Option<Reader>> {

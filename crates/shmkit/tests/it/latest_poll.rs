@@ -263,3 +263,40 @@ fn a_killed_polling_readers_bell_goes_with_the_object() {
     assert!(shmkit::posix::PosixShm::open(&name, &Default::default()).is_err());
     assert!(bells_of(&name).is_empty(), "left: {:?}", bells_of(&name));
 }
+
+/// Under tokio (shmkit::tokio::Async): a reader task awaits each newer
+/// value from a writer in another process, on a current-thread runtime.
+#[test]
+fn a_reader_awaits_newer_values_under_tokio() {
+    let (name, _guard) = posix_name();
+    let w = Writer::create(&name, &Options::new().max_size(64)).unwrap();
+    let r = Reader::open(&name, &Options::new()).unwrap();
+    drop(w);
+    let count = 2000u64;
+    let mut writer = LiveChild::spawn("latest-poll-writer", &[name.as_str(), &count.to_string()]);
+    assert_eq!(writer.expect_line(), "ready");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let seen = rt.block_on(async {
+        let mut r = shmkit::tokio::Async::new(r).unwrap();
+        writer.send("go");
+        let mut seen = 0u64;
+        while seen < count {
+            let v = tokio::time::timeout(Duration::from_secs(1), r.until(|r| r.try_read_newer()))
+                .await
+                .expect("no newer value within a second: a missed wake-up")
+                .unwrap();
+            check(&v);
+            assert!(v.version() > seen);
+            seen = v.version();
+        }
+        seen
+    });
+    assert_eq!(seen, count);
+    assert_eq!(writer.expect_line(), "done");
+    writer.finish();
+    drop(rt);
+    assert!(bells_of(&name).is_empty(), "left: {:?}", bells_of(&name));
+}
