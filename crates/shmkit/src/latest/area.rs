@@ -53,17 +53,17 @@ mod real {
         /// The buffers of a latest value's segment, mapped whole for values
         /// of `max` bytes.
         pub(crate) fn of_segment(seg: &'a crate::core::segment::Segment, max: u64) -> Area<'a> {
-            use super::super::layout::{capacity_for, DATA_OFFSET};
-            use super::super::seqlock::BUFFERS;
+            use super::super::layout::{buffers_for, capacity_for, DATA_OFFSET};
             let need = DATA_OFFSET + capacity_for(max);
             assert!(seg.map.len() as u64 >= need, "a shmkit bug: the buffers are not mapped");
-            // SAFETY: the mapping holds the header and BUFFERS * max bytes
-            // after it (asserted; they fit in usize because the mapping
-            // does), and lives as long as `seg`, which the area borrows.
+            // SAFETY: the mapping holds the header and the capacity after
+            // it, at least buffers_for(max) * max bytes (asserted; they fit
+            // in usize because the mapping does), and lives as long as
+            // `seg`, which the area borrows.
             unsafe {
                 Area::new(
                     NonNull::new(seg.map.as_mut_ptr().add(DATA_OFFSET as usize)).expect("mapping is not null"),
-                    BUFFERS,
+                    buffers_for(max),
                     max as usize,
                 )
             }
@@ -188,25 +188,37 @@ pub(crate) mod heap {
     use std::alloc::{alloc_zeroed, dealloc, Layout};
     use std::ptr::NonNull;
 
-    use super::super::layout::{Header, DATA_OFFSET};
-    use super::super::seqlock::{Words, BUFFERS};
+    use super::super::layout::{buffers_for, Header, DATA_OFFSET};
+    use super::super::seqlock::Words;
     use super::Area;
 
-    /// A zeroed header page and `BUFFERS` buffers of `max` bytes.
+    /// A zeroed header page and `buffers` buffers of `max` bytes.
     pub(crate) struct HeapValue {
         ptr: NonNull<u8>,
         layout: Layout,
         max: usize,
+        buffers: usize,
     }
 
     impl HeapValue {
         /// Zeroed memory for a value of at most `max` bytes.
         pub(crate) fn new(max: usize) -> HeapValue {
-            let size = DATA_OFFSET as usize + BUFFERS * max;
+            Self::with_buffers(max, buffers_for(max as u64))
+        }
+
+        /// Zeroed memory for `buffers` buffers (2 to 64) of `max` bytes.
+        pub(crate) fn with_buffers(max: usize, buffers: usize) -> HeapValue {
+            assert!((2..=super::super::layout::MAX_BUFFERS).contains(&buffers));
+            let size = DATA_OFFSET as usize + buffers * max;
             let layout = Layout::from_size_align(size, 4096).unwrap();
             // SAFETY: the layout's size is at least DATA_OFFSET, not zero.
             let ptr = NonNull::new(unsafe { alloc_zeroed(layout) }).expect("out of memory");
-            HeapValue { ptr, layout, max }
+            HeapValue {
+                ptr,
+                layout,
+                max,
+                buffers,
+            }
         }
 
         /// Every byte, header and buffers, for a "peer" that scribbles.
@@ -223,17 +235,19 @@ pub(crate) mod heap {
 
         /// The protocol's shared words, in the header.
         pub(crate) fn words(&self) -> Words<'_> {
-            self.header().words()
+            let mut words = self.header().words(self.max as u64);
+            words.heads = &self.header().heads.0[..self.buffers];
+            words
         }
 
         /// The buffers.
         pub(crate) fn area(&self) -> Area<'_> {
-            // SAFETY: the allocation holds BUFFERS * max bytes after the
+            // SAFETY: the allocation holds buffers * max bytes after the
             // header, and lives as long as `self`, which the area borrows.
             unsafe {
                 Area::new(
                     NonNull::new_unchecked(self.ptr.as_ptr().add(DATA_OFFSET as usize)),
-                    BUFFERS,
+                    self.buffers,
                     self.max,
                 )
             }

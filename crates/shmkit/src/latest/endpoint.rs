@@ -62,7 +62,13 @@ pub(crate) fn others(seg: &Segment) -> bool {
 pub(crate) fn leave(seg: &Segment) {
     let keep = header(seg).control.0.keep.load(Ordering::Relaxed);
     if keep == KEEP_NO || keep == KEEP_UNSET {
-        seg.unlink_if(|| !others(seg));
+        let ino = rustix::fs::fstat(&seg.shm).map(|st| st.st_ino);
+        if seg.unlink_if(|| !others(seg)) {
+            // the bells that killed polling readers left beside it
+            if let (Ok(ino), Target::Posix(name)) = (ino, &seg.target) {
+                crate::core::bell::remove_of(name, ino);
+            }
+        }
     }
 }
 
@@ -84,7 +90,7 @@ pub(crate) fn read_stable<T>(
     interrupt: &Option<Arc<AtomicBool>>,
     mut f: impl FnMut(Source<'_>) -> T,
 ) -> Result<Option<(u64, T)>> {
-    let words = header(seg).words();
+    let words = header(seg).words(max);
     let area = area(seg, max);
     let mut start: Option<Instant> = None;
     for attempt in 0u32.. {
@@ -137,8 +143,14 @@ pub(crate) mod fuzz {
     pub(crate) fn run(data: &[u8]) {
         let mut input = data.iter().copied();
         let mut next = move || input.next();
-        let max = 1 + usize::from(next().unwrap_or(0) % 48);
-        let mem = HeapValue::new(max);
+        let shape = next().unwrap_or(0);
+        let max = 1 + usize::from(shape % 48);
+        // mostly the 64 buffers of small values; now and then 16 or 4
+        let mem = match shape >> 6 {
+            0 => HeapValue::with_buffers(max, 4),
+            1 => HeapValue::with_buffers(max, 16),
+            _ => HeapValue::new(max),
+        };
         let (words, area) = (mem.words(), mem.area());
         // Half the runs start from arbitrary memory; the others from a
         // fresh object, so that the scribbles hit a working one.
@@ -195,9 +207,10 @@ pub(crate) mod fuzz {
                     assert!(i.len.is_none_or(|l| l <= i.max_size));
                 }
                 _ => {
-                    // the peer writes a byte somewhere (mostly the header)
+                    // the peer writes a byte somewhere (mostly the header's
+                    // lines: control, newer, slots, heads, roster)
                     let hi = usize::from(next().unwrap_or(0));
-                    let at = if hi % 4 == 0 { hi << 8 } else { hi % 4 * 128 };
+                    let at = if hi % 4 == 0 { hi << 8 } else { (hi / 4 % 13 + 1) * 128 };
                     let low = usize::from(next().unwrap_or(0)) % 128;
                     mem.scribble(at | low, next().unwrap_or(0xff));
                     clean = false;

@@ -44,6 +44,11 @@ pub struct LatestInfo {
     /// Whether any process takes part now, writer or reader (readers are
     /// not counted: see the [module docs](super#who-is-there)).
     pub in_use: bool,
+    /// How many readers poll it now: poll roster words held by a live
+    /// reader (see [`Reader`](super::Reader)'s `AsFd`; a reader asking
+    /// through its own [`Reader::info`](super::Reader::info) does not
+    /// count itself).
+    pub pollers: u32,
 }
 
 /// Reads the header of the latest value `name` without taking part.
@@ -60,6 +65,7 @@ pub struct LatestInfo {
 /// w.write(b"42")?;
 /// let info = latest::info(&name)?;
 /// assert_eq!((info.max_size, info.version, info.len, info.keep), (100, 1, Some(2), false));
+/// assert_eq!(info.pollers, 0);
 /// assert!(info.writer.unwrap().alive);
 /// # Ok::<(), shmkit::Error>(())
 /// ```
@@ -82,13 +88,16 @@ pub(crate) fn read(h: &Header, fd: impl AsFd) -> LatestInfo {
         })
     });
     info.in_use = super::members::others(fd).unwrap_or(false);
+    info.pollers = (0..super::poll::ROSTER)
+        .filter(|&i| crate::sys::ofd::is_locked(fd, super::poll::lock_byte(i)).unwrap_or(false))
+        .count() as u32;
     info
 }
 
 /// What the header's words say, without asking the kernel about locks.
 pub(crate) fn snapshot(h: &Header) -> LatestInfo {
     let max_size = max_size_of(h.meta.capacity.load(Ordering::Acquire)).unwrap_or(0);
-    let words = h.words();
+    let words = h.words(max_size);
     let version = words.version.load(Ordering::Acquire);
     let len = (1..=MAX_VERSION)
         .contains(&version)
@@ -102,5 +111,6 @@ pub(crate) fn snapshot(h: &Header) -> LatestInfo {
         writer: None,
         keep: keep != KEEP_NO && keep != KEEP_UNSET,
         in_use: false,
+        pollers: 0,
     }
 }

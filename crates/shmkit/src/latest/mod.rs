@@ -3,8 +3,10 @@
 //!
 //! A latest value is a state — a configuration, a position, a status — not
 //! a stream: a reader wants the newest value, not every one. One POSIX
-//! object holds it: a header and four buffers of the maximum size, chosen
-//! when the object is created.
+//! object holds it: a header and `B` buffers of the maximum size, chosen
+//! when the object is created (`B` is 64 for values of up to 1 KiB, 16 up
+//! to 16 KiB, 4 above: enough for a reader to keep up with a writer that
+//! writes small values back to back).
 //!
 //! - **The writer never waits.** [`Writer::write`] copies the value into a
 //!   buffer that no reader is told about yet and publishes it with a new
@@ -14,9 +16,9 @@
 //!   was ever written — never a mix of two writes. The buffers form a
 //!   seqlock (see below); a reader whose copy the writer overwrote copies
 //!   again, spinning a few times, then sleeping briefly between tries
-//!   (from 1 µs up to 1 ms). A writer would have to publish three values and
-//!   start a fourth during every one of a reader's copies for a second to
-//!   keep it out; then (or when a peer keeps scribbling on the header) the
+//!   (from 1 µs up to 1 ms). A writer would have to publish `B - 1` values
+//!   and start another during every one of a reader's copies for a second
+//!   to keep it out; then (or when a peer keeps scribbling on the header) the
 //!   read gives up with [`Error::TimedOut`](crate::Error::TimedOut) rather
 //!   than loop for ever.
 //! - **Zero-copy.** [`Writer::write_with`] fills the next buffer in place
@@ -26,6 +28,16 @@
 //! - **Waiting for news.** [`Reader::wait_newer`] sleeps on a futex until a
 //!   value newer than a version the reader has is published (or a timeout);
 //!   the writer makes the wake-up system call only when somebody sleeps.
+//! - **Polling.** A [`Reader`] is `AsFd`: its descriptor (for
+//!   [`wait::WaitSet`](crate::wait::WaitSet), `epoll`, an event loop)
+//!   becomes readable once a value newer than the one it last read is
+//!   written, and [`Reader::try_read_newer`] returns it or re-arms the
+//!   descriptor. A polling reader claims one of the value's 64 *poll
+//!   roster* words (a killed reader's is taken over; the 65th polling
+//!   reader gets an error) and a bell beside the object in `/dev/shm`
+//!   (`core::doorbell`), removed when it is dropped. The writer never
+//!   waits, so it has no descriptor; it rings the bells only after a
+//!   write that a poller waits for.
 //! - **A writer that dies.** The writer never touches the published
 //!   buffer: a writer killed at any instruction leaves the last complete
 //!   value readable. Its seat is free again at once (the kernel drops its
@@ -79,15 +91,27 @@
 //!
 //! # The protocol
 //!
-//! Version `n` goes into buffer `n % 4`. Each buffer has a sequence word:
+//! Version `n` goes into buffer `n mod B` (in an order that keeps the heads
+//! of consecutive versions on different cache lines). Each buffer has a
+//! sequence word:
 //! the writer makes it odd (`2n - 1`), copies the value and its length,
 //! makes it even (`2n`), then publishes `n` in the header's version word. A
-//! reader loads the version `v`, checks that buffer `v % 4` says `2v`,
+//! reader loads the version `v`, checks that the buffer of `v` says `2v`,
 //! copies, and checks that it still says `2v`; if not, the writer came round
 //! to that buffer again during the copy, and the reader tries again with the
 //! newest version. Because the published buffer is never the one being
 //! written, a dead writer leaves no torn value. (The loom model in
 //! `seqlock.rs` checks every interleaving of two writes against a reader.)
+//!
+//! After a write the writer looks whether a reader sleeps (one load), and
+//! makes the wake-up system call only then. That look must not pass the
+//! write: a writer registered for global expedited membarriers skips the
+//! fence that orders them, and a reader about to sleep issues
+//! `membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)` instead (`core::event`),
+//! so a busy writer never waits for the lines its readers are reading.
+//! A reader whose process may not issue it (a seccomp filter) asks every
+//! writer to fence again, and sleeps in slices of a millisecond until a
+//! writer has answered.
 //!
 //! # Who is there
 //!
@@ -131,6 +155,8 @@ pub(crate) mod layout;
 #[cfg(not(loom))]
 #[allow(unsafe_code)] // two fcntl calls: open-file-description read locks
 mod members;
+#[cfg(not(loom))]
+mod poll;
 #[cfg(not(loom))]
 mod reader;
 mod seqlock;

@@ -1,8 +1,10 @@
 //! The reading end.
 
 use std::ops::Deref;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::core::event::{self, Stop};
@@ -13,11 +15,20 @@ use crate::map::View;
 use crate::posix::{PosixShm, ShmName};
 
 use super::endpoint::{self, header};
+use super::poll::Polling;
 use super::seqlock;
 use super::Options;
 
 /// How often [`Reader::open`] looks for a missing object while it waits.
 const OPEN_POLL: Duration = Duration::from_millis(10);
+
+/// How many times in a row a polled reader that cannot issue membarriers
+/// rings its own bell before a writer has promised to fence.
+const SELF_RINGS: u32 = 4;
+
+/// The longest sleep of a reader that cannot issue membarriers until a
+/// writer has promised to fence (see `Reader::sleeps_safely`).
+const FENCE_SLICE: Duration = Duration::from_millis(1);
 
 /// A value as one `write` wrote it, with its version.
 ///
@@ -79,6 +90,32 @@ pub struct Reader {
     interrupt: Option<Arc<AtomicBool>>,
     /// The process that opened it: only it leaves (not a forked child).
     owner: u32,
+    /// This process can issue the membarrier a fenceless writer relies on.
+    can_membarrier: bool,
+    /// It may sleep as `core::event` says (see `sleeps_safely`).
+    sleeps_safely: bool,
+    /// The version of the value this reader last read (0: none yet).
+    last_read: u64,
+    /// How often `try_read_newer` rang its own bell since it last found a
+    /// value (see there).
+    self_rings: u32,
+    /// The object's name and whether foreign bells are accepted: where
+    /// this reader's doorbell goes when it polls.
+    name: ShmName,
+    allow_foreign: bool,
+    /// Made the first time the descriptor is taken.
+    poll: OnceLock<PollState>,
+}
+
+/// A reader's polling, once its descriptor was taken.
+#[derive(Debug)]
+enum PollState {
+    /// Its roster word and doorbell.
+    Ready(Polling),
+    /// Polling failed (the roster is full, ...): the descriptor is always
+    /// readable (an eventfd that holds 1, or the object's own descriptor if
+    /// even that failed), and `try_read_newer` says why.
+    Failed(String, Option<OwnedFd>),
 }
 
 impl Reader {
@@ -220,7 +257,7 @@ impl Reader {
     /// # Ok::<(), shmkit::Error>(())
     /// ```
     pub fn version(&mut self) -> Result<u64> {
-        let v = seqlock::version(header(&self.seg).words()).map_err(|why| self.seg.corrupt(why))?;
+        let v = seqlock::version(header(&self.seg).words(self.max)).map_err(|why| self.seg.corrupt(why))?;
         self.seg.map.check_intact()?;
         self.saw(v)?;
         Ok(v)
@@ -253,12 +290,40 @@ impl Reader {
     /// ```
     pub fn wait_newer(&mut self, version: u64, timeout: Duration) -> Result<Value> {
         let deadline = event::deadline(timeout);
+        let got = loop {
+            // A process that cannot issue the membarrier sleeps in short
+            // slices until every writer fences (see `sleeps_safely`).
+            let until = match self.sleeps_safely() {
+                true => deadline,
+                false => Some(deadline.map_or(Instant::now() + FENCE_SLICE, |d| d.min(Instant::now() + FENCE_SLICE))),
+            };
+            match self.wait_until(version, until) {
+                Err(Stop::TimedOut) if until != deadline && deadline.is_none_or(|d| Instant::now() < d) => {}
+                other => break other,
+            }
+        };
+        match got {
+            Ok(value) => {
+                self.saw(value.version)?;
+                self.last_read = value.version;
+                Ok(value)
+            }
+            Err(Stop::TimedOut) => Err(Error::TimedOut {
+                target: self.seg.target.clone(),
+                waiting_for: "a newer value",
+            }),
+            Err(Stop::Failed(e)) => Err(e),
+        }
+    }
+
+    /// [`wait_newer`](Reader::wait_newer) until `deadline`.
+    fn wait_until(&self, version: u64, deadline: Option<Instant>) -> std::result::Result<Value, Stop<Error>> {
         let Reader {
             seg, max, interrupt, ..
-        } = &*self;
-        let newer = &header(seg).newer.0;
-        let words = header(seg).words();
-        let got = event::wait_for(
+        } = self;
+        let newer = &header(seg).newer.0.event;
+        let words = header(seg).words(*max);
+        event::wait_for(
             newer,
             Duration::ZERO,
             deadline,
@@ -281,18 +346,134 @@ impl Reader {
                 endpoint::check_interrupt(interrupt, &seg.target)?;
                 seg.check_size(endpoint_need(*max))
             },
-        );
-        match got {
-            Ok(value) => {
-                self.saw(value.version)?;
-                Ok(value)
+        )
+    }
+
+    /// Whether this reader may sleep as `core::event` says. A writer
+    /// registered for global expedited membarriers skips its fence after a
+    /// write, and a sleeper issues `membarrier` in its place; a process
+    /// that cannot (a seccomp filter forbids it) asks every writer to fence
+    /// again (`Newer::fence_asks`) and, until a writer has answered after a
+    /// fenced write (`fence_acked`), sleeps in slices of [`FENCE_SLICE`],
+    /// so that a wake-up the writer skipped is late by that much at most.
+    fn sleeps_safely(&mut self) -> bool {
+        if !self.sleeps_safely {
+            let newer = &header(&self.seg).newer.0;
+            if self.can_membarrier {
+                self.sleeps_safely = true;
+            } else {
+                newer.fence_asks.fetch_or(1, Ordering::SeqCst);
+                self.sleeps_safely = newer.fence_acked.load(Ordering::Acquire) != 0;
             }
-            Err(Stop::TimedOut) => Err(Error::TimedOut {
-                target: self.seg.target.clone(),
-                waiting_for: "a newer value",
-            }),
-            Err(Stop::Failed(e)) => Err(e),
         }
+        self.sleeps_safely
+    }
+
+    /// The newest value if it is newer than the one this reader last read
+    /// (by any of its reads), else `None` — and then, for a reader whose
+    /// descriptor ([`AsFd`]) was taken, the descriptor is armed: it becomes
+    /// readable when the writer next writes. Never waits (but as
+    /// [`read`](Reader::read) does for a copy the writer overwrote).
+    /// Call it when the descriptor is readable, until it returns `None`.
+    ///
+    /// A reader's first call takes the descriptor if nobody did.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if this reader could not become a poller
+    /// (the value's 64 poll roster words are all held by live readers;
+    /// its bell could not be made); as [`read`](Reader::read).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::latest::{Options, Reader, Writer};
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-trynewer-{}", std::process::id()))?;
+    /// let mut w = Writer::create(&name, &Options::new())?;
+    /// let mut r = Reader::open(&name, &Options::new())?;
+    /// w.write(b"a")?;
+    /// w.write(b"b")?;
+    /// assert_eq!(r.try_read_newer()?.unwrap().version(), 2);
+    /// assert_eq!(r.try_read_newer()?, None); // nothing newer: armed
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn try_read_newer(&mut self) -> Result<Option<Value>> {
+        if let Some(v) = self.read_if_newer()? {
+            self.self_rings = 0;
+            return Ok(Some(v));
+        }
+        let polling = match self.polling() {
+            PollState::Ready(p) => p,
+            PollState::Failed(why, _) => {
+                return Err(Error::InvalidArgument {
+                    target: self.seg.target.clone(),
+                    reason: why.clone(),
+                })
+            }
+        };
+        // Arm as the channel does: drain earlier rings, set the poller bit
+        // (shared by every polling reader: it is never cleared by a reader,
+        // only consumed by the writer, which then rings every bell), look
+        // once more.
+        let _ = polling.bell().drain();
+        header(&self.seg).newer.0.event.arm_poll(event::POLLER);
+        if !self.sleeps_safely() && self.self_rings < SELF_RINGS {
+            // This process cannot issue the membarrier a fenceless writer
+            // relies on and no writer has promised to fence yet: a write
+            // racing with this arming may not ring (its version still on
+            // its way to memory). Ring ourselves so that the caller looks
+            // again, a few times (each a round of system calls, long
+            // enough for such a store to land); later writes see the
+            // request, fence, answer and ring.
+            self.self_rings += 1;
+            self.ring_self();
+        }
+        let got = self.read_if_newer()?;
+        if got.is_some() {
+            self.self_rings = 0;
+        }
+        Ok(got)
+    }
+
+    /// The newest value if newer than the last read.
+    fn read_if_newer(&mut self) -> Result<Option<Value>> {
+        let v = seqlock::version(header(&self.seg).words(self.max)).map_err(|why| self.seg.corrupt(why))?;
+        if v <= self.last_read {
+            self.seg.map.check_intact()?;
+            return Ok(None);
+        }
+        let value = self.read()?;
+        Ok(value.filter(|v| v.version() > 0))
+    }
+
+    /// Makes this reader's descriptor readable now (see `try_read_newer`).
+    #[cold]
+    fn ring_self(&self) {
+        if let Ok(place) = crate::core::bell::Place::of(&self.name, &self.seg, self.allow_foreign) {
+            if let Ok(Some(ringer)) = crate::core::bell::Ringer::open(&place, self.roster_idx()) {
+                ringer.ring();
+            }
+        }
+    }
+
+    fn roster_idx(&self) -> usize {
+        match self.poll.get() {
+            Some(PollState::Ready(p)) => p.idx(),
+            _ => 0,
+        }
+    }
+
+    /// The polling state, made the first time.
+    fn polling(&self) -> &PollState {
+        self.poll.get_or_init(|| {
+            let made = crate::core::bell::Place::of(&self.name, &self.seg, self.allow_foreign)
+                .and_then(|place| Polling::claim(&self.seg, &place));
+            match made {
+                Ok(p) => PollState::Ready(p),
+                Err(e) => {
+                    let always = rustix::event::eventfd(1, rustix::event::EventfdFlags::CLOEXEC).ok();
+                    PollState::Failed(format!("cannot poll: {e}"), always)
+                }
+            }
+        })
     }
 
     /// The longest value this object holds, in bytes.
@@ -329,6 +510,7 @@ impl Reader {
         let got = endpoint::read_stable(&self.seg, self.max, &self.interrupt, f)?;
         if let Some((v, _)) = &got {
             self.saw(*v)?;
+            self.last_read = *v;
         } else {
             self.saw(0)?;
         }
@@ -352,6 +534,12 @@ impl Reader {
 fn endpoint_need(max: u64) -> u64 {
     super::layout::DATA_OFFSET + super::layout::capacity_for(max)
 }
+
+// The descriptor, once taken, stays the same for the reader's life: what
+// a reactor that registers it needs (`shmkit::tokio::Async`, whose
+// `until(|r| r.try_read_newer())` awaits a newer value).
+impl crate::wait::sealed::Sealed for Reader {}
+impl crate::wait::Pollable for Reader {}
 
 /// One look for the object: `None` if it is missing, or is being removed
 /// or made right now (look again).
@@ -386,6 +574,13 @@ fn open_once(name: &ShmName, opts: &Options) -> Result<Option<Reader>> {
         seen: 0,
         interrupt: opts.interrupt.clone(),
         owner: std::process::id(),
+        can_membarrier: event::membarrier::registered(),
+        sleeps_safely: false,
+        last_read: 0,
+        self_rings: 0,
+        name: name.clone(),
+        allow_foreign: opts.allow_foreign,
+        poll: OnceLock::new(),
     };
     // dropped on failure from here: it leaves as a reader does
     reader.seg.map_all(capacity)?;
@@ -395,7 +590,123 @@ fn open_once(name: &ShmName, opts: &Options) -> Result<Option<Reader>> {
 impl Drop for Reader {
     fn drop(&mut self) {
         if self.owner == std::process::id() {
+            if let Some(PollState::Ready(polling)) = self.poll.get() {
+                polling.leave(&self.seg);
+            }
             endpoint::leave(&self.seg);
         }
+    }
+}
+
+/// The descriptor to poll: readable once a value newer than the one this
+/// reader last read may have been written (then call
+/// [`Reader::try_read_newer`], which also re-arms it). Taking it the first
+/// time makes this reader a poller: it claims one of the value's 64 poll
+/// roster words and makes its bell beside the object (`<name>.bell<i>.<ino>`
+/// in `/dev/shm`, 0600, removed when the reader is dropped; a killed
+/// reader's word and bell are taken over by the next poller). If that
+/// fails — 64 readers poll already, or the bell cannot be made — the
+/// descriptor is always readable and `try_read_newer` returns the error.
+///
+/// The writer never waits, so it has no descriptor.
+///
+/// ```
+/// use shmkit::latest::{Options, Reader, Writer};
+/// use shmkit::wait::WaitSet;
+/// use std::time::Duration;
+/// let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-latest-asfd-{}", std::process::id()))?;
+/// let mut w = Writer::create(&name, &Options::new())?;
+/// let mut r = Reader::open(&name, &Options::new())?;
+/// let mut set = WaitSet::new()?;
+/// set.add(&r, 7)?;
+/// assert_eq!(r.try_read_newer()?, None); // nothing yet: armed
+/// w.write(b"news")?;
+/// assert_eq!(set.wait(Some(Duration::from_secs(5)))?, &[7]);
+/// assert_eq!(r.try_read_newer()?.unwrap().as_bytes(), b"news");
+/// # Ok::<(), shmkit::Error>(())
+/// ```
+impl AsFd for Reader {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self.polling() {
+            PollState::Ready(p) => p.bell().as_fd(),
+            PollState::Failed(_, Some(fd)) => fd.as_fd(),
+            PollState::Failed(_, None) => self.seg.shm.as_fd(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::latest::Writer;
+
+    /// A reader whose process may not issue membarriers (forced here) asks
+    /// the writers to fence: its first waits sleep in slices and still see
+    /// the value; the writer's next write fences and answers; later writers
+    /// fence from the start.
+    #[test]
+    fn a_reader_without_membarriers_has_writers_fence() {
+        let name = ShmName::new(format!("/shmkit-unit-latest-fence-{}", std::process::id())).unwrap();
+        let _ = crate::posix::remove(&name);
+        let opts = Options::new().max_size(8);
+        let mut w = Writer::create(&name, &opts).unwrap();
+        let mut r = Reader::open(&name, &opts).unwrap();
+        r.can_membarrier = false;
+        assert!(!r.sleeps_safely(), "no writer has answered yet");
+        let asks = |r: &Reader| header(&r.seg).newer.0.fence_asks.load(Ordering::Relaxed);
+        let acked = |r: &Reader| header(&r.seg).newer.0.fence_acked.load(Ordering::Relaxed);
+        assert_eq!((asks(&r), acked(&r)), (1, 0));
+        // a wait in slices, woken by a write from another thread
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            w.write(b"one").unwrap();
+            w
+        });
+        let v = r.wait_newer(0, Duration::from_secs(10)).unwrap();
+        assert_eq!((v.version(), v.as_bytes()), (1, &b"one"[..]));
+        let mut w = writer.join().unwrap();
+        assert!(!w.is_fenceless(), "asked to fence");
+        assert_eq!(acked(&r), 1);
+        assert!(r.sleeps_safely());
+        w.write(b"two").unwrap();
+        drop(w);
+        let w2 = Writer::open(&name, &Options::new()).unwrap();
+        assert!(!w2.is_fenceless(), "a later writer fences too");
+        drop(w2);
+        drop(r);
+        assert!(
+            crate::posix::PosixShm::open(&name, &Default::default()).is_err(),
+            "removed"
+        );
+    }
+
+    /// The same for a polled reader: until a writer answers, its
+    /// descriptor is rung by itself a few times after arming (so a write
+    /// racing with the arming is looked for again), then only by writes;
+    /// the next write answers and rings it.
+    #[test]
+    fn a_polled_reader_without_membarriers_looks_again() {
+        let name = ShmName::new(format!("/shmkit-unit-latest-pollfence-{}", std::process::id())).unwrap();
+        let _ = crate::posix::remove(&name);
+        let mut w = Writer::create(&name, &Options::new().max_size(8)).unwrap();
+        let mut r = Reader::open(&name, &Options::new()).unwrap();
+        r.can_membarrier = false;
+        let readable = |r: &Reader| crate::wait::readable(r, Some(Duration::ZERO)).unwrap();
+        for _ in 0..SELF_RINGS {
+            assert_eq!(r.try_read_newer().unwrap(), None);
+            assert!(readable(&r), "rung by itself");
+        }
+        assert_eq!(r.try_read_newer().unwrap(), None);
+        assert!(!readable(&r), "then only by writes");
+        w.write(b"v").unwrap();
+        assert!(readable(&r));
+        assert_eq!(r.try_read_newer().unwrap().unwrap().as_bytes(), b"v");
+        assert_eq!(header(&r.seg).newer.0.fence_acked.load(Ordering::Relaxed), 1);
+        assert_eq!(r.try_read_newer().unwrap(), None);
+        assert!(!readable(&r), "a writer answered: no more rings of its own");
+        w.write(b"w").unwrap();
+        assert!(readable(&r));
+        drop(r);
+        drop(w);
     }
 }

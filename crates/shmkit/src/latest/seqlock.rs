@@ -1,4 +1,5 @@
-//! The latest-value protocol: a seqlock over [`BUFFERS`] buffers.
+//! The latest-value protocol: a seqlock over `B` buffers (2 or more; a
+//! shared object has `layout::buffers_for(max)` of them).
 //!
 //! This module knows nothing of processes, files, futexes or roles: it is
 //! given the shared `version` word, the buffers' heads and their bytes (an
@@ -7,7 +8,7 @@
 //!
 //! # The protocol
 //! Version `n` (1, 2, …; 0 means "never written") lives in buffer
-//! `n % BUFFERS`. Each buffer has a head: a sequence word `seq` and the
+//! `n % B`. Each buffer has a head: a sequence word `seq` and the
 //! value's length. The writer of version `n`
 //!
 //! 1. stores `seq = 2n - 1` (odd: being written), then a Release fence;
@@ -16,11 +17,11 @@
 //! 4. publishes `version = n` with Release.
 //!
 //! A reader loads `version` (Acquire) = `v`, then the head of buffer
-//! `v % BUFFERS`: its `seq` must be `2v` (Acquire), its length at most the
+//! `v % B`: its `seq` must be `2v` (Acquire), its length at most the
 //! maximum; it copies the bytes, issues an Acquire fence and loads `seq`
 //! again: unchanged, the copy is version `v` exactly as written by one
 //! `write`. Changed, the writer has come round to this buffer again (it
-//! wrote `BUFFERS - 1` newer versions meanwhile and started the next): the
+//! wrote `B - 1` newer versions meanwhile and started the next): the
 //! copy may be mixed, and the reader tries again with the newest version.
 //!
 //! The fences make that exact: if the copy saw any byte of a later write,
@@ -46,12 +47,6 @@
 
 use super::area::Area;
 use crate::core::sync::{fence, AtomicU64, Ordering};
-
-/// How many buffers a latest value has in the format: a reader's copy is
-/// disturbed only when the writer completes `BUFFERS - 1` newer values and
-/// starts another while it copies. (The protocol works with any number
-/// from 2; the loom model uses 2, so that two writes already lap a reader.)
-pub(crate) const BUFFERS: usize = 4;
 
 /// The largest version the format allows (`2 * version` must fit in a
 /// `u64`): more than four billion values a second for a century.
@@ -85,14 +80,28 @@ impl BufHead {
 pub(crate) struct Words<'a> {
     /// The newest complete version; 0 before the first write.
     pub version: &'a AtomicU64,
-    /// The buffers' heads, one per buffer of the [`Area`] (2 or more).
+    /// The buffers' heads, one per buffer of the [`Area`] (2 or more): a
+    /// reader's copy is disturbed only when the writer completes `B - 1`
+    /// newer values and starts another while it copies. (The loom model
+    /// uses 2, so that two writes already lap a reader.)
     pub heads: &'a [BufHead],
 }
 
 impl Words<'_> {
-    /// The buffer that holds version `n`.
+    /// The buffer that holds version `n` (the number of buffers is a
+    /// power of two). Versions go round the buffers in an order that puts
+    /// the heads of consecutive versions on different cache lines (four
+    /// 16-byte heads share a line): the line of the head a reader checks is
+    /// not the one the writer marks next, and rewrites only `B / 4` versions
+    /// later.
+    #[inline]
     pub(crate) fn buffer_of(&self, n: u64) -> usize {
-        (n % self.heads.len() as u64) as usize
+        let b = self.heads.len();
+        debug_assert!(b.is_power_of_two());
+        let idx = (n as usize) & (b - 1);
+        let per_line = b.min(4);
+        let lines = b / per_line;
+        (idx & (lines - 1)) * per_line + (idx >> lines.trailing_zeros())
     }
 }
 
@@ -260,6 +269,24 @@ mod tests {
     }
 
     #[test]
+    fn versions_go_round_every_buffer_with_neighbours_apart() {
+        for (max, buffers) in [(8, 2), (8, 4), (8, 16), (8, 64)] {
+            let mem = HeapValue::with_buffers(max, buffers);
+            let words = mem.words();
+            let mut seen = vec![false; buffers];
+            for n in 0..buffers as u64 {
+                let b = words.buffer_of(n);
+                assert!(!seen[b], "buffer {b} twice in one round of {buffers}");
+                seen[b] = true;
+                assert_eq!(words.buffer_of(n + buffers as u64), b);
+                if buffers > 4 {
+                    assert_ne!(b / 4, words.buffer_of(n + 1) / 4, "neighbours share a line");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn nothing_then_each_write_in_turn() {
         let mem = HeapValue::new(100);
         let (words, area) = (mem.words(), mem.area());
@@ -283,8 +310,9 @@ mod tests {
         let (words, area) = (mem.words(), mem.area());
         write(words, &area, 1, b"complete");
         // a writer dies after marking buffer 2 and copying half
-        words.heads[2].seq.store(3, Ordering::Relaxed);
-        area.write(2, b"torn");
+        let b2 = words.buffer_of(2);
+        words.heads[b2].seq.store(3, Ordering::Relaxed);
+        area.write(b2, b"torn");
         let mut out = Vec::new();
         assert_eq!(try_read(words, &area, &mut out), Attempt::Got(1));
         assert_eq!(out, b"complete");
@@ -296,7 +324,8 @@ mod tests {
 
     #[test]
     fn a_lapped_copy_is_retried_and_a_broken_head_is_corrupt() {
-        let mem = HeapValue::new(8);
+        // four buffers, as large values have
+        let mem = HeapValue::with_buffers(8, 4);
         let (words, area) = (mem.words(), mem.area());
         write(words, &area, 1, b"one");
         // the writer comes round to buffer 1 while a reader copies it
@@ -453,6 +482,69 @@ mod loom_tests {
             assert_eq!(try_read(shared.words(), &shared.area, &mut out), Attempt::Got(last));
             assert_eq!(out, value(last));
         });
+    }
+
+    /// Polled readers share one poller bit of the `newer` event (readers
+    /// have no seats): two pollers each drain their bell, arm, and look at
+    /// the version; the writer writes one value and notifies, ringing every
+    /// bell if it consumed the bit. Whenever a poller ends up waiting
+    /// without having seen the value, its bell was rung. `disarm`: a
+    /// poller that found the value clears the shared bit, as a channel's
+    /// one poller may — which loses the other poller's wake-up (the guard
+    /// is never to disarm a shared bit).
+    fn poll_model(disarm: bool) {
+        use crate::core::event::{Event, POLLER};
+        use loom::sync::atomic::AtomicBool;
+        let mut builder = loom::model::Builder::new();
+        builder.preemption_bound = Some(3);
+        builder.check(move || {
+            let shared = Arc::new(Shared {
+                version: AtomicU64::new(0),
+                heads: [BufHead::new(), BufHead::new()],
+                area: Area::new_loom(2, 8),
+            });
+            let event = Arc::new(Event::new());
+            let bells: Arc<[AtomicBool; 2]> = Arc::new([AtomicBool::new(false), AtomicBool::new(false)]);
+            let pollers: Vec<_> = (0..2)
+                .map(|i| {
+                    let (s, e, b) = (shared.clone(), event.clone(), bells.clone());
+                    loom::thread::spawn(move || {
+                        b[i].store(false, Ordering::Relaxed); // drain
+                        e.arm_poll(POLLER);
+                        let saw = version(s.words()).unwrap() >= 1;
+                        if saw && disarm {
+                            e.disarm_poll(POLLER);
+                        }
+                        saw
+                    })
+                })
+                .collect();
+            write(shared.words(), &shared.area, 1, &[1; 8]);
+            let b = bells.clone();
+            event.notify_or_ring(false, || {
+                for bell in b.iter() {
+                    bell.store(true, Ordering::Release);
+                }
+            });
+            for (i, p) in pollers.into_iter().enumerate() {
+                let saw = p.join().unwrap();
+                if !saw {
+                    assert!(bells[i].load(Ordering::Acquire), "poller {i} waits and was not rung");
+                }
+            }
+        });
+    }
+
+    #[test]
+    fn loom_latest_polled_readers_are_rung() {
+        poll_model(false);
+    }
+
+    /// The guard removed: the model finds the lost wake-up.
+    #[test]
+    #[should_panic(expected = "was not rung")]
+    fn loom_latest_a_disarmed_shared_bit_loses_a_wake_up() {
+        poll_model(true);
     }
 
     /// From an empty value.

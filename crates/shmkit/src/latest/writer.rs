@@ -1,5 +1,8 @@
 //! The writing end.
 
+use crate::core::bell::Place;
+use crate::core::doorbell::Ringers;
+use crate::core::event;
 use crate::core::participant::{self, Member, Plan};
 use crate::core::segment::Segment;
 use crate::core::sync::Ordering;
@@ -10,6 +13,7 @@ use crate::posix::ShmName;
 use super::area::Area;
 use super::endpoint::{self, header};
 use super::layout::{capacity_for, max_size_of, KEEP_NO, KEEP_UNSET, KEEP_YES, SLOTS_AT};
+use super::poll::ROSTER;
 use super::seqlock::{self, MAX_VERSION};
 use super::{Options, DEFAULT_MAX_SIZE, MAX_SIZE};
 
@@ -24,6 +28,17 @@ pub struct Writer {
     max: u64,
     /// The version last published (this writer's or its predecessor's).
     version: u64,
+    /// This writer skips the fence after a write: it is registered for
+    /// global expedited membarriers and announced so on the `newer` event
+    /// before it took the seat; sleeping readers issue the membarrier
+    /// instead (`core::event`).
+    fenceless: bool,
+    /// It has answered a reader's request to fence (`Newer::fence_acked`).
+    acked: bool,
+    /// Where polling readers' bells are, and those opened (made the first
+    /// time a poller armed).
+    place: Place,
+    ringers: Option<Ringers>,
 }
 
 /// What the caller wants of the object's existence.
@@ -108,8 +123,9 @@ impl Writer {
 
     /// Publishes `value` as the newest value and returns its version (one
     /// more than the last). Never waits: readers copying an older value are
-    /// not disturbed unless this writer comes round to their buffer (the
-    /// fourth write after theirs), and then they copy again.
+    /// not disturbed unless this writer comes round to their buffer (after
+    /// all the others: see the [module docs](super)), and then they copy
+    /// again.
     ///
     /// # Errors
     /// [`Error::MessageTooLarge`] if `value` is longer than
@@ -172,11 +188,40 @@ impl Writer {
         }
         let seg = self.member.seg();
         let area = endpoint::area(seg, self.max);
-        seqlock::write_with(header(seg).words(), &area, next, len, |b| fill(&area, b));
+        let h = header(seg);
+        seqlock::write_with(h.words(self.max), &area, next, len, |b| fill(&area, b));
         self.version = next;
-        header(seg).newer.0.notify(false);
-        // The fence in `notify` orders the writes before this check.
-        seg.map.check_intact()?;
+        let newer = &h.newer.0;
+        // A reader that cannot issue the membarrier asked for fences: from
+        // now on, and say so once a write has fenced (the same line as the
+        // waiters' count, which `notify` loads anyway).
+        let asked = !self.acked && newer.fence_asks.load(Ordering::Relaxed) != 0;
+        if asked {
+            self.fenceless = false;
+        }
+        let (place, ringers) = (&self.place, &mut self.ringers);
+        newer.event.notify_or_ring(self.fenceless, || {
+            // a reader polls: ring every polling reader's bell
+            let ringers = ringers.get_or_insert_with(|| Ringers::new(place.clone(), ROSTER));
+            for (idx, word) in h.roster.0.iter().enumerate() {
+                ringers.ring(idx, word.load(Ordering::Relaxed));
+            }
+        });
+        if asked {
+            newer.fence_acked.store(1, Ordering::Release);
+            self.acked = true;
+        }
+        // `map::sigbus` orders writes before the check with a SeqCst fence,
+        // which `notify` has just issued unless fenceless. On x86-64 the
+        // fenceless writer needs none: a write can land on the replacement
+        // pages only after the TLB shootdown reached this CPU, an interrupt,
+        // which is serializing and comes after the mark was set (as
+        // `channel::connect::Endpoint::check_written` says).
+        if self.fenceless && cfg!(not(target_arch = "x86_64")) {
+            seg.map.check_intact_after_writes()?;
+        } else {
+            seg.map.check_intact()?;
+        }
         Ok(next)
     }
 
@@ -184,6 +229,12 @@ impl Writer {
     /// number of values written (by this writer and those before it).
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// Whether this writer skips its fence now (tests).
+    #[cfg(test)]
+    pub(crate) fn is_fenceless(&self) -> bool {
+        self.fenceless
     }
 
     /// The longest value this object holds, in bytes.
@@ -236,6 +287,8 @@ fn join(name: &ShmName, opts: &Options, how: How) -> Result<Writer> {
         interrupt: opts.interrupt.clone(),
     };
     let mut capacity = 0;
+    let mut fenceless = false;
+    let mut place = None;
     let member = participant::join(name, &plan, |seg| {
         match how {
             How::Create if !seg.created => {
@@ -262,18 +315,31 @@ fn join(name: &ShmName, opts: &Options, how: How) -> Result<Writer> {
             .0
             .keep
             .compare_exchange(KEEP_UNSET, keep, Ordering::AcqRel, Ordering::Relaxed);
+        // A writer that will skip its fence says so before it takes part
+        // (`core::event`); unless a reader has asked for fences.
+        let newer = &header(seg).newer.0;
+        fenceless = event::membarrier::registered() && newer.fence_asks.load(Ordering::SeqCst) == 0;
+        if fenceless {
+            newer.event.announce_fenceless();
+        }
+        place = Some(Place::of(name, seg, opts.allow_foreign)?);
         Ok(())
     })?;
     let max = max_size_of(capacity).expect("settled");
+    let place = place.expect("set by the closure");
     let mut writer = Writer {
         member,
         max,
         version: 0,
+        fenceless,
+        acked: false,
+        place,
+        ringers: None,
     };
     // Dropped on failure from here: it leaves as a writer does.
     writer.member.seg_mut().map_all(capacity)?;
     // The seat is ours: the published version moves no more but by us.
-    let v = seqlock::version(header(writer.member.seg()).words()).map_err(|why| writer.member.corrupt(why))?;
+    let v = seqlock::version(header(writer.member.seg()).words(max)).map_err(|why| writer.member.corrupt(why))?;
     writer.version = v;
     Ok(writer)
 }

@@ -46,6 +46,9 @@ fn stop_on_stdin_close() -> Arc<AtomicBool> {
 pub fn child_role(role: &str, args: &[String]) {
     let name = ShmName::new(args[0].as_str()).unwrap();
     let report = |line: String| println!("@{line}");
+    if role.starts_with("latest-poll-") {
+        return crate::latest_poll::child_role(role, args);
+    }
     match role {
         // latest-writer NAME MILLIS: write value(n) for MILLIS ms (0: until
         // killed), in bursts of 64 with a 1 ms pause between; report after

@@ -8,6 +8,7 @@ mod common;
 mod inspect;
 mod interop;
 mod latest;
+mod latest_poll;
 mod many_to_one;
 mod many_to_one_poll;
 mod memfd;
