@@ -402,9 +402,9 @@ impl Link {
     /// Arms this side on `event` (see `poll`); `Ok` at once if it was never
     /// polled.
     #[inline]
-    pub(crate) fn arm(&self, event: &Event) -> Result<()> {
+    pub(crate) fn arm(&self, event: &Event) -> Result<bool> {
         if !self.poll.polled() {
-            return Ok(());
+            return Ok(false);
         }
         if self.collector {
             self.poll.arm(&self.region.top().poll, event, false)

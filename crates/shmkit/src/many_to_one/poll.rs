@@ -111,12 +111,21 @@ impl Polling {
 
     fn make_parts(&self) -> Parts {
         let made = Doorbell::create(&self.place, self.slot).and_then(|bell| {
-            self.set.add(bell.as_fd(), TOKEN_BELL)?;
-            // one ring of our own: the first poll returns at once
-            if let Some(own) = Ringer::open(&self.place, self.slot)? {
-                own.ring();
+            let ready = self.set.add(bell.as_fd(), TOKEN_BELL).and_then(|()| {
+                // one ring of our own: the first poll returns at once
+                if let Some(own) = Ringer::open(&self.place, self.slot)? {
+                    own.ring();
+                }
+                Ok(())
+            });
+            match ready {
+                Ok(()) => Ok(bell),
+                Err(e) => {
+                    // no descriptor after all: its name goes too
+                    bell.remove_name();
+                    Err(e)
+                }
             }
-            Ok(bell)
         });
         match made {
             Ok(bell) => Parts {
@@ -165,9 +174,14 @@ impl Polling {
     /// # Errors
     /// Why the descriptor could not be set up; the OS's errors of watching
     /// the hub.
-    pub(crate) fn arm(&self, word: &AtomicU32, event: &Event, watch_hub: bool) -> Result<()> {
+    ///
+    /// Returns whether the doorbell held a ring, which this arming drained:
+    /// a side that waits on two events through one doorbell (a client:
+    /// room, responses) must not lose the other event's ring with it (see
+    /// [`ring_self`](Self::ring_self)).
+    pub(crate) fn arm(&self, word: &AtomicU32, event: &Event, watch_hub: bool) -> Result<bool> {
         let Some(parts) = self.parts.get() else {
-            return Ok(());
+            return Ok(false);
         };
         let Some(bell) = &parts.bell else {
             if let Some(e) = parts.failed.borrow_mut().take() {
@@ -178,7 +192,7 @@ impl Polling {
                 reason: format!("its descriptor could not be set up: {}", parts.failed_text),
             });
         };
-        bell.drain();
+        let rung = bell.drain().rung;
         if watch_hub && parts.watch.borrow().is_none() {
             // None: no life there (yet: the hub rings every doorbell when
             // it makes it; or no more: its slot says so)
@@ -194,7 +208,18 @@ impl Polling {
             parts.word_set.set(true);
         }
         event.arm_poll(POLLER);
-        Ok(())
+        Ok(rung)
+    }
+
+    /// Rings this side's own doorbell: the descriptor becomes readable (a
+    /// ring drained by an arming for another event is given back).
+    #[cold]
+    pub(crate) fn ring_self(&self) {
+        if self.parts.get().is_some_and(|p| p.bell.is_some()) {
+            if let Ok(Some(own)) = Ringer::open(&self.place, self.slot) {
+                own.ring();
+            }
+        }
     }
 
     /// Clears this side's poller bit on `event` (its condition held after

@@ -29,6 +29,17 @@ pub struct Client {
     stash: Vec<(u64, Response)>,
     timeout: Option<Duration>,
     spin: Duration,
+    /// Which of its two events a polled client has armed and not seen
+    /// rung since: room (`space`) and responses (`reply`). Both ring one
+    /// doorbell, which each arming drains (see [`Client::rearmed`]).
+    armed: Armed,
+}
+
+/// The events a polled client has armed (see [`Client::rearmed`]).
+#[derive(Debug, Default, Clone, Copy)]
+struct Armed {
+    space: bool,
+    reply: bool,
 }
 
 impl Client {
@@ -58,6 +69,7 @@ impl Client {
             next_id: 1,
             pending: Vec::new(),
             stash: Vec::new(),
+            armed: Armed::default(),
             timeout: opts.timeout,
             spin: opts.spin,
         })
@@ -304,6 +316,7 @@ impl Client {
             let got = next_response(responses, link, pending, stash, id);
             if attempt == 1 && !matches!(got, Ok(None)) {
                 self.link.poll.disarm(reply);
+                self.armed.reply = false;
             }
             if let Some(r) = got? {
                 self.forget(id);
@@ -312,7 +325,9 @@ impl Client {
             if attempt == 1 || !polled {
                 break;
             }
-            self.link.arm(reply)?;
+            let drained = self.link.arm(reply)?;
+            self.armed.reply = true;
+            self.rearmed(drained, true);
         }
         self.link.member.check_interrupt()?;
         self.link.check_size()?;
@@ -347,6 +362,30 @@ impl Client {
         Ok(self.commit_request(r, request)?)
     }
 
+    /// After arming one of its two events (`reply`: responses, else room),
+    /// which drained the doorbell (`drained`: it held a ring): if the
+    /// *other* event is armed and its poller bit is gone, a notifier
+    /// consumed the bit and rang for it — the ring just drained — so the
+    /// doorbell is rung again, and that event no longer counts as armed
+    /// (its bit is this client's alone). Without this, a client that looks
+    /// for a response after `Full` would wait for room that already came.
+    fn rearmed(&mut self, drained: bool, reply: bool) {
+        let other_armed = if reply { self.armed.space } else { self.armed.reply };
+        if !drained || !other_armed {
+            return;
+        }
+        let ctl = self.link.region.ctl(self.link.seat());
+        let other = if reply { &ctl.space } else { &ctl.reply };
+        if other.waiters.load(std::sync::atomic::Ordering::Relaxed) & crate::core::event::POLLERS == 0 {
+            if reply {
+                self.armed.space = false;
+            } else {
+                self.armed.reply = false;
+            }
+            self.link.poll.ring_self();
+        }
+    }
+
     /// The request ring was full at the first look: arm (when polled) and
     /// look once more; `Full` unless the server is gone.
     #[cold]
@@ -355,10 +394,13 @@ impl Client {
         if polled {
             let region = self.link.region;
             let space = &region.ctl(self.link.seat()).space;
-            self.link.arm(space)?;
+            let drained = self.link.arm(space)?;
+            self.armed.space = true;
+            self.rearmed(drained, false);
             let again = self.requests.reserve(len);
             if !matches!(again, Err(RingError::Full)) {
                 self.link.poll.disarm(space);
+                self.armed.space = false;
             }
             match again {
                 Ok(r) => return Ok(r),
