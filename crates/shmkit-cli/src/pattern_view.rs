@@ -53,6 +53,9 @@ pub struct LatestView {
     pub in_use: bool,
     /// The writer, null before one joined.
     pub writer: Option<ParticipantView>,
+    /// Readers that wait through a descriptor now (each holds a word of the
+    /// poll roster).
+    pub polling_readers: u32,
 }
 
 impl LatestView {
@@ -72,6 +75,7 @@ impl LatestView {
                 // a writer never waits
                 polling: false,
             }),
+            polling_readers: i.pollers,
         }
     }
 
@@ -111,6 +115,9 @@ impl LatestView {
                 "no".to_owned()
             },
         ));
+        if self.polling_readers > 0 {
+            l.push(("polling", plural(u64::from(self.polling_readers), "reader", "readers")));
+        }
     }
 }
 
