@@ -206,6 +206,28 @@ impl Place {
         Ok(())
     }
 
+    /// Refuses a bell a ringer should not write into: [`check`](Self::check),
+    /// except that a bell of another user is accepted when the object is
+    /// shared with other users on purpose (its mode gives group or others
+    /// access) and the bell gives no more than the object does — a reader
+    /// of another user polling a shared latest value, say, whose `fchown`
+    /// to the object's owner is not allowed. One byte written into a FIFO
+    /// under the object's exact bell name harms nobody; refusing it would
+    /// leave that poller unrung.
+    pub(crate) fn check_ringable(&self, fd: &OwnedFd) -> Result<()> {
+        match self.check(fd) {
+            Err(Error::Untrusted { mode, .. }) if self.mode & 0o066 != 0 && mode & !self.mode & 0o7777 == 0 => {
+                let st = fs::fstat(fd).map_err(|e| self.os("fstat(bell)", e))?;
+                if FileType::from_raw_mode(st.st_mode) == FileType::Fifo {
+                    Ok(())
+                } else {
+                    self.check(fd)
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Removes seat `seat`'s bell name, if it is there (ENOENT is fine).
     pub(crate) fn remove(&self, seat: usize) {
         let _ = fs::unlinkat(CWD, self.path(seat).as_str(), AtFlags::empty());
@@ -303,7 +325,7 @@ impl Ringer {
     pub(crate) fn open(place: &Place, seat: usize) -> Result<Option<Ringer>> {
         match open(&place.path(seat), OFlags::RDWR) {
             Ok(fd) => {
-                place.check(&fd)?;
+                place.check_ringable(&fd)?;
                 Ok(Some(Ringer { fd }))
             }
             Err(Errno::NOENT) => Ok(None),
@@ -449,6 +471,26 @@ mod tests {
             owner: None,
             allow_foreign: false,
         }
+    }
+
+    #[test]
+    #[cfg_attr(shmkit_no_root, ignore = "needs root (CI runs as root)")]
+    fn a_bell_of_another_user_is_rung_only_when_the_object_is_shared() {
+        let mut p = place(7);
+        let path = p.path(0);
+        rustix::fs::mkfifoat(CWD, path.as_str(), Mode::from_raw_mode(0o660)).unwrap();
+        let nobody = Some(rustix::process::Uid::from_raw(65534));
+        rustix::fs::chmodat(CWD, path.as_str(), Mode::from_raw_mode(0o660), AtFlags::empty()).unwrap();
+        rustix::fs::chownat(CWD, path.as_str(), nobody, None, AtFlags::empty()).unwrap();
+        // a private object: somebody else's FIFO under its bell's name is squatted
+        assert!(matches!(Ringer::open(&p, 0), Err(Error::Untrusted { .. })));
+        // shared with the group: a member's bell, within the object's mode
+        p.mode = 0o660;
+        assert!(Ringer::open(&p, 0).unwrap().is_some());
+        // but not one wider than the object
+        p.mode = 0o640;
+        assert!(matches!(Ringer::open(&p, 0), Err(Error::Untrusted { .. })));
+        p.remove(0);
     }
 
     #[test]

@@ -464,8 +464,16 @@ impl Reader {
     /// The polling state, made the first time.
     fn polling(&self) -> &PollState {
         self.poll.get_or_init(|| {
-            let made = crate::core::bell::Place::of(&self.name, &self.seg, self.allow_foreign)
-                .and_then(|place| Polling::claim(&self.seg, &place));
+            let made = crate::core::bell::Place::of(&self.name, &self.seg, self.allow_foreign).and_then(|place| {
+                let p = Polling::claim(&self.seg, &place)?;
+                // readable once at first, as every endpoint's descriptor:
+                // a poller that waits before its first try_read_newer (which
+                // arms) finds out at once
+                if let Ok(Some(own)) = crate::core::bell::Ringer::open(&place, p.idx()) {
+                    own.ring();
+                }
+                Ok(p)
+            });
             match made {
                 Ok(p) => PollState::Ready(p),
                 Err(e) => {
@@ -637,6 +645,7 @@ impl AsFd for Reader {
 
 #[cfg(test)]
 mod tests {
+    use super::super::seqlock;
     use super::*;
     use crate::latest::Writer;
 
@@ -708,5 +717,57 @@ mod tests {
         assert!(readable(&r));
         drop(r);
         drop(w);
+    }
+
+    /// A writer killed after it took the pollers' bit (`notify_or_ring`)
+    /// and before it rang them (emulated: the publish and the bit's
+    /// consumption, then the seat given up) must not strand them: the next
+    /// writer rings every poller when it takes the seat (found by review).
+    #[test]
+    fn a_writer_dead_between_taking_the_bit_and_ringing_strands_no_poller() {
+        let name = ShmName::new(format!("/shmkit-unit-latest-deadring-{}", std::process::id())).unwrap();
+        let _ = crate::posix::remove(&name);
+        let opts = Options::new().max_size(8);
+        let w = Writer::create(&name, &opts).unwrap();
+        let mut r = Reader::open(&name, &opts).unwrap();
+        let readable = |r: &Reader| crate::wait::readable(r, Some(Duration::from_millis(500))).unwrap();
+        assert_eq!(r.try_read_newer().unwrap(), None); // armed
+        assert!(!readable(&r));
+        {
+            // what the writer did before SIGKILL: seqlock write of version 1,
+            // then notify_or_ring's fetch_and of the poller half
+            let h = header(&r.seg);
+            let area = endpoint::area(&r.seg, 8);
+            seqlock::write(h.words(8), &area, 1, b"one");
+            h.newer.0.event.waiters.fetch_and(event::SLEEPERS, Ordering::Acquire);
+        }
+        drop(w); // its seat is free (a killed writer's lock goes with it)
+        let mut w2 = Writer::open(&name, &Options::new()).unwrap();
+        assert_eq!(w2.write(b"two").unwrap(), 2);
+        assert_eq!(w2.write(b"three").unwrap(), 3);
+        let woke = readable(&r);
+        let got = r.try_read_newer().unwrap().map(|v| v.version());
+        drop(r);
+        drop(w2);
+        assert!(woke, "versions 1..3 written, the polled reader was never woken (try_read_newer now gives {got:?}): the next writer must ring every poller");
+    }
+
+    /// A descriptor waited on before any `try_read_newer` (which arms) is
+    /// readable once at first (found by review).
+    #[test]
+    fn a_descriptor_waited_on_before_any_try_read_newer_wakes() {
+        let name = ShmName::new(format!("/shmkit-unit-latest-firstwait-{}", std::process::id())).unwrap();
+        let _ = crate::posix::remove(&name);
+        let mut w = Writer::create(&name, &Options::new().max_size(8)).unwrap();
+        let r = Reader::open(&name, &Options::new()).unwrap();
+        w.write(b"a").unwrap();
+        let mut set = crate::wait::WaitSet::new().unwrap();
+        set.add(&r, 7).unwrap();
+        w.write(b"b").unwrap();
+        let woke = set.wait(Some(Duration::from_millis(500))).unwrap().to_vec();
+        drop(set);
+        drop(r);
+        drop(w);
+        assert_eq!(woke, vec![7], "readable once at first, as every endpoint's descriptor");
     }
 }

@@ -200,13 +200,10 @@ impl Writer {
             self.fenceless = false;
         }
         let (place, ringers) = (&self.place, &mut self.ringers);
-        newer.event.notify_or_ring(self.fenceless, || {
-            // a reader polls: ring every polling reader's bell
-            let ringers = ringers.get_or_insert_with(|| Ringers::new(place.clone(), ROSTER));
-            for (idx, word) in h.roster.0.iter().enumerate() {
-                ringers.ring(idx, word.load(Ordering::Relaxed));
-            }
-        });
+        // a reader polls: ring every polling reader's bell
+        newer
+            .event
+            .notify_or_ring(self.fenceless, || ring_pollers(seg, place, ringers));
         if asked {
             newer.fence_acked.store(1, Ordering::Release);
             self.acked = true;
@@ -341,7 +338,23 @@ fn join(name: &ShmName, opts: &Options, how: How) -> Result<Writer> {
     // The seat is ours: the published version moves no more but by us.
     let v = seqlock::version(header(writer.member.seg()).words(max)).map_err(|why| writer.member.corrupt(why))?;
     writer.version = v;
+    // A writer that appears rings every polling reader: a writer killed
+    // after it took the pollers' bit and before it rang them all would
+    // otherwise leave them waiting for good (no later write finds the bit).
+    let Writer {
+        member, place, ringers, ..
+    } = &mut writer;
+    ring_pollers(member.seg(), place, ringers);
     Ok(writer)
+}
+
+/// Rings the bell of every reader whose roster word names one.
+#[cold]
+fn ring_pollers(seg: &Segment, place: &Place, ringers: &mut Option<Ringers>) {
+    let ringers = ringers.get_or_insert_with(|| Ringers::new(place.clone(), ROSTER));
+    for (idx, word) in header(seg).roster.0.iter().enumerate() {
+        ringers.ring(idx, word.load(Ordering::Relaxed));
+    }
 }
 
 /// The object's capacity, decided now if a reader made it: an explicit
