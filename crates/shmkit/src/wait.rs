@@ -24,6 +24,14 @@
 //! See [`Receiver`](crate::channel::Receiver#polling) and
 //! [`Sender`](crate::channel::Sender#polling).
 //!
+//! The patterns' endpoints (topic, many-to-one, service, latest value) wait
+//! the same way, through `core::doorbell`: their participants join and
+//! leave at any time, so a polling participant publishes its bell in a poll
+//! word of its seat, notifiers ring every bell named there once a poller
+//! armed, and a participant whose death matters holds a *life* (a FIFO it
+//! keeps open) whose hang-up its pollers watch. Each endpoint's docs have a
+//! `# Polling` section.
+//!
 //! # Rules
 //! - A readable endpoint means "try again": call its `try_*` method until it
 //!   returns `Empty` (or `Full`) — that call arms the descriptor again.
