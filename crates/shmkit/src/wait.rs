@@ -95,22 +95,27 @@ pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
-impl sealed::Sealed for crate::channel::Sender {}
-impl Pollable for crate::channel::Sender {}
-impl sealed::Sealed for crate::channel::Receiver {}
-impl Pollable for crate::channel::Receiver {}
-impl sealed::Sealed for crate::many_to_one::Sender {}
-impl Pollable for crate::many_to_one::Sender {}
-impl sealed::Sealed for crate::many_to_one::Receiver {}
-impl Pollable for crate::many_to_one::Receiver {}
-impl sealed::Sealed for crate::service::Client {}
-impl Pollable for crate::service::Client {}
-impl sealed::Sealed for crate::service::Server {}
-impl Pollable for crate::service::Server {}
-impl sealed::Sealed for crate::topic::Publisher {}
-impl Pollable for crate::topic::Publisher {}
-impl sealed::Sealed for crate::topic::Subscriber {}
-impl Pollable for crate::topic::Subscriber {}
+/// Makes each endpoint type [`Pollable`].
+macro_rules! pollable {
+    ($($endpoint:ty),* $(,)?) => {
+        $(
+            impl sealed::Sealed for $endpoint {}
+            impl Pollable for $endpoint {}
+        )*
+    };
+}
+
+pollable!(
+    crate::channel::Sender,
+    crate::channel::Receiver,
+    crate::topic::Publisher,
+    crate::topic::Subscriber,
+    crate::many_to_one::Sender,
+    crate::many_to_one::Receiver,
+    crate::service::Client,
+    crate::service::Server,
+    crate::latest::Reader,
+);
 
 use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
 use rustix::io::Errno;

@@ -545,9 +545,8 @@ fn endpoint_need(max: u64) -> u64 {
 
 // The descriptor, once taken, stays the same for the reader's life: what
 // a reactor that registers it needs (`shmkit::tokio::Async`, whose
-// `until(|r| r.try_read_newer())` awaits a newer value).
-impl crate::wait::sealed::Sealed for Reader {}
-impl crate::wait::Pollable for Reader {}
+// `until(|r| r.try_read_newer())` awaits a newer value); `crate::wait`
+// makes it `Pollable`.
 
 /// One look for the object: `None` if it is missing, or is being removed
 /// or made right now (look again).
