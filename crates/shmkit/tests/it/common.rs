@@ -182,3 +182,36 @@ impl Drop for LiveChild {
         }
     }
 }
+
+/// The bells and lives (`core::doorbell`) of the object `name` in
+/// `/dev/shm` now.
+pub fn fifos_of(name: &ShmName) -> Vec<String> {
+    let bell = format!("{}.bell", name.file_name());
+    let life = format!("{}.life", name.file_name());
+    std::fs::read_dir("/dev/shm")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&bell) || n.starts_with(&life))
+        .collect()
+}
+
+/// Runs the child `role` (`role NAME 1000`: a thousand connect, poll,
+/// close cycles on the objects `NAME-0` … `NAME-999`, then `@fds BEFORE
+/// AFTER`) and checks that it leaked no descriptor and left no object, bell
+/// or life behind.
+pub fn check_descriptor_cycles(role: &str, name: &ShmName) {
+    let lines = run_child(role, &[name.as_str(), "1000"]);
+    let counts: Vec<usize> = lines[0]
+        .strip_prefix("fds ")
+        .unwrap()
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(counts[0], counts[1], "open descriptors before and after 1000 cycles");
+    for i in [0, 499, 999] {
+        let n = ShmName::new(format!("{}-{i}", name.as_str())).unwrap();
+        assert!(fifos_of(&n).is_empty(), "a bell or life of {n} was left");
+        assert!(std::fs::symlink_metadata(format!("/dev/shm/{}", n.file_name())).is_err());
+    }
+}

@@ -9,7 +9,7 @@ use shmkit::latest::{Options, Reader, Writer};
 use shmkit::posix::ShmName;
 use shmkit::wait::WaitSet;
 
-use crate::common::{child, is_root, posix_name, LiveChild};
+use crate::common::{child, fifos_of, is_root, posix_name, LiveChild};
 
 /// Value `n`: its number, then bytes made from it.
 fn value(n: u64) -> Vec<u8> {
@@ -25,16 +25,6 @@ fn check(v: &shmkit::latest::Value) {
         "value {} is not as written",
         v.version()
     );
-}
-
-/// The bells of `name` in /dev/shm.
-fn bells_of(name: &ShmName) -> Vec<String> {
-    let base = name.as_str().trim_start_matches('/').to_owned();
-    std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|f| f.starts_with(&format!("{base}.bell")) || f.starts_with(&format!("{base}.life")))
-        .collect()
 }
 
 fn open_fds() -> usize {
@@ -156,7 +146,7 @@ fn a_polled_reader_sees_every_new_version_it_waits_for() {
     writer.finish();
     assert!(reads >= 1 && wakes >= 1, "reads {reads}, wakes {wakes}");
     drop(r);
-    assert!(bells_of(&name).is_empty(), "left: {:?}", bells_of(&name));
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
 }
 
 #[test]
@@ -189,7 +179,7 @@ fn a_polled_reader_is_woken_across_pid_namespaces() {
     assert_eq!(writer.expect_line(), "done");
     writer.finish();
     drop(r);
-    assert!(bells_of(&name).is_empty(), "left: {:?}", bells_of(&name));
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
 }
 
 /// In a child of its own, so that other tests' descriptors do not count.
@@ -199,7 +189,7 @@ fn no_descriptor_leaks_over_1000_polled_readers() {
     let lines = crate::common::run_child("latest-poll-cycles", &[name.as_str()]);
     let fds: Vec<&str> = lines[0].strip_prefix("fds ").unwrap().split(' ').collect();
     assert_eq!(fds[0], fds[1], "descriptors leaked: {lines:?}");
-    assert!(bells_of(&name).is_empty(), "left: {:?}", bells_of(&name));
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
 }
 
 #[test]
@@ -244,7 +234,7 @@ fn roster_words_of_killed_readers_are_taken_over() {
     }
     drop(readers);
     drop(w);
-    assert!(bells_of(&name).is_empty(), "left: {:?}", bells_of(&name));
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
 }
 
 #[test]
@@ -254,14 +244,14 @@ fn a_killed_polling_readers_bell_goes_with_the_object() {
     w.write(&value(1)).unwrap();
     let mut holder = LiveChild::spawn("latest-poll-holder", &[name.as_str()]);
     assert_eq!(holder.expect_line(), "polling");
-    assert_eq!(bells_of(&name).len(), 1);
+    assert_eq!(fifos_of(&name).len(), 1);
     holder.kill();
     drop(holder);
     // the writer rings the dead reader's bell (nobody reads it): no harm
     w.write(&value(2)).unwrap();
     drop(w); // the last participant: the object goes, and the bell with it
     assert!(shmkit::posix::PosixShm::open(&name, &Default::default()).is_err());
-    assert!(bells_of(&name).is_empty(), "left: {:?}", bells_of(&name));
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
 }
 
 /// Under tokio (shmkit::tokio::Async): a reader task awaits each newer
@@ -298,5 +288,5 @@ fn a_reader_awaits_newer_values_under_tokio() {
     assert_eq!(writer.expect_line(), "done");
     writer.finish();
     drop(rt);
-    assert!(bells_of(&name).is_empty(), "left: {:?}", bells_of(&name));
+    assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
 }

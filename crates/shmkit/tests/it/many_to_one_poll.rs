@@ -12,7 +12,7 @@ use shmkit::posix::ShmName;
 use shmkit::wait::WaitSet;
 use shmkit::{Error, Role};
 
-use crate::common::{is_root, posix_name, LiveChild};
+use crate::common::{fifos_of, is_root, posix_name, LiveChild};
 
 /// No wake-up may take longer (issue 14): reaching it means one was lost.
 const LOST: Duration = Duration::from_secs(1);
@@ -105,18 +105,6 @@ pub fn child_role(role: &str, args: &[String]) {
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// The doorbells and lives of `name` in `/dev/shm` now.
-pub(crate) fn fifos_of(name: &ShmName) -> Vec<String> {
-    let bell = format!("{}.bell", name.file_name());
-    let life = format!("{}.life", name.file_name());
-    std::fs::read_dir("/dev/shm")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.starts_with(&bell) || n.starts_with(&life))
-        .collect()
 }
 
 /// Whether a new PID namespace can be made here (root, `unshare`);
@@ -353,19 +341,7 @@ fn a_killed_polled_senders_doorbell_is_replaced_then_removed_with_the_object() {
 #[test]
 fn no_descriptor_is_leaked_over_a_thousand_connections() {
     let (name, _guard) = posix_name();
-    let lines = crate::common::run_child("m2opoll-fd-cycles", &[name.as_str(), "1000"]);
-    let counts: Vec<usize> = lines[0]
-        .strip_prefix("fds ")
-        .unwrap()
-        .split(' ')
-        .map(|n| n.parse().unwrap())
-        .collect();
-    assert_eq!(counts[0], counts[1], "open descriptors before and after 1000 cycles");
-    for i in [0, 499, 999] {
-        let n = ShmName::new(format!("{}-{i}", name.as_str())).unwrap();
-        assert!(fifos_of(&n).is_empty(), "a doorbell or life of {n} was left");
-        assert!(std::fs::symlink_metadata(format!("/dev/shm/{}", n.file_name())).is_err());
-    }
+    crate::common::check_descriptor_cycles("m2opoll-fd-cycles", &name);
 }
 
 #[test]

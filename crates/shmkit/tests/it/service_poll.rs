@@ -12,8 +12,8 @@ use shmkit::service::{Client, Options, Server, TryRecvError, TrySendError};
 use shmkit::wait::WaitSet;
 use shmkit::{Error, Role};
 
-use crate::common::{posix_name, LiveChild};
-use crate::many_to_one_poll::{can_unshare, fifos_of, spawn_unshared};
+use crate::common::{fifos_of, posix_name, LiveChild};
+use crate::many_to_one_poll::{can_unshare, spawn_unshared};
 
 /// No wake-up may take longer (issue 14): reaching it means one was lost.
 const LOST: Duration = Duration::from_secs(1);
@@ -284,19 +284,7 @@ fn a_server_killed_in_another_pid_namespace_wakes_a_polled_client() {
 #[test]
 fn no_descriptor_is_leaked_over_a_thousand_connections() {
     let (name, _guard) = posix_name();
-    let lines = crate::common::run_child("svcpoll-fd-cycles", &[name.as_str(), "1000"]);
-    let counts: Vec<usize> = lines[0]
-        .strip_prefix("fds ")
-        .unwrap()
-        .split(' ')
-        .map(|n| n.parse().unwrap())
-        .collect();
-    assert_eq!(counts[0], counts[1], "open descriptors before and after 1000 cycles");
-    for i in [0, 499, 999] {
-        let n = ShmName::new(format!("{}-{i}", name.as_str())).unwrap();
-        assert!(fifos_of(&n).is_empty(), "a doorbell or life of {n} was left");
-        assert!(std::fs::symlink_metadata(format!("/dev/shm/{}", n.file_name())).is_err());
-    }
+    crate::common::check_descriptor_cycles("svcpoll-fd-cycles", &name);
 }
 
 #[test]
