@@ -152,27 +152,28 @@ impl Ringers {
     }
 
     /// Rings seat `seat`'s bell if `nonce` (its poll word, as read from
-    /// shared memory: any value) is not 0. Never fails: a bell that is gone
-    /// belongs to a participant that left, and one that is not ours is not
-    /// rung.
-    pub(crate) fn ring(&mut self, seat: usize, nonce: u32) {
+    /// shared memory: any value) is not 0. A bell that is gone belongs to a
+    /// participant that left, and one that is not ours is not rung: both
+    /// count as done. `false` only if the bell could not be opened for
+    /// another reason (out of descriptors): the ring is owed still.
+    pub(crate) fn ring(&mut self, seat: usize, nonce: u32) -> bool {
         if nonce == 0 {
-            return;
+            return true;
         }
         if seat >= self.cache.len() {
             if seat > u16::MAX as usize * 16 {
-                return; // not a seat any object has
+                return true; // not a seat any object has
             }
             self.cache.resize_with(seat + 1, || None);
         }
         let Ringers { place, cache } = self;
-        ring_cached(cache, seat, nonce, || Ringer::open(place, seat));
+        ring_cached(cache, seat, nonce, || Ringer::open(place, seat))
     }
 
     /// [`ring`](Self::ring) with `open` instead of opening the bell.
     #[cfg(test)]
-    fn ring_with(&mut self, seat: usize, nonce: u32, open: impl FnOnce() -> Result<Option<Ringer>>) {
-        ring_cached(&mut self.cache, seat, nonce, open);
+    fn ring_with(&mut self, seat: usize, nonce: u32, open: impl FnOnce() -> Result<Option<Ringer>>) -> bool {
+        ring_cached(&mut self.cache, seat, nonce, open)
     }
 
     /// Closes seat `seat`'s bell, if open (its holder left).
@@ -194,19 +195,20 @@ fn ring_cached(
     seat: usize,
     nonce: u32,
     open: impl FnOnce() -> Result<Option<Ringer>>,
-) {
+) -> bool {
     let stale = !matches!(&cache[seat], Some((n, _)) if *n == nonce);
     if stale {
         let opened = match open() {
             Ok(opened) => opened,
             Err(Error::Untrusted { .. }) => None,
-            Err(_) => return,
+            Err(_) => return false,
         };
         cache[seat] = Some((nonce, opened));
     }
     if let Some((_, Some(ringer))) = &cache[seat] {
         ringer.ring();
     }
+    true
 }
 
 /// A participant's life: a FIFO held open while it takes part (see the
@@ -412,7 +414,7 @@ mod tests {
         let bell = Doorbell::create(&p, 2).unwrap();
         let mut ringers = Ringers::new(p.clone(), 4);
         // out of descriptors at the first ring: nothing rung, nothing cached
-        ringers.ring_with(2, bell.nonce(), || Err(p.os("open(bell)", Errno::MFILE)));
+        assert!(!ringers.ring_with(2, bell.nonce(), || Err(p.os("open(bell)", Errno::MFILE))));
         assert!(!bell.drain().rung);
         ringers.ring(2, bell.nonce());
         assert!(bell.drain().rung, "rung once descriptors are there again");

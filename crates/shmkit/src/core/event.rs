@@ -148,8 +148,13 @@ impl Event {
     /// called (at most once) if a poller armed and this call is the one
     /// that consumes its bit. The busy path is `notify`'s: one fence (or
     /// none, fenceless) and one load.
+    ///
+    /// `ring` may say that a ring could not be delivered (it returns
+    /// `false`: a bell could not be opened, out of descriptors): the bits
+    /// it consumed are set again, so that the next notification rings
+    /// again rather than leaving the poller unrung for good.
     #[inline]
-    pub(crate) fn notify_or_ring(&self, fenceless: bool, ring: impl FnOnce()) {
+    pub(crate) fn notify_or_ring<R: Delivered>(&self, fenceless: bool, ring: impl FnOnce() -> R) {
         if fenceless {
             compiler_fence(Ordering::SeqCst);
         } else {
@@ -163,7 +168,7 @@ impl Event {
 
     #[cold]
     #[inline(never)]
-    fn wake_or_ring(&self, seen: u32, ring: impl FnOnce()) {
+    fn wake_or_ring<R: Delivered>(&self, seen: u32, ring: impl FnOnce() -> R) {
         if seen & SLEEPERS != 0 {
             self.notify_always();
         }
@@ -172,8 +177,11 @@ impl Event {
         // so the ring is never drained away unseen (the loom model with two
         // notifiers finds that interleaving with Relaxed). The ring itself
         // (a write to a pipe) carries the condition to the poller.
-        if seen & POLLERS != 0 && self.waiters.fetch_and(SLEEPERS, Ordering::Acquire) & POLLERS != 0 {
-            ring();
+        if seen & POLLERS != 0 {
+            let taken = self.waiters.fetch_and(SLEEPERS, Ordering::Acquire) & POLLERS;
+            if taken != 0 && !ring().delivered() {
+                self.waiters.fetch_or(taken, Ordering::Relaxed);
+            }
         }
     }
 
@@ -191,6 +199,25 @@ impl Event {
     /// a byte in its bell later, a spurious wake-up, never a lost one.
     pub(crate) fn disarm_poll(&self, bit: u32) {
         self.waiters.fetch_and(!(bit & POLLERS), Ordering::Relaxed);
+    }
+}
+
+/// What a ring closure of [`Event::notify_or_ring`] returns: whether every
+/// ring it owed was delivered (`()`: always).
+pub(crate) trait Delivered {
+    /// `false` if a ring could not be delivered.
+    fn delivered(self) -> bool;
+}
+
+impl Delivered for () {
+    fn delivered(self) -> bool {
+        true
+    }
+}
+
+impl Delivered for bool {
+    fn delivered(self) -> bool {
+        self
     }
 }
 
@@ -423,6 +450,25 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicBool;
     use std::sync::Arc;
+
+    #[test]
+    fn a_ring_that_could_not_be_delivered_is_owed_to_the_next_notification() {
+        let e = Event::new();
+        e.arm_poll(POLLER);
+        let mut rings = 0;
+        e.notify_or_ring(false, || {
+            rings += 1;
+            false // out of descriptors, say
+        });
+        assert_eq!(e.waiters.load(Ordering::Relaxed) & POLLERS, POLLER, "the bit is back");
+        e.notify_or_ring(false, || {
+            rings += 1;
+            true
+        });
+        assert_eq!(rings, 2, "the next notification rang again");
+        assert_eq!(e.waiters.load(Ordering::Relaxed), 0);
+        e.notify_or_ring(false, || -> bool { panic!("nobody armed") });
+    }
 
     #[test]
     fn one_notification_wakes_every_sleeper() {

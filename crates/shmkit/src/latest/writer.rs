@@ -344,17 +344,27 @@ fn join(name: &ShmName, opts: &Options, how: How) -> Result<Writer> {
     let Writer {
         member, place, ringers, ..
     } = &mut writer;
-    ring_pollers(member.seg(), place, ringers);
+    if !ring_pollers(member.seg(), place, ringers) {
+        // owed still: the next write rings again
+        header(member.seg())
+            .newer
+            .0
+            .event
+            .waiters
+            .fetch_or(crate::core::event::POLLER, Ordering::Relaxed);
+    }
     Ok(writer)
 }
 
 /// Rings the bell of every reader whose roster word names one.
 #[cold]
-fn ring_pollers(seg: &Segment, place: &Place, ringers: &mut Option<Ringers>) {
+fn ring_pollers(seg: &Segment, place: &Place, ringers: &mut Option<Ringers>) -> bool {
     let ringers = ringers.get_or_insert_with(|| Ringers::new(place.clone(), ROSTER));
+    let mut delivered = true;
     for (idx, word) in header(seg).roster.0.iter().enumerate() {
-        ringers.ring(idx, word.load(Ordering::Relaxed));
+        delivered &= ringers.ring(idx, word.load(Ordering::Relaxed));
     }
+    delivered
 }
 
 /// The object's capacity, decided now if a reader made it: an explicit

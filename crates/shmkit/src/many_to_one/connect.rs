@@ -375,8 +375,8 @@ impl Link {
 
     /// Rings the hub's doorbell, if it has one.
     #[cold]
-    pub(crate) fn ring_hub(&self) {
-        self.poll.ring(HUB, self.region.top().poll.load(Ordering::Relaxed));
+    pub(crate) fn ring_hub(&self) -> bool {
+        self.poll.ring(HUB, self.region.top().poll.load(Ordering::Relaxed))
     }
 
     /// Notifies `event` of seat `s` (`space`, `reply`), which its spoke
@@ -384,7 +384,7 @@ impl Link {
     #[inline]
     pub(crate) fn notify_spoke(&self, s: usize, event: &Event, fenceless: bool) {
         event.notify_or_ring(fenceless, || {
-            self.poll.ring(1 + s, self.region.ctl(s).poll.load(Ordering::Relaxed));
+            self.poll.ring(1 + s, self.region.ctl(s).poll.load(Ordering::Relaxed))
         });
     }
 

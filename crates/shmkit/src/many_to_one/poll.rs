@@ -240,8 +240,8 @@ impl Polling {
     /// Rings the doorbell of participant `slot`, whose poll word reads
     /// `nonce` (0: nobody polls there).
     #[cold]
-    pub(crate) fn ring(&self, slot: usize, nonce: u32) {
-        self.ringers.borrow_mut().ring(slot, nonce);
+    pub(crate) fn ring(&self, slot: usize, nonce: u32) -> bool {
+        self.ringers.borrow_mut().ring(slot, nonce)
     }
 
     /// This side leaves: clears its poll word (if it still holds our

@@ -465,19 +465,21 @@ impl Endpoint {
 
     /// Rings the publisher's doorbell if it polls (it waits for room).
     #[cold]
-    pub(crate) fn ring_publisher(&self) {
+    pub(crate) fn ring_publisher(&self) -> bool {
         let nonce = self.header().producer.0.poll.load(Ordering::Relaxed);
-        self.poll.ring(PUBLISHER, nonce);
+        self.poll.ring(PUBLISHER, nonce)
     }
 
     /// Rings the doorbell of every subscriber that polls.
     #[cold]
-    pub(crate) fn ring_subscribers(&self) {
+    pub(crate) fn ring_subscribers(&self) -> bool {
         let h = self.header();
+        let mut delivered = true;
         for i in 0..self.max_subscribers.min(MAX_SEATS) {
             let nonce = h.seats[i].0.poll.load(Ordering::Relaxed);
-            self.poll.ring(i + 1, nonce);
+            delivered &= self.poll.ring(i + 1, nonce);
         }
+        delivered
     }
 
     /// A snapshot of the header, through this participant's own mapping.

@@ -91,7 +91,9 @@ impl Polling {
     pub(crate) fn fd(&self) -> BorrowedFd<'_> {
         if self.bell.get().is_none() && self.broken.borrow().is_none() {
             match self.make_bell() {
-                Ok(bell) => self.ringers.borrow_mut().ring(self.seat, bell.nonce()),
+                Ok(bell) => {
+                    self.ringers.borrow_mut().ring(self.seat, bell.nonce());
+                }
                 Err(_) => self.stand_in(),
             }
         }
@@ -201,12 +203,13 @@ impl Polling {
 
     /// Rings seat `seat`'s doorbell if `nonce` (its poll word) says it has
     /// one; closes the one held for it if not (its holder left).
-    pub(crate) fn ring(&self, seat: usize, nonce: u32) {
+    pub(crate) fn ring(&self, seat: usize, nonce: u32) -> bool {
         let mut ringers = self.ringers.borrow_mut();
         if nonce == 0 {
             ringers.forget(seat);
+            true
         } else {
-            ringers.ring(seat, nonce);
+            ringers.ring(seat, nonce)
         }
     }
 
@@ -214,7 +217,7 @@ impl Polling {
     /// tries again, and arms then).
     pub(crate) fn ring_self(&self) {
         if let Some(bell) = self.bell.get() {
-            self.ring(self.seat, bell.nonce());
+            let _ = self.ring(self.seat, bell.nonce());
         }
     }
 
