@@ -65,14 +65,19 @@ pub(crate) struct Link {
     farewell: Farewell,
 }
 
-/// Rings a doorbell when dropped.
+/// Rings the hub's doorbell, if it has one, when dropped: opened only
+/// then, after the leaver's lock is gone, so that a hub whose doorbell is
+/// made before that is rung, and one made after it finds the leaver gone
+/// when it arms.
 #[derive(Debug, Default)]
-struct Farewell(Option<Ringer>);
+struct Farewell(Option<Place>);
 
 impl Drop for Farewell {
     fn drop(&mut self) {
-        if let Some(ringer) = &self.0 {
-            ringer.ring();
+        if let Some(place) = &self.0 {
+            if let Ok(Some(ringer)) = Ringer::open(place, HUB) {
+                ringer.ring();
+            }
         }
     }
 }
@@ -542,10 +547,10 @@ impl Drop for Link {
             ctl.out_space.notify_always();
             // A polled receiver learns the end of the stream: rung once
             // this participant's lock is gone too (a leaver's slot shows
-            // it alive until then), when the fields drop after this.
-            if top.poll.load(Ordering::Relaxed) != 0 {
-                self.farewell.0 = Ringer::open(self.poll.place(), HUB).ok().flatten();
-            }
+            // it alive until then), when the fields drop after this —
+            // whether it polls now or not: it may make its doorbell
+            // meanwhile (one open(2) when a sender leaves).
+            self.farewell.0 = Some(self.poll.place().clone());
             // The last to leave, once the receiver is gone, removes the name.
             let member = &self.member;
             let receiver_gone = !matches!(member.presence(0), Ok(Presence::Alive { .. }));
