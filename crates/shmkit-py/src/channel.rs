@@ -1,6 +1,6 @@
 //! `shmkit.Sender`, `shmkit.Receiver` and the `recv_view()` block.
 //!
-//! Every wait runs without the GIL in slices of at most [`SLICE`], with
+//! Every wait runs without the GIL in slices of at most `wait::SLICE`, with
 //! `check_signals` between them, so Ctrl-C ends it within a slice and the
 //! endpoint stays usable (an interrupted receive took nothing, an
 //! interrupted send sent nothing). Connecting runs on a helper thread whose

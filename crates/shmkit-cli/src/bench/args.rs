@@ -86,7 +86,7 @@ pub struct Args {
     pub patterns: Vec<super::patterns::Choice>,
 }
 
-/// The arguments of the hidden [`PEER_SUBCOMMAND`](PEER_SUBCOMMAND):
+/// The arguments of the hidden [`PEER_SUBCOMMAND`]:
 /// what the second process does, set by the first. Not for people.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PeerArgs {

@@ -23,7 +23,7 @@
 //! request/response, latest value), with as many second processes as each
 //! needs: see `patterns.rs` for what each measures and how it waits.
 //!
-//! Transports (see [`Transport`]): `shmkit-spin`, `shmkit`, `shmkit-sleep`,
+//! Transports (see [`Transport`](transport::Transport)): `shmkit-spin`, `shmkit`, `shmkit-sleep`,
 //! `raw-spin`, `eventfd`, `pipe`, `uds`, `tcp`, `shmkit-async`,
 //! `shmkit-async-yield` and `uds-async` (both sides tokio, on
 //! current-thread runtimes), and for streams `memcpy`.

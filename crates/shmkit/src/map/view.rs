@@ -21,8 +21,8 @@ use std::marker::PhantomData;
 use std::os::fd::AsFd;
 use std::ptr::NonNull;
 
-/// A read-only view of `len` bytes of shared memory; see the
-/// [module docs](self).
+/// A read-only view of `len` bytes of shared memory: copies and single
+/// volatile loads, never a reference (see [`crate::map`] for why).
 ///
 /// ```
 /// # use shmkit::channel::{Options, Receiver, Sender};
@@ -47,8 +47,8 @@ pub struct View<'a> {
     _borrow: PhantomData<&'a [u8]>,
 }
 
-/// A writable view of `len` bytes of shared memory; see the
-/// [module docs](self). Everything a [`View`] does, through
+/// A writable view of `len` bytes of shared memory (see [`crate::map`]
+/// for why a view). Everything a [`View`] does, through
 /// [`as_view`](ViewMut::as_view) or directly, and writing.
 ///
 /// ```
