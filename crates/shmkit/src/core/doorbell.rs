@@ -336,6 +336,7 @@ impl PollSet {
     }
 
     /// The tokens of the members that are ready now (no waiting).
+    #[cfg(test)]
     pub(crate) fn ready(&self) -> Vec<u64> {
         let mut events = Vec::with_capacity(8);
         match epoll::wait(

@@ -21,7 +21,6 @@
 #[cfg(not(loom))]
 pub(crate) mod bell;
 #[cfg(not(loom))]
-#[allow(dead_code)] // the patterns' pollers use it piece by piece
 pub(crate) mod doorbell;
 pub(crate) mod event;
 pub(crate) mod kind;
