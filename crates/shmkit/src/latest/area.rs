@@ -109,13 +109,6 @@ mod real {
                 .copy_from_slice(data)
                 .expect("a view of exactly its length");
         }
-
-        /// Copies the first `out.len()` bytes of buffer `b` into `out`.
-        pub(crate) fn read(&self, b: usize, out: &mut [u8]) {
-            self.view(b, out.len())
-                .copy_to_slice(out)
-                .expect("a view of exactly its length");
-        }
     }
 }
 

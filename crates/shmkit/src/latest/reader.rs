@@ -197,9 +197,7 @@ impl Reader {
     /// As [`read`](Reader::read).
     pub fn read_into(&mut self, buf: &mut Vec<u8>) -> Result<Option<u64>> {
         let got = self.stable(|src| {
-            buf.clear();
-            buf.resize(src.len(), 0);
-            src.read(buf);
+            src.read_to_vec(buf);
         })?;
         if got.is_none() {
             buf.clear();
@@ -334,9 +332,7 @@ impl Reader {
                 }
                 let mut bytes = Vec::new();
                 let got = endpoint::read_stable(seg, *max, interrupt, |src| {
-                    bytes.clear();
-                    bytes.resize(src.len(), 0);
-                    src.read(&mut bytes);
+                    src.read_to_vec(&mut bytes);
                 })?;
                 Ok(got
                     .filter(|&(v, ())| v > version)

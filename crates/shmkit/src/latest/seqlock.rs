@@ -170,9 +170,7 @@ pub(crate) fn version(words: Words<'_>) -> Result<u64, String> {
 #[cfg(any(test, feature = "fuzz", loom))]
 pub(crate) fn try_read(words: Words<'_>, area: &Area<'_>, out: &mut Vec<u8>) -> Attempt {
     try_read_with(words, area, |src| {
-        out.clear();
-        out.resize(src.len(), 0);
-        src.read(out);
+        src.read_to_vec(out);
     })
     .map_or_else(|a| a, |(v, ())| Attempt::Got(v))
 }
@@ -241,15 +239,17 @@ pub(crate) struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    /// The value's length (validated).
-    pub(crate) fn len(&self) -> usize {
-        self.len
-    }
-
-    /// Copies the value into `out` (exactly `len()` bytes).
-    pub(crate) fn read(&self, out: &mut [u8]) {
-        assert_eq!(out.len(), self.len, "a shmkit bug: copy of the wrong length");
-        self.area.read(self.buffer, out);
+    /// Replaces `out`'s contents with a copy of the value (no zero-fill
+    /// first).
+    pub(crate) fn read_to_vec(&self, out: &mut Vec<u8>) {
+        #[cfg(not(loom))]
+        self.view().read_to_vec(out);
+        #[cfg(loom)]
+        {
+            out.clear();
+            out.resize(self.len, 0);
+            self.area.read(self.buffer, out);
+        }
     }
 
     /// A view of the value's bytes in shared memory.
