@@ -579,6 +579,50 @@ fn size_label(size: usize) -> String {
     }
 }
 
+/// What iceoryx2 leaves behind after any run, by design: its global
+/// management object in `/dev/shm` (`iox2_*`) and `/tmp/iceoryx2/`. The
+/// leader notes what was there before it began and removes, at the end,
+/// what the run added — nothing another program had made before.
+struct Iceoryx2Leftovers {
+    shm_before: Vec<std::ffi::OsString>,
+    tmp_existed: bool,
+}
+
+const IOX2_TMP: &str = "/tmp/iceoryx2";
+
+fn iox2_shm_names() -> Vec<std::ffi::OsString> {
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name())
+                .filter(|n| n.to_string_lossy().starts_with("iox2_"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl Iceoryx2Leftovers {
+    fn note() -> Iceoryx2Leftovers {
+        Iceoryx2Leftovers {
+            shm_before: iox2_shm_names(),
+            tmp_existed: std::path::Path::new(IOX2_TMP).exists(),
+        }
+    }
+}
+
+impl Drop for Iceoryx2Leftovers {
+    fn drop(&mut self) {
+        for name in iox2_shm_names() {
+            if !self.shm_before.contains(&name) {
+                let _ = std::fs::remove_file(std::path::Path::new("/dev/shm").join(&name));
+            }
+        }
+        if !self.tmp_existed {
+            let _ = std::fs::remove_dir_all(IOX2_TMP);
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     iceoryx2::prelude::set_log_level(LogLevel::Error);
@@ -591,6 +635,8 @@ fn main() -> ExitCode {
             }
         };
     }
+    // Removed when `main` returns, after every second process has ended.
+    let _leftovers = Iceoryx2Leftovers::note();
     let sizes = if !args.sizes.is_empty() {
         args.sizes.clone()
     } else if args.quick {

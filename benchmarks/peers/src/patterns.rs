@@ -1026,6 +1026,7 @@ impl LatestWriter {
     }
 }
 
+#[allow(clippy::large_enum_variant)] // one per measurement, never moved in a loop
 enum LatestReader {
     /// With a buffer to copy into.
     Shmkit(shmkit::latest::Reader, Vec<u8>),
