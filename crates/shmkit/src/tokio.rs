@@ -113,7 +113,7 @@ fn spin_until(spin: Duration, mut ready: impl FnMut() -> bool) {
             }
             // as the blocking wait does (core::event::wait_for): a long
             // wait offers the core to a process that may need it
-            if waited >= Duration::from_micros(4) {
+            if waited >= crate::core::event::SPIN_ALONE {
                 std::thread::yield_now();
             }
         }

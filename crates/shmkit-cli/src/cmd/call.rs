@@ -57,8 +57,13 @@ pub fn run(args: Args) -> Result {
     if let Some(stop) = crate::signals::stop_flag() {
         opts = opts.interrupt(stop);
     }
+    // One deadline for connecting and calling together, as --timeout says.
+    let started = std::time::Instant::now();
     let mut client = Client::connect(&args.name, &opts)?;
-    let response = client.call(&request)?;
+    let response = match args.timeout {
+        Some(t) => client.call_timeout(&request, t.saturating_sub(started.elapsed()))?,
+        None => client.call(&request)?,
+    };
     match response.status {
         Status::Ok => {
             let mut out = std::io::stdout().lock();

@@ -67,7 +67,7 @@ pub fn run(args: Args) -> Result {
         // writer as it is.
         let mut req = server.recv_request()?;
         let (ok, body) = answer(&args.command, std::mem::take(&mut req.body));
-        let body = if body.len() > max {
+        let mut body = if body.len() > max {
             (
                 false,
                 format!(
@@ -79,6 +79,11 @@ pub fn run(args: Args) -> Result {
         } else {
             (ok, body)
         };
+        // an error's text, cut to what the ring carries (a small ring's
+        // limit may be shorter than the text saying so)
+        if !body.0 {
+            body.1.truncate(max);
+        }
         let sent = if body.0 {
             server.respond(req.client, req.id, &body.1)
         } else {

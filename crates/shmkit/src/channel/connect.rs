@@ -295,8 +295,8 @@ impl Endpoint {
                     return Err(Error::TimedOut {
                         target: self.member.seg().target.clone(),
                         waiting_for: match self.role {
-                            Role::Sender => "the receiver's bell",
-                            _ => "the sender's bell",
+                            Role::Sender => "the receiver to finish connecting",
+                            _ => "the sender to finish connecting",
                         },
                     });
                 }

@@ -182,6 +182,16 @@ impl Place {
         Error::from_errno(op, &self.target, e)
     }
 
+    /// The OS error `e` of `op` on a bell, as it is: not read as news of
+    /// the object (`ENOENT` is not "no such segment" here).
+    pub(crate) fn fifo_os(&self, op: &'static str, e: Errno) -> Error {
+        Error::Os {
+            target: self.target.clone(),
+            op,
+            source: e,
+        }
+    }
+
     /// Refuses a descriptor that is not a FIFO of ours (see the module docs).
     pub(crate) fn check(&self, fd: &OwnedFd) -> Result<()> {
         let st = fs::fstat(fd).map_err(|e| self.os("fstat(bell)", e))?;
@@ -392,7 +402,8 @@ pub(crate) fn make(place: &Place, path: &str, access: OFlags) -> Result<OwnedFd>
         place.check(&fd)?;
         return Ok(fd);
     }
-    Err(place.os("mkfifoat(bell)", Errno::EXIST))
+    // replaced three times, and made again by somebody each time
+    Err(place.fifo_os("mkfifoat(bell)", Errno::EXIST))
 }
 
 pub(crate) fn open(path: &str, access: OFlags) -> rustix::io::Result<OwnedFd> {

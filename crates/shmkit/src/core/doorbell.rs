@@ -101,7 +101,7 @@ impl Doorbell {
     pub(crate) fn create(place: &Place, seat: usize) -> Result<Doorbell> {
         let bell = Bell::create(place, seat)?;
         let path = place.path_of(Fifo::Bell, seat);
-        let hold = Ringer::open(place, seat)?.ok_or_else(|| place.os("open(bell)", Errno::NOENT))?;
+        let hold = Ringer::open(place, seat)?.ok_or_else(|| place.fifo_os("open(bell)", Errno::NOENT))?;
         let nonce = nonce_of(hold.fd());
         Ok(Doorbell {
             bell,

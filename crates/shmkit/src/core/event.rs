@@ -78,15 +78,18 @@ impl Event {
     /// registered for global expedited membarriers and has announced it
     /// with [`announce_fenceless`](Self::announce_fenceless), so sleepers
     /// supply the barrier.
+    /// (For an event that pollers may arm, use
+    /// [`notify_or_ring`](Self::notify_or_ring): this wakes sleepers only.)
     #[inline]
-    #[allow(dead_code)] // the channel uses `notify_or_ring`; the patterns this
     pub(crate) fn notify(&self, fenceless: bool) {
         if fenceless {
             compiler_fence(Ordering::SeqCst);
         } else {
             fence(Ordering::SeqCst);
         }
-        if self.waiters.load(Ordering::Relaxed) != 0 {
+        // sleepers only: an armed poller's bit alone is no reason for a
+        // futex call
+        if self.waiters.load(Ordering::Relaxed) & SLEEPERS != 0 {
             self.notify_always();
         }
     }
@@ -282,7 +285,7 @@ impl<E> From<E> for Stop<E> {
 /// processes between looks (`sched_yield`): a busy conversation's waits are
 /// far shorter, so they never make the system call.
 #[cfg(not(loom))]
-const SPIN_ALONE: Duration = Duration::from_micros(4);
+pub(crate) const SPIN_ALONE: Duration = Duration::from_micros(4);
 
 /// Calls `attempt` until it gives a value, spinning for `spin` (offering
 /// the core to other processes after [`SPIN_ALONE`]), then sleeping on

@@ -532,7 +532,9 @@ impl Consumer {
     #[inline]
     pub(crate) fn release(&mut self, frame: Frame) {
         self.head = self.head.wrapping_add(frame.advance);
-        self.messages += 1;
+        // wrapping: a topic's reader sets `messages` from a frame's number,
+        // which a hostile peer may make u64::MAX
+        self.messages = self.messages.wrapping_add(1);
         self.bytes += frame.len as u64;
         let own = self.own.get();
         // Release: our reads of the frame happen before the producer, having

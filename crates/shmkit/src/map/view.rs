@@ -150,14 +150,23 @@ macro_rules! read_methods {
 
         /// The bytes, copied into a new vector.
         pub fn to_vec(&self) -> Vec<u8> {
-            let mut out = Vec::with_capacity(self.len);
-            // SAFETY: the source is valid for `len` bytes (contract of
-            // `new`); `out` has room for them and is private memory.
+            let mut out = Vec::new();
+            self.read_to_vec(&mut out);
+            out
+        }
+
+        /// Replaces `out`'s contents with a copy of the view's bytes (into its
+        /// spare capacity: no zero-fill first).
+        pub(crate) fn read_to_vec(&self, out: &mut Vec<u8>) {
+            out.clear();
+            out.reserve(self.len);
+            // SAFETY: the source is valid for `len` bytes (contract of `new`);
+            // `out` has room for them (reserved) and is private memory, so the
+            // two cannot overlap; the bytes are initialized before `set_len`.
             unsafe {
                 std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), out.as_mut_ptr(), self.len);
                 out.set_len(self.len);
             }
-            out
         }
 
         /// Reads one byte with a volatile load.
@@ -254,20 +263,6 @@ impl<'a> View<'a> {
     }
 
     read_methods!();
-
-    /// Replaces `out`'s contents with a copy of the view's bytes (into its
-    /// spare capacity: no zero-fill first).
-    pub(crate) fn read_to_vec(&self, out: &mut Vec<u8>) {
-        out.clear();
-        out.reserve(self.len);
-        // SAFETY: the source is valid for `len` bytes (contract of `new`);
-        // `out` has room for them (reserved) and is private memory, so the
-        // two cannot overlap; the bytes are initialized before `set_len`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(self.ptr.as_ptr(), out.as_mut_ptr(), self.len);
-            out.set_len(self.len);
-        }
-    }
 
     /// The `len` bytes at `offset`, as a view of their own.
     ///

@@ -146,7 +146,8 @@ pub const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 /// assert_eq!(shmkit::topic::max_message(1 << 20), 524_272);
 /// ```
 pub const fn max_message(capacity: u64) -> u64 {
-    capacity / 2 - crate::core::ring::FRAME_HEADER - crate::core::ring::broadcast::SEQ
+    // the channel's largest frame, less the message's number in it
+    crate::channel::max_message(capacity) - crate::core::ring::broadcast::SEQ
 }
 
 /// How to publish: a plain value, reusable for many calls. The publisher

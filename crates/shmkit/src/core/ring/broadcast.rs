@@ -1581,6 +1581,15 @@ mod tests {
         let m = r2.peek().unwrap();
         t.buf().store_word(m.at - 8, 7, Ordering::Relaxed);
         assert!(matches!(r2.read(), Err(RingError::Corrupt(_))));
+        // the largest number there is, as a blocking reader's first message
+        // (which it takes as its start): read, no overflow
+        let t = HeapTopic::new(256, 1);
+        let mut p = t.broadcaster();
+        let mut r3 = t.join(0, false, 0).unwrap();
+        p.push(b"a").unwrap();
+        let m = r3.peek().unwrap();
+        t.buf().store_word(m.at - 8, u64::MAX, Ordering::Relaxed);
+        assert!(r3.read().is_ok());
         r.leave();
     }
 
