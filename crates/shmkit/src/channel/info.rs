@@ -86,6 +86,20 @@ pub(crate) fn read(h: &Header, fd: impl AsFd) -> ChannelInfo {
     } else {
         tail.wrapping_sub(head)
     };
+    // A frame is sent when its header is published; the sender's counters
+    // follow it. A sender killed between the two has sent at least what its
+    // receiver took.
+    let (mut messages_sent, mut bytes_sent) = (
+        h.producer.0.messages.load(Ordering::Relaxed),
+        h.producer.0.bytes.load(Ordering::Relaxed),
+    );
+    let (messages_received, bytes_received) = (
+        h.consumer.0.messages.load(Ordering::Relaxed),
+        h.consumer.0.bytes.load(Ordering::Relaxed),
+    );
+    if messages_received > messages_sent {
+        (messages_sent, bytes_sent) = (messages_received, bytes_received);
+    }
     let fd = fd.as_fd();
     ChannelInfo {
         capacity,
@@ -93,10 +107,10 @@ pub(crate) fn read(h: &Header, fd: impl AsFd) -> ChannelInfo {
         bytes_in_flight: (in_flight <= capacity).then_some(in_flight),
         sender: side_info(h, fd, Role::Sender),
         receiver: side_info(h, fd, Role::Receiver),
-        messages_sent: h.producer.0.messages.load(Ordering::Relaxed),
-        bytes_sent: h.producer.0.bytes.load(Ordering::Relaxed),
-        messages_received: h.consumer.0.messages.load(Ordering::Relaxed),
-        bytes_received: h.consumer.0.bytes.load(Ordering::Relaxed),
+        messages_sent,
+        bytes_sent,
+        messages_received,
+        bytes_received,
     }
 }
 

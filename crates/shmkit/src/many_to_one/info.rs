@@ -136,6 +136,9 @@ pub(crate) fn read_seats(region: &Region, fd: impl AsFd, own: Option<usize>) -> 
                 .map(|r| {
                     let sent = region.counter(s, 2 * r).get().messages.load(Ordering::Relaxed);
                     let received = region.counter(s, 2 * r + 1).get().messages.load(Ordering::Relaxed);
+                    // A sender killed between publishing a frame and its
+                    // counter has sent what was received.
+                    let sent = sent.max(received);
                     RingInfo {
                         messages_sent: sent,
                         messages_received: received,
