@@ -338,14 +338,24 @@ impl PollSet {
     /// The tokens of the members that are ready now (no waiting).
     #[cfg(test)]
     pub(crate) fn ready(&self) -> Vec<u64> {
-        let mut events = Vec::with_capacity(8);
-        match epoll::wait(
+        let mut tokens = Vec::new();
+        self.ready_into(&mut tokens, 8);
+        tokens
+    }
+
+    /// Replaces `tokens` with those of up to `max` members that are ready
+    /// now (no waiting; none if the call fails).
+    pub(crate) fn ready_into(&self, tokens: &mut Vec<u64>, max: usize) {
+        tokens.clear();
+        let mut events = Vec::with_capacity(max);
+        if epoll::wait(
             &self.epoll,
             rustix::buffer::spare_capacity(&mut events),
             Some(&rustix::time::Timespec::default()),
-        ) {
-            Ok(_) => events.iter().map(|e| e.data.u64()).collect(),
-            Err(_) => Vec::new(),
+        )
+        .is_ok()
+        {
+            tokens.extend(events.iter().map(|e| e.data.u64()));
         }
     }
 }

@@ -12,9 +12,20 @@
 //! readers claiming at once never share a word). The writer, after a
 //! write that found a poller armed, rings every non-zero word's bell
 //! (`Writer::publish`).
+//!
+//! The writer holds a life (`core::doorbell`) while it takes part, and a
+//! polling reader's descriptor is an `epoll` set of its doorbell and a
+//! watch on that life: a writer killed between publishing a value and
+//! ringing (or after taking the pollers' bit) makes the descriptor readable
+//! all the same, so no polling reader misses the last value of a writer
+//! that died ([`Polling::watch_writer`]).
+
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, PoisonError};
 
 use crate::core::bell::Place;
-use crate::core::doorbell::Doorbell;
+use crate::core::doorbell::{Doorbell, PollSet, Watch};
 use crate::core::segment::Segment;
 use crate::core::sync::Ordering;
 use crate::error::{Error, Result};
@@ -29,11 +40,25 @@ pub(crate) fn lock_byte(idx: usize) -> u64 {
     MEMBERS_BYTE + 1 + idx as u64
 }
 
-/// A polling reader's roster word and doorbell.
+/// The writer's life's seat.
+pub(crate) const WRITER_LIFE: usize = 0;
+
+/// `PollSet` tokens.
+const TOKEN_BELL: u64 = 1;
+const TOKEN_WRITER: u64 = 2;
+
+/// A polling reader's roster word, doorbell, and watch on the writer.
 #[derive(Debug)]
 pub(crate) struct Polling {
     idx: usize,
     bell: Doorbell,
+    place: Place,
+    /// The descriptor: the doorbell and the watch.
+    set: PollSet,
+    /// The watch on the writer's life, if it has one (see `watch_writer`).
+    watch: Mutex<Option<Watch>>,
+    /// Whether this reader has armed before.
+    armed_before: AtomicBool,
 }
 
 impl Polling {
@@ -51,12 +76,32 @@ impl Polling {
             if !ours {
                 continue;
             }
-            match Doorbell::create(place, idx) {
-                Ok(bell) => {
+            let made = Doorbell::create(place, idx).and_then(|bell| {
+                let set = PollSet::new(place).and_then(|set| {
+                    set.add(bell.as_fd(), TOKEN_BELL)?;
+                    Ok(set)
+                });
+                match set {
+                    Ok(set) => Ok((bell, set)),
+                    Err(e) => {
+                        bell.remove_name();
+                        Err(e)
+                    }
+                }
+            });
+            match made {
+                Ok((bell, set)) => {
                     // SeqCst: before this reader arms, so a writer that
                     // sees the arming sees the word.
                     word.store(bell.nonce(), Ordering::SeqCst);
-                    return Ok(Polling { idx, bell });
+                    return Ok(Polling {
+                        idx,
+                        bell,
+                        place: place.clone(),
+                        set,
+                        watch: Mutex::new(None),
+                        armed_before: AtomicBool::new(false),
+                    });
                 }
                 Err(e) => {
                     word.store(0, Ordering::Relaxed);
@@ -79,6 +124,42 @@ impl Polling {
     /// The doorbell.
     pub(crate) fn bell(&self) -> &Doorbell {
         &self.bell
+    }
+
+    /// The descriptor to poll.
+    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+        self.set.as_fd()
+    }
+
+    /// After arming (`rung`: the arming drained a ring): stops watching a
+    /// writer whose life hung up — it left or died, and its watch would
+    /// keep the descriptor readable — and watches the writer's life if
+    /// this is the first arming, a ring came (a writer that appears rings
+    /// every polling reader), or the old watch just went. A life whose
+    /// holder is already gone (a killed writer's name) is not watched.
+    /// With a ring, an old watch is looked at by the next arming (the
+    /// descriptor stays readable until then): a busy reader's arming makes
+    /// no system call for it.
+    pub(crate) fn watch_writer(&self, rung: bool) {
+        let mut watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut look = rung || !self.armed_before.swap(true, Ordering::Relaxed);
+        if let Some(w) = &*watch {
+            if rung || !w.hung_up() {
+                return;
+            }
+            self.set.remove(w.as_fd());
+            *watch = None;
+            look = true;
+        }
+        if !look {
+            return;
+        }
+        // errors (a squatted name, out of descriptors): unwatched
+        if let Ok(Some(w)) = Watch::open(&self.place, WRITER_LIFE) {
+            if !w.hung_up() && self.set.add(w.as_fd(), TOKEN_WRITER).is_ok() {
+                *watch = Some(w);
+            }
+        }
     }
 
     /// Gives the word back: zero, the bell's name removed, the lock dropped.

@@ -409,8 +409,9 @@ impl Reader {
         // (shared by every polling reader: it is never cleared by a reader,
         // only consumed by the writer, which then rings every bell), look
         // once more.
-        let _ = polling.bell().drain();
+        let rung = polling.bell().drain().rung;
         header(&self.seg).newer.0.event.arm_poll(event::POLLER);
+        polling.watch_writer(rung);
         if !self.sleeps_safely() && self.self_rings < SELF_RINGS {
             // This process cannot issue the membarrier a fenceless writer
             // relies on and no writer has promised to fence yet: a write
@@ -610,6 +611,9 @@ impl Drop for Reader {
 /// reader's word and bell are taken over by the next poller). If that
 /// fails — 64 readers poll already, or the bell cannot be made — the
 /// descriptor is always readable and `try_read_newer` returns the error.
+/// The descriptor also watches the writer's life (`<name>.life0.<ino>`,
+/// which the writer holds): a writer killed between a write and its ring
+/// makes it readable too.
 ///
 /// The writer never waits, so it has no descriptor.
 ///
@@ -631,7 +635,7 @@ impl Drop for Reader {
 impl AsFd for Reader {
     fn as_fd(&self) -> BorrowedFd<'_> {
         match self.polling() {
-            PollState::Ready(p) => p.bell().as_fd(),
+            PollState::Ready(p) => p.fd(),
             PollState::Failed(_, Some(fd)) => fd.as_fd(),
             PollState::Failed(_, None) => self.seg.shm.as_fd(),
         }

@@ -1,7 +1,7 @@
 //! The writing end.
 
 use crate::core::bell::Place;
-use crate::core::doorbell::Ringers;
+use crate::core::doorbell::{Life, Ringers};
 use crate::core::event;
 use crate::core::participant::{self, Member, Plan};
 use crate::core::segment::Segment;
@@ -39,6 +39,10 @@ pub struct Writer {
     /// time a poller armed).
     place: Place,
     ringers: Option<Ringers>,
+    /// Held while this writer takes part: polling readers watch it (see
+    /// `poll`). `None` if it could not be made (they then learn of a death
+    /// between a write and its ring only from the next writer).
+    life: Option<Life>,
 }
 
 /// What the caller wants of the object's existence.
@@ -332,12 +336,15 @@ fn join(name: &ShmName, opts: &Options, how: How) -> Result<Writer> {
         acked: false,
         place,
         ringers: None,
+        life: None,
     };
     // Dropped on failure from here: it leaves as a writer does.
     writer.member.seg_mut().map_all(capacity)?;
     // The seat is ours: the published version moves no more but by us.
     let v = seqlock::version(header(writer.member.seg()).words(max)).map_err(|why| writer.member.corrupt(why))?;
     writer.version = v;
+    // Its life first, so that a reader woken by the rings below finds it.
+    writer.life = Life::create(&writer.place, super::poll::WRITER_LIFE).ok();
     // A writer that appears rings every polling reader: a writer killed
     // after it took the pollers' bit and before it rang them all would
     // otherwise leave them waiting for good (no later write finds the bit).
@@ -387,6 +394,9 @@ impl Drop for Writer {
         if !self.member.is_owner() {
             // a forked child's copy: nothing of the parent's to leave
             return;
+        }
+        if let Some(life) = &self.life {
+            life.remove_name();
         }
         self.member.leave();
         endpoint::leave(self.member.seg());

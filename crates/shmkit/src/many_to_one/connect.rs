@@ -219,6 +219,10 @@ pub(crate) fn join(name: &ShmName, want: &Want, peer_role: Role) -> Result<Link>
             std::sync::atomic::fence(Ordering::SeqCst);
         }
         link.region.top().joined.fetch_add(1, Ordering::AcqRel);
+        // A polled hub that looked for new spokes' lives before the count
+        // moved looks again (see `poll`): the fence orders the count
+        // before the load of its bit.
+        link.notify_hub(&link.region.top().data, false);
     }
     link.region.top().peers.notify_always();
     Ok(link)
@@ -412,7 +416,12 @@ impl Link {
             return Ok(false);
         }
         if self.collector {
-            self.poll.arm(&self.region.top().poll, event, false)
+            let top = self.region.top();
+            let rung = self.poll.arm(&top.poll, event, false)?;
+            self.poll.watch_spokes(&top.joined, self.region.geo().seats, |slot| {
+                matches!(self.member.presence(slot), Ok(Presence::Alive { .. }))
+            });
+            Ok(rung)
         } else {
             self.poll.arm(&self.region.ctl(self.seat()).poll, event, true)
         }

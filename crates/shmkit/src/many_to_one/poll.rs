@@ -27,9 +27,21 @@
 //!
 //! Only one participant polls each event (the hub `data`; seat s's spoke
 //! its seat's events), so one poller bit suffices and a ring goes to one
-//! doorbell. A sender that dies by `SIGKILL` rings nobody: a polled
-//! receiver learns that the stream has ended (every seat used, every
-//! sender gone) when the last sender leaves in order, or at its next call.
+//! doorbell.
+//!
+//! Every participant holds a life while it takes part, spokes too: a spoke
+//! killed between committing a frame and ringing (or after taking the
+//! hub's bit, before its ring reached the bell) rings nobody, and other
+//! spokes find no bit to ring for. A polled hub therefore watches its
+//! spokes' lives ([`watch_spokes`](Polling::watch_spokes)): each arming
+//! takes out the watches that hung up (waiting until the leaver's slot
+//! says so) and, when `Top::joined` moved since the last look, adds the
+//! lives of spokes that joined. A spoke that joins after that look finds
+//! the hub's bit (set before it, the store-buffer argument of
+//! `core::event`) and rings the hub once it has joined, so the hub looks
+//! again. A polled receiver so learns both a dead sender's last frames and
+//! the end of the stream (every seat used, every sender gone) as they
+//! happen.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -48,6 +60,8 @@ pub(crate) const HUB: usize = 0;
 const TOKEN_BELL: u64 = 1;
 const TOKEN_HUB: u64 = 2;
 const TOKEN_FAILED: u64 = 3;
+/// The watch on seat s's spoke: `TOKEN_SPOKE + s`.
+const TOKEN_SPOKE: u64 = 16;
 
 /// One side's polling machinery (see the [module docs](self)).
 #[derive(Debug)]
@@ -61,7 +75,8 @@ pub(crate) struct Polling {
     /// The doorbells this side rings: the hub's (a spoke), the spokes' (the
     /// hub).
     ringers: RefCell<Ringers>,
-    /// The hub's life, held while it takes part.
+    /// This participant's life, held while it takes part (`None`: a
+    /// spoke's could not be made; the hub cannot watch that spoke).
     life: Option<Life>,
 }
 
@@ -79,18 +94,41 @@ struct Parts {
     word_set: Cell<bool>,
     /// A spoke's watch on the hub's life.
     watch: RefCell<Option<Watch>>,
+    /// A hub's watches on its spokes' lives.
+    spokes: RefCell<Spokes>,
+}
+
+/// A hub's watches on its spokes' lives (see [`Polling::watch_spokes`]).
+#[derive(Debug, Default)]
+struct Spokes {
+    /// `Top::joined` at the last look for new spokes (`None`: none yet).
+    joined: Option<u32>,
+    /// Seat s's watch.
+    watches: Vec<Option<Watch>>,
+    /// How many seats are watched.
+    count: usize,
+    /// `epoll_wait`'s buffer.
+    ready: Vec<u64>,
 }
 
 impl Polling {
     /// The machinery of the participant in `slot` of an object of `seats`
-    /// seats; the hub (slot 0) makes its life now.
+    /// seats; makes its life now (before a spoke counts itself in
+    /// `Top::joined`, so that a hub that sees the count sees the life).
     ///
     /// # Errors
-    /// The OS's errors of `epoll_create1` and of making the life.
+    /// The OS's errors of `epoll_create1` and of making the hub's life. A
+    /// spoke whose life cannot be made (out of descriptors, a name taken by
+    /// somebody else's file) takes part without: its hub does not learn of
+    /// its death until its next call.
     pub(crate) fn new(place: Place, slot: usize, seats: usize) -> Result<Polling> {
         let set = PollSet::new(&place)?;
         let hub = slot == HUB;
-        let life = if hub { Some(Life::create(&place, HUB)?) } else { None };
+        let life = if hub {
+            Some(Life::create(&place, HUB)?)
+        } else {
+            Life::create(&place, slot).ok()
+        };
         let ringers = Ringers::new(place.clone(), if hub { 1 + seats } else { 1 });
         Ok(Polling {
             place,
@@ -135,6 +173,7 @@ impl Polling {
                 _failed_fd: None,
                 word_set: Cell::new(false),
                 watch: RefCell::new(None),
+                spokes: RefCell::default(),
             },
             Err(e) => {
                 // Readable for ever, so that the next call reports it.
@@ -149,6 +188,7 @@ impl Polling {
                     _failed_fd: fd,
                     word_set: Cell::new(false),
                     watch: RefCell::new(None),
+                    spokes: RefCell::default(),
                 }
             }
         }
@@ -211,6 +251,65 @@ impl Polling {
         Ok(rung)
     }
 
+    /// For a hub that has armed: stops watching the spokes whose lives hung
+    /// up (waiting, at most a second, until `alive(slot)` says that the
+    /// leaver is gone: a dying process's descriptors close a moment before
+    /// the kernel drops its lock, and the caller's last look must find it
+    /// gone), and, if `joined` (`Top::joined`, loaded now: after arming)
+    /// moved since the last time, starts watching the lives of the spokes
+    /// that are not watched. A life whose holder already died (its name
+    /// left behind) is not watched: it would keep the descriptor readable.
+    /// Nothing if the descriptor was never taken.
+    pub(crate) fn watch_spokes(&self, joined: &AtomicU32, seats: usize, alive: impl Fn(usize) -> bool) {
+        let Some(parts) = self.parts.get().filter(|p| p.bell.is_some()) else {
+            return;
+        };
+        let mut guard = parts.spokes.borrow_mut();
+        let spokes = &mut *guard;
+        if spokes.watches.len() != seats {
+            spokes.watches.resize_with(seats, || None);
+        }
+        if spokes.count > 0 {
+            self.set.ready_into(&mut spokes.ready, spokes.count + 2);
+            for &token in &spokes.ready {
+                let Some(s) = token
+                    .checked_sub(TOKEN_SPOKE)
+                    .map(|s| s as usize)
+                    .filter(|&s| s < seats)
+                else {
+                    continue;
+                };
+                if let Some(w) = spokes.watches[s].take() {
+                    self.set.remove(w.as_fd());
+                    spokes.count -= 1;
+                    let deadline = Instant::now() + Duration::from_secs(1);
+                    while alive(1 + s) && Instant::now() < deadline {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                }
+            }
+        }
+        // Acquire: a spoke's life is made before it counts itself.
+        let now = joined.load(Ordering::Acquire);
+        if spokes.joined == Some(now) {
+            return;
+        }
+        spokes.joined = Some(now);
+        for s in 0..seats {
+            if spokes.watches[s].is_some() {
+                continue;
+            }
+            // errors (a squatted name, out of descriptors): unwatched
+            let Ok(Some(w)) = Watch::open(&self.place, 1 + s) else {
+                continue;
+            };
+            if !w.hung_up() && self.set.add(w.as_fd(), TOKEN_SPOKE + s as u64).is_ok() {
+                spokes.watches[s] = Some(w);
+                spokes.count += 1;
+            }
+        }
+    }
+
     /// Rings this side's own doorbell: the descriptor becomes readable (a
     /// ring drained by an arming for another event is given back).
     #[cold]
@@ -245,8 +344,8 @@ impl Polling {
     }
 
     /// This side leaves: clears its poll word (if it still holds our
-    /// nonce) and removes its doorbell's name, and the hub's life's name
-    /// (the life closes, and watchers hang up, when this value drops).
+    /// nonce) and removes its doorbell's name, and its life's name (the
+    /// life closes, and watchers hang up, when this value drops).
     pub(crate) fn leave(&self, word: &AtomicU32) {
         if let Some(bell) = self.parts.get().and_then(|p| p.bell.as_ref()) {
             let _ = word.compare_exchange(bell.nonce(), 0, Ordering::Relaxed, Ordering::Relaxed);

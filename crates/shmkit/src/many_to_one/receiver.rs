@@ -341,8 +341,10 @@ impl Receiver {
 /// `Empty`. A readable descriptor may be a spurious wake-up: try again,
 /// which arms it. The first time it is taken, the receiver makes its
 /// doorbell, a FIFO beside the object in `/dev/shm` (removed when it
-/// leaves). A sender killed by `SIGKILL` rings nothing: the end of a stream
-/// whose last sender was killed shows at the next call.
+/// leaves). A polled receiver also watches its senders' lives (FIFOs each
+/// holds while it takes part): a sender killed by `SIGKILL`, even between
+/// its last frame and its ring, makes the descriptor readable, for its
+/// frames and for the end of the stream.
 ///
 /// ```
 /// use shmkit::many_to_one::{Options, Receiver, Sender, TryRecvError};

@@ -93,6 +93,19 @@ pub fn child_role(role: &str, args: &[String]) {
             }
             println!("@fds {before} {}", open_fds());
         }
+        // latest-poll-write-on-line NAME: create the value, write value 1,
+        // report; write value 2 when a line comes, report; hold until
+        // killed.
+        "latest-poll-write-on-line" => {
+            let mut w = Writer::create(&name, &Options::new().max_size(64)).unwrap();
+            w.write(&value(1)).unwrap();
+            println!("@wrote 1");
+            let mut line = String::new();
+            let _ = std::io::stdin().read_line(&mut line);
+            w.write(&value(2)).unwrap();
+            println!("@wrote 2");
+            let _ = std::io::stdin().read_line(&mut line);
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -244,7 +257,7 @@ fn a_killed_polling_readers_bell_goes_with_the_object() {
     w.write(&value(1)).unwrap();
     let mut holder = LiveChild::spawn("latest-poll-holder", &[name.as_str()]);
     assert_eq!(holder.expect_line(), "polling");
-    assert_eq!(fifos_of(&name).len(), 1);
+    assert_eq!(fifos_of(&name).len(), 2, "the writer's life, the reader's bell");
     holder.kill();
     drop(holder);
     // the writer rings the dead reader's bell (nobody reads it): no harm
@@ -289,4 +302,58 @@ fn a_reader_awaits_newer_values_under_tokio() {
     writer.finish();
     drop(rt);
     assert!(fifos_of(&name).is_empty(), "left: {:?}", fifos_of(&name));
+}
+
+#[test]
+fn a_writer_killed_between_its_value_and_its_ring_still_wakes_a_polled_reader() {
+    let (name, _guard) = posix_name();
+    let mut writer = LiveChild::spawn("latest-poll-write-on-line", &[name.as_str()]);
+    assert_eq!(writer.expect_line(), "wrote 1");
+    let mut r = Reader::open(&name, &Options::new()).unwrap();
+    let mut set = WaitSet::new().unwrap();
+    set.add(&r, 0).unwrap();
+    // read it, and arm with nothing left to wake the descriptor
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        while let Some(v) = r.try_read_newer().unwrap() {
+            assert_eq!(v.version(), 1);
+        }
+        if set.wait(Some(Duration::ZERO)).unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the descriptor stays readable");
+    }
+    // Take the pollers' bit (`newer` at 256, its event's `waiters` at +4)
+    // as a writer does just before it rings: the next write rings nobody,
+    // as if the writer that took it had died there.
+    {
+        let map = shmkit::posix::PosixShm::open(&name, &shmkit::posix::Options::new())
+            .unwrap()
+            .map()
+            .unwrap();
+        assert!(map.len() > 264);
+        // SAFETY: offset 260 is inside the mapping (checked) and 4-aligned
+        // (the mapping is page-aligned); an atomic access to shared memory.
+        let waiters = unsafe { &*(map.as_mut_ptr().add(260) as *const std::sync::atomic::AtomicU32) };
+        assert_ne!(
+            waiters.fetch_and(0xFFFF, std::sync::atomic::Ordering::SeqCst) & !0xFFFF,
+            0,
+            "armed"
+        );
+    }
+    writer.send("go");
+    assert_eq!(writer.expect_line(), "wrote 2");
+    assert!(set.wait(Some(Duration::ZERO)).unwrap().is_empty(), "nobody rang");
+    writer.kill();
+    assert_eq!(
+        set.wait(Some(Duration::from_secs(20))).unwrap(),
+        &[0],
+        "the writer's death woke nobody"
+    );
+    assert_eq!(r.try_read_newer().unwrap().map(|v| v.version()), Some(2));
+    // the dead writer's watch goes: the descriptor is quiet again
+    assert!(r.try_read_newer().unwrap().is_none());
+    assert!(set.wait(Some(Duration::ZERO)).unwrap().is_empty(), "still readable");
+    drop(r);
+    assert!(fifos_of(&name).is_empty(), "{:?}", fifos_of(&name));
 }

@@ -99,6 +99,17 @@ pub fn child_role(role: &str, args: &[String]) {
             }
             report(format!("fds {before} {}", open_fds()));
         }
+        // m2opoll-send-on-line NAME: connect as a sender, report, send
+        // "last" when a line comes, report, hold until killed.
+        "m2opoll-send-on-line" => {
+            let mut tx = Sender::connect(&name, &opts(1)).unwrap();
+            report("connected".into());
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
+            tx.send(b"last").unwrap();
+            report("sent".into());
+            let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -301,8 +312,8 @@ fn a_killed_polled_senders_doorbell_is_replaced_then_removed_with_the_object() {
     let before = fifos_of(&name);
     assert_eq!(
         before.len(),
-        2,
-        "the receiver's life and the sender's doorbell: {before:?}"
+        3,
+        "the receiver's life, the sender's life and doorbell: {before:?}"
     );
     let info = shmkit::many_to_one::info(&name).unwrap();
     assert!(info.seats[0].polling && !info.receiver_polling, "{info:?}");
@@ -329,7 +340,7 @@ fn a_killed_polled_senders_doorbell_is_replaced_then_removed_with_the_object() {
         let _ = rx.recv_timeout(Duration::from_millis(10));
     }
     let during = t.join().unwrap();
-    assert_eq!(during.len(), 2, "one doorbell for the seat: {during:?}");
+    assert_eq!(during.len(), 3, "one life and one doorbell for the seat: {during:?}");
     assert!(
         !rx.info().seats[0].polling,
         "the new sender left: its poll word is cleared"
@@ -478,4 +489,76 @@ fn a_hostile_scribbler_cannot_crash_or_hang_polled_endpoints() {
     let n: u64 = landed.strip_prefix("landed ").unwrap().parse().unwrap();
     assert!(n > 1000, "only {n} scribbles landed");
     scribbler.finish();
+}
+
+/// Takes a polled hub's poller bits from `data` as a notifier does just
+/// before it rings (`Top` at 128, `data.waiters` at +4, in many-to-one
+/// objects and services): a notifier killed there leaves the hub armed
+/// without a bit.
+pub(crate) fn take_the_hubs_bit(name: &ShmName) {
+    let map = shmkit::posix::PosixShm::open(name, &shmkit::posix::Options::new())
+        .unwrap()
+        .map()
+        .unwrap();
+    assert!(map.len() > 136);
+    // SAFETY: offset 132 is inside the mapping (checked) and 4-aligned (the
+    // mapping is page-aligned); an atomic access to shared memory.
+    let waiters = unsafe { &*(map.as_mut_ptr().add(132) as *const std::sync::atomic::AtomicU32) };
+    let taken = waiters.fetch_and(0xFFFF, std::sync::atomic::Ordering::SeqCst);
+    assert_ne!(taken & !0xFFFF, 0, "the hub had armed");
+}
+
+/// Calls `try_recv` until it reports `Empty` with nothing left to wake the
+/// descriptor (a ring from a sender's joining is drained).
+fn settle_armed(rx: &mut Receiver, set: &mut WaitSet) {
+    let deadline = Instant::now() + LONG;
+    loop {
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)));
+        if set.wait(Some(Duration::ZERO)).unwrap().is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "the descriptor stays readable");
+    }
+}
+
+#[test]
+fn a_sender_killed_between_its_frame_and_its_ring_still_wakes_a_polled_receiver() {
+    let (name, _guard) = posix_name();
+    let mut rx = Receiver::connect(&name, &opts(1)).unwrap();
+    let mut set = WaitSet::new().unwrap();
+    set.add(&rx, 0).unwrap();
+    let mut sender = LiveChild::spawn("m2opoll-send-on-line", &[name.as_str()]);
+    assert_eq!(sender.expect_line(), "connected");
+    settle_armed(&mut rx, &mut set);
+    // the sender's ring will find no bit: as if another notifier had taken
+    // it and died before ringing
+    take_the_hubs_bit(&name);
+    sender.send("go");
+    assert_eq!(sender.expect_line(), "sent");
+    assert!(set.wait(Some(Duration::ZERO)).unwrap().is_empty(), "nobody rang");
+    sender.kill();
+    // its life hangs up: the receiver wakes, gets the frame, then the end
+    assert_eq!(set.wait(Some(LONG)).unwrap(), &[0], "the sender's death woke nobody");
+    let got = rx.try_recv().unwrap();
+    assert_eq!(got.bytes, b"last");
+    let deadline = Instant::now() + LONG;
+    let end = loop {
+        match rx.try_recv() {
+            Err(TryRecvError::Empty) => {
+                assert_eq!(set.wait(Some(LOST)).unwrap(), &[0], "the end of the stream woke nobody");
+            }
+            Err(e) => break e,
+            Ok(m) => panic!("unexpected {:?}", m.bytes),
+        }
+        assert!(Instant::now() < deadline);
+    };
+    assert!(
+        matches!(
+            end,
+            TryRecvError::Disconnected(Error::PeerGone { side: Role::Sender, .. })
+        ),
+        "{end}"
+    );
+    drop(rx);
+    assert!(fifos_of(&name).is_empty(), "{:?}", fifos_of(&name));
 }

@@ -68,6 +68,17 @@ pub fn child_role(role: &str, args: &[String]) {
             let mut line = String::new();
             let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
         }
+        // svcpoll-request-on-line NAME: connect, report, send one request
+        // when a line comes, report, hold until killed.
+        "svcpoll-request-on-line" => {
+            let mut client = Client::connect(&name, &opts()).unwrap();
+            report("connected".into());
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
+            client.send_request(b"last").unwrap();
+            report("sent".into());
+            let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
+        }
         // svcpoll-call NAME COUNT: make COUNT calls, then leave.
         "svcpoll-call" => {
             let count: u64 = args[1].parse().unwrap();
@@ -409,4 +420,33 @@ fn a_ring_for_room_is_not_lost_when_the_client_then_arms_for_a_response() {
     let woke = readable_within(client.as_fd(), 300);
     assert!(client.try_send_request(&[7u8; 40]).is_ok(), "there is room");
     assert!(woke, "room is there but the descriptor is not readable");
+}
+
+#[test]
+fn a_client_killed_between_its_request_and_its_ring_still_wakes_a_polled_server() {
+    let (name, _guard) = posix_name();
+    let mut server = Server::connect(&name, &opts()).unwrap();
+    let mut set = WaitSet::new().unwrap();
+    set.add(&server, 0).unwrap();
+    let mut client = LiveChild::spawn("svcpoll-request-on-line", &[name.as_str()]);
+    assert_eq!(client.expect_line(), "connected");
+    // armed, with nothing left to wake it (the client's joining rang)
+    let deadline = Instant::now() + LONG;
+    loop {
+        assert!(matches!(server.try_recv_request(), Err(TryRecvError::Empty)));
+        if set.wait(Some(Duration::ZERO)).unwrap().is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the descriptor stays readable");
+    }
+    crate::many_to_one_poll::take_the_hubs_bit(&name);
+    client.send("go");
+    assert_eq!(client.expect_line(), "sent");
+    assert!(set.wait(Some(Duration::ZERO)).unwrap().is_empty(), "nobody rang");
+    client.kill();
+    assert_eq!(set.wait(Some(LONG)).unwrap(), &[0], "the client's death woke nobody");
+    let request = server.try_recv_request().unwrap();
+    assert_eq!(request.body, b"last");
+    drop(server);
+    assert!(fifos_of(&name).is_empty(), "{:?}", fifos_of(&name));
 }
