@@ -418,9 +418,10 @@ impl Link {
         if self.collector {
             let top = self.region.top();
             let rung = self.poll.arm(&top.poll, event, false)?;
-            self.poll.watch_spokes(&top.joined, self.region.geo().seats, |slot| {
-                matches!(self.member.presence(slot), Ok(Presence::Alive { .. }))
-            });
+            self.poll
+                .watch_spokes(rung, &top.joined, self.region.geo().seats, |slot| {
+                    matches!(self.member.presence(slot), Ok(Presence::Alive { .. }))
+                });
             Ok(rung)
         } else {
             self.poll.arm(&self.region.ctl(self.seat()).poll, event, true)

@@ -259,8 +259,11 @@ impl Polling {
     /// moved since the last time, starts watching the lives of the spokes
     /// that are not watched. A life whose holder already died (its name
     /// left behind) is not watched: it would keep the descriptor readable.
+    /// After an arming that drained a ring (`rung`), the watches that hung
+    /// up are left for the next arming (the descriptor stays readable
+    /// until then): a busy hub's arming makes no system call for them.
     /// Nothing if the descriptor was never taken.
-    pub(crate) fn watch_spokes(&self, joined: &AtomicU32, seats: usize, alive: impl Fn(usize) -> bool) {
+    pub(crate) fn watch_spokes(&self, rung: bool, joined: &AtomicU32, seats: usize, alive: impl Fn(usize) -> bool) {
         let Some(parts) = self.parts.get().filter(|p| p.bell.is_some()) else {
             return;
         };
@@ -269,7 +272,7 @@ impl Polling {
         if spokes.watches.len() != seats {
             spokes.watches.resize_with(seats, || None);
         }
-        if spokes.count > 0 {
+        if spokes.count > 0 && !rung {
             self.set.ready_into(&mut spokes.ready, spokes.count + 2);
             for &token in &spokes.ready {
                 let Some(s) = token
