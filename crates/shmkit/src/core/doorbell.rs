@@ -283,6 +283,15 @@ impl Watch {
         Ok(None)
     }
 
+    /// Whether seat `seat`'s life is still the one watched (a new holder
+    /// of the seat replaces it; a holder that leaves in order removes it).
+    pub(crate) fn is_named(&self, place: &Place, seat: usize) -> bool {
+        match (fs::stat(place.path_of(Fifo::Life, seat)), fs::fstat(&self.fd)) {
+            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+            _ => false,
+        }
+    }
+
     /// Whether the holder has left or died (a poll that does not wait).
     pub(crate) fn hung_up(&self) -> bool {
         let mut fds = [rustix::event::PollFd::new(&self.fd, rustix::event::PollFlags::IN)];

@@ -255,7 +255,8 @@ impl Polling {
     /// up (waiting, at most a second, until `alive(slot)` says that the
     /// leaver is gone: a dying process's descriptors close a moment before
     /// the kernel drops its lock, and the caller's last look must find it
-    /// gone), and, if `joined` (`Top::joined`, loaded now: after arming)
+    /// gone — unless its life's name went or names a new holder's: the
+    /// slot is then somebody else's), and, if `joined` (`Top::joined`, loaded now: after arming)
     /// moved since the last time, starts watching the lives of the spokes
     /// that are not watched. A life whose holder already died (its name
     /// left behind) is not watched: it would keep the descriptor readable.
@@ -263,7 +264,13 @@ impl Polling {
     /// up are left for the next arming (the descriptor stays readable
     /// until then): a busy hub's arming makes no system call for them.
     /// Nothing if the descriptor was never taken.
-    pub(crate) fn watch_spokes(&self, rung: bool, joined: &AtomicU32, seats: usize, alive: impl Fn(usize) -> bool) {
+    pub(crate) fn watch_spokes(
+        &self,
+        rung: bool,
+        joined: &AtomicU32,
+        seats: usize,
+        mut alive: impl FnMut(usize) -> bool,
+    ) {
         let Some(parts) = self.parts.get().filter(|p| p.bell.is_some()) else {
             return;
         };
@@ -286,7 +293,7 @@ impl Polling {
                     self.set.remove(w.as_fd());
                     spokes.count -= 1;
                     let deadline = Instant::now() + Duration::from_secs(1);
-                    while alive(1 + s) && Instant::now() < deadline {
+                    while alive(1 + s) && w.is_named(&self.place, 1 + s) && Instant::now() < deadline {
                         std::thread::sleep(Duration::from_micros(200));
                     }
                 }
@@ -372,4 +379,89 @@ pub(crate) fn confirm_gone(mut present: impl FnMut() -> Result<()>) -> Result<()
         present()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Target;
+    use crate::posix::ShmName;
+
+    fn place(n: u32) -> Place {
+        let object = ShmName::new(format!("/shmkit-m2o-poll-{}-{n}", std::process::id())).unwrap();
+        Place {
+            target: Target::Posix(object.clone()),
+            object,
+            ino: 0xe00 + u64::from(n),
+            mode: 0o600,
+            owner: None,
+            allow_foreign: false,
+        }
+    }
+
+    fn readable(fd: BorrowedFd<'_>) -> bool {
+        let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+        rustix::event::poll(&mut fds, Some(&rustix::time::Timespec::default())).unwrap() > 0
+    }
+
+    #[test]
+    fn a_hub_watches_spokes_that_join_and_drops_those_that_go() {
+        let p = place(1);
+        let hub = Polling::new(p.clone(), HUB, 2).unwrap();
+        let _ = hub.fd();
+        hub.parts.get().unwrap().bell.as_ref().unwrap().drain();
+        let joined = AtomicU32::new(0);
+        let watched = |hub: &Polling| hub.parts.get().unwrap().spokes.borrow().count;
+        hub.watch_spokes(false, &joined, 2, |_| true);
+        // a spoke in seat 0 (slot 1): watched once the count moves
+        let first = Life::create(&p, 1).unwrap();
+        hub.watch_spokes(false, &joined, 2, |_| true);
+        assert_eq!(watched(&hub), 0, "the count did not move");
+        joined.store(1, Ordering::Relaxed);
+        hub.watch_spokes(false, &joined, 2, |_| true);
+        assert_eq!(watched(&hub), 1);
+        assert!(!readable(hub.fd()));
+        // it dies: the descriptor is readable until an arming drops the watch
+        drop(first);
+        assert!(readable(hub.fd()));
+        let mut looks = 0;
+        hub.watch_spokes(false, &joined, 2, |slot| {
+            assert_eq!(slot, 1);
+            looks += 1;
+            looks < 3 // its lock goes a moment after its descriptors
+        });
+        assert_eq!((looks, watched(&hub)), (3, 0));
+        assert!(!readable(hub.fd()));
+        // a killed holder's name left behind is not watched (always readable)
+        joined.store(2, Ordering::Relaxed);
+        hub.watch_spokes(false, &joined, 2, |_| false);
+        assert_eq!(watched(&hub), 0);
+        assert!(!readable(hub.fd()));
+        // a new spoke replaced a dead one before the hub looked: no waiting
+        // for the slot, which the new one holds
+        let second = Life::create(&p, 1).unwrap();
+        joined.store(3, Ordering::Relaxed);
+        hub.watch_spokes(false, &joined, 2, |_| true);
+        assert_eq!(watched(&hub), 1);
+        let killed = second;
+        drop(killed);
+        let third = Life::create(&p, 1).unwrap();
+        joined.store(4, Ordering::Relaxed);
+        let mut looks = 0;
+        hub.watch_spokes(false, &joined, 2, |_| {
+            looks += 1;
+            true
+        });
+        assert!(looks <= 1, "waited {looks} looks for a slot a new spoke holds");
+        assert_eq!(watched(&hub), 1, "the new spoke is watched");
+        // after a ring, hung-up watches wait for the next arming
+        drop(third);
+        hub.watch_spokes(true, &joined, 2, |_| false);
+        assert_eq!(watched(&hub), 1);
+        hub.watch_spokes(false, &joined, 2, |_| false);
+        assert_eq!(watched(&hub), 0);
+        hub.leave(&AtomicU32::new(0));
+        drop(hub);
+        crate::core::bell::remove_of(&p.object, p.ino);
+    }
 }
