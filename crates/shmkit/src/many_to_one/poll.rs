@@ -399,6 +399,15 @@ mod tests {
         }
     }
 
+    /// Removes the place's FIFOs when dropped, even if the test fails.
+    struct Clean(Place);
+
+    impl Drop for Clean {
+        fn drop(&mut self) {
+            crate::core::bell::remove_of(&self.0.object, self.0.ino);
+        }
+    }
+
     fn readable(fd: BorrowedFd<'_>) -> bool {
         let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
         rustix::event::poll(&mut fds, Some(&rustix::time::Timespec::default())).unwrap() > 0
@@ -407,6 +416,7 @@ mod tests {
     #[test]
     fn a_hub_watches_spokes_that_join_and_drops_those_that_go() {
         let p = place(1);
+        let _clean = Clean(p.clone());
         let hub = Polling::new(p.clone(), HUB, 2).unwrap();
         let _ = hub.fd();
         hub.parts.get().unwrap().bell.as_ref().unwrap().drain();
@@ -461,7 +471,5 @@ mod tests {
         hub.watch_spokes(false, &joined, 2, |_| false);
         assert_eq!(watched(&hub), 0);
         hub.leave(&AtomicU32::new(0));
-        drop(hub);
-        crate::core::bell::remove_of(&p.object, p.ino);
     }
 }
