@@ -33,7 +33,6 @@
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::time::{Duration, Instant};
 
 use crate::core::bell::{Place, Ringer};
 use crate::core::doorbell::{Doorbell, Life, PollSet, Ringers, Watch};
@@ -256,18 +255,4 @@ impl Polling {
             life.remove_name();
         }
     }
-}
-
-/// Waits (at most a second) until `present` stops saying the peer is
-/// there, once its life hung up: a dying process's descriptors close a
-/// moment before the kernel drops its lock, and returning "nothing to do"
-/// meanwhile would leave an edge-triggered poller without an edge (as
-/// `channel::connect::Endpoint::check_peer_polled`).
-pub(crate) fn confirm_gone(mut present: impl FnMut() -> Result<()>) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_micros(200));
-        present()?;
-    }
-    Ok(())
 }
