@@ -120,6 +120,125 @@ fn spin_until(spin: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
+/// A `try_*` call that lends part of its endpoint out — a message in
+/// place, room reserved — and whose error borrows nothing.
+trait TryLend: AsRawFd {
+    /// What the call takes besides the endpoint.
+    type Arg: Copy;
+    /// What it lends: borrows the endpoint.
+    type Lent<'a>
+    where
+        Self: 'a;
+    /// Its error: "nothing yet" or a failure; borrows nothing (`'static`).
+    type Error: 'static;
+
+    /// The call: lends, or says why not (arming the descriptor when there
+    /// is nothing yet).
+    fn try_lend(&mut self, arg: Self::Arg) -> std::result::Result<Self::Lent<'_>, Self::Error>;
+
+    /// The failure, or `None` for "nothing yet" (the call armed the
+    /// descriptor).
+    fn failure(e: Self::Error) -> Option<Error>;
+
+    /// The object, for the reactor's errors.
+    fn target(&self) -> &Target;
+}
+
+impl TryLend for channel::Receiver {
+    type Arg = ();
+    type Lent<'a> = RecvGuard<'a>;
+    type Error = TryRecvError;
+
+    fn try_lend(&mut self, (): ()) -> std::result::Result<RecvGuard<'_>, TryRecvError> {
+        self.try_recv_ref()
+    }
+
+    fn failure(e: TryRecvError) -> Option<Error> {
+        e.into_error()
+    }
+
+    fn target(&self) -> &Target {
+        channel::Receiver::target(self)
+    }
+}
+
+impl TryLend for channel::Sender {
+    type Arg = usize;
+    type Lent<'a> = Grant<'a>;
+    type Error = TrySendError;
+
+    fn try_lend(&mut self, len: usize) -> std::result::Result<Grant<'_>, TrySendError> {
+        self.try_reserve(len)
+    }
+
+    fn failure(e: TrySendError) -> Option<Error> {
+        e.into_error()
+    }
+
+    fn target(&self) -> &Target {
+        channel::Sender::target(self)
+    }
+}
+
+/// One `try_lend` on the endpoint in `fd`: what it lent, borrowing the
+/// endpoint for all of `'a`; or its error, and `fd` back to wait on.
+fn try_lend<'a, T: TryLend>(
+    fd: &'a mut AsyncFd<T>,
+    arg: T::Arg,
+) -> std::result::Result<T::Lent<'a>, (T::Error, &'a mut AsyncFd<T>)> {
+    let inner: *mut T = fd.get_mut();
+    // SAFETY: `inner` is the endpoint `fd` holds, reborrowed for `'a`, and
+    // `fd` is not touched while that borrow may live. On `Ok` the lent value
+    // holds the borrow for the rest of `'a`, and `fd` is dropped unused. On
+    // `Err` nothing holds it any more: `try_lend` is generic over its
+    // borrow's lifetime, so it can keep the borrow only in what it lends,
+    // and its error is `'static` — so `fd` is free to use again. This is a
+    // borrow returned on one branch only, which is sound but which the
+    // borrow checker cannot prove yet (NLL "problem case #3",
+    // rust-lang/rust#54663; Polonius accepts it).
+    let endpoint: &'a mut T = unsafe { &mut *inner };
+    match endpoint.try_lend(arg) {
+        Ok(lent) => Ok(lent),
+        Err(e) => Err((e, fd)),
+    }
+}
+
+/// Lends what the endpoint in `fd` has to lend, waiting for it: as
+/// [`Async::until`], a `try_*` call, and when it found nothing (and armed
+/// the descriptor) a wait for the descriptor on the reactor, then the call
+/// again. What the call that succeeds lends is what is returned: looked at
+/// once, lent in the same poll (so cancel safe: a future dropped between
+/// polls took nothing).
+async fn lend<'a, T: TryLend>(mut fd: &'a mut AsyncFd<T>, arg: T::Arg) -> Result<T::Lent<'a>> {
+    loop {
+        fd = match try_lend(fd, arg) {
+            Ok(lent) => return Ok(lent),
+            Err((e, fd)) => match T::failure(e) {
+                Some(e) => return Err(e),
+                None => fd,
+            },
+        };
+        poll_fn(|cx| poll_rearmed(fd, cx)).await?;
+    }
+}
+
+/// After a `try_*` call that found nothing to do (and armed the
+/// descriptor): `Ready` to call again, or `Pending` until the descriptor is
+/// readable. A ring (or the peer's departure) after the call makes it
+/// readable; the readiness is cleared before the next call, which sees
+/// whatever caused it. Every wait in this module has this shape — call,
+/// then wait — so no call ever waits for a readiness that another one
+/// cleared while there was something to do.
+fn poll_rearmed<T: TryLend>(fd: &mut AsyncFd<T>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+    match ready!(fd.poll_read_ready_mut(cx)) {
+        Ok(mut ready) => {
+            ready.clear_ready();
+            Poll::Ready(Ok(()))
+        }
+        Err(e) => Poll::Ready(Err(reactor_error(fd.get_ref().target(), e))),
+    }
+}
+
 /// The receiving end of a channel, for async code. See the
 /// [module docs](self).
 #[derive(Debug)]
@@ -227,15 +346,7 @@ impl Receiver {
     pub async fn recv_ref(&mut self) -> Result<RecvGuard<'_>> {
         let Receiver { fd, spin, .. } = self;
         spin_until(*spin, || fd.get_mut().has_message());
-        poll_fn(|cx| self.poll_ready(cx)).await?;
-        let target = self.fd.get_ref().target().clone();
-        match self.fd.get_mut().try_recv_ref() {
-            Ok(guard) => Ok(guard),
-            Err(e) => Err(e.into_error().unwrap_or_else(|| Error::Corrupt {
-                target,
-                reason: "a message vanished from the ring".into(),
-            })),
-        }
+        lend(fd, ()).await
     }
 
     /// The next message if there is one now (see
@@ -254,32 +365,13 @@ impl Receiver {
     /// As [`recv`](Self::recv).
     pub fn poll_recv_into(&mut self, cx: &mut Context<'_>, buf: &mut Vec<u8>) -> Poll<Result<()>> {
         loop {
-            let mut guard = match ready!(self.fd.poll_read_ready_mut(cx)) {
-                Ok(g) => g,
-                Err(e) => return Poll::Ready(Err(reactor_error(self.fd.get_ref().target(), e))),
-            };
-            match guard.get_inner_mut().try_recv_into(buf) {
+            match self.fd.get_mut().try_recv_into(buf) {
                 Ok(()) => return Poll::Ready(Ok(())),
                 // armed: wait for the bell
-                Err(TryRecvError::Empty) => guard.clear_ready(),
+                Err(TryRecvError::Empty) => {}
                 Err(e) => return Poll::Ready(Err(e.into_error().expect("not Empty"))),
             }
-        }
-    }
-
-    /// `Ready(Ok)` once a message is there (not taken), else registers the
-    /// task to be woken.
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        loop {
-            let mut guard = match ready!(self.fd.poll_read_ready_mut(cx)) {
-                Ok(g) => g,
-                Err(e) => return Poll::Ready(Err(reactor_error(self.fd.get_ref().target(), e))),
-            };
-            match guard.get_inner_mut().ready() {
-                Ok(()) => return Poll::Ready(Ok(())),
-                Err(TryRecvError::Empty) => guard.clear_ready(),
-                Err(e) => return Poll::Ready(Err(e.into_error().expect("not Empty"))),
-            }
+            ready!(poll_rearmed(&mut self.fd, cx))?;
         }
     }
 
@@ -421,15 +513,7 @@ impl Sender {
     /// grant dropped without `commit` sends nothing.
     pub async fn reserve(&mut self, len: usize) -> Result<Grant<'_>> {
         self.spin_for(len);
-        poll_fn(|cx| self.poll_ready_for(cx, len)).await?;
-        let target = self.fd.get_ref().target().clone();
-        match self.fd.get_mut().try_reserve(len) {
-            Ok(grant) => Ok(grant),
-            Err(e) => Err(e.into_error().unwrap_or_else(|| Error::Corrupt {
-                target,
-                reason: "room in the ring vanished".into(),
-            })),
-        }
+        lend(&mut self.fd, len).await
     }
 
     /// Sends `msg` if there is room now (see [`channel::Sender::try_send`]).
@@ -452,30 +536,13 @@ impl Sender {
     /// As [`send`](Self::send).
     pub fn poll_send(&mut self, cx: &mut Context<'_>, msg: &[u8]) -> Poll<Result<()>> {
         loop {
-            let mut guard = match ready!(self.fd.poll_read_ready_mut(cx)) {
-                Ok(g) => g,
-                Err(e) => return Poll::Ready(Err(reactor_error(self.fd.get_ref().target(), e))),
-            };
-            match guard.get_inner_mut().try_send(msg) {
+            match self.fd.get_mut().try_send(msg) {
                 Ok(()) => return Poll::Ready(Ok(())),
                 // armed: wait for the bell
-                Err(TrySendError::Full) => guard.clear_ready(),
+                Err(TrySendError::Full) => {}
                 Err(e) => return Poll::Ready(Err(e.into_error().expect("not Full"))),
             }
-        }
-    }
-
-    fn poll_ready_for(&mut self, cx: &mut Context<'_>, len: usize) -> Poll<Result<()>> {
-        loop {
-            let mut guard = match ready!(self.fd.poll_read_ready_mut(cx)) {
-                Ok(g) => g,
-                Err(e) => return Poll::Ready(Err(reactor_error(self.fd.get_ref().target(), e))),
-            };
-            match guard.get_inner_mut().ready(len) {
-                Ok(()) => return Poll::Ready(Ok(())),
-                Err(TrySendError::Full) => guard.clear_ready(),
-                Err(e) => return Poll::Ready(Err(e.into_error().expect("not Full"))),
-            }
+            ready!(poll_rearmed(&mut self.fd, cx))?;
         }
     }
 

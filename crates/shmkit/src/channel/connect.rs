@@ -354,13 +354,8 @@ impl Endpoint {
     /// the lock to go too.
     pub(crate) fn check_peer_polled(&self) -> Result<()> {
         self.check_peer()?;
-        if !self.hung_up.get() {
-            return Ok(());
-        }
-        let deadline = Instant::now() + std::time::Duration::from_secs(1);
-        while Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_micros(200));
-            self.check_peer()?;
+        if self.hung_up.get() {
+            participant::confirm_gone(|| self.check_peer())?;
         }
         Ok(())
     }

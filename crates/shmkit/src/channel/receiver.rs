@@ -154,14 +154,6 @@ impl Receiver {
         }
     }
 
-    /// `Ok` if a message is there now, else `try_recv`'s error (arming the
-    /// descriptor when polled): for async code, which must not borrow the
-    /// message before it knows it is there.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn ready(&mut self) -> std::result::Result<(), TryRecvError> {
-        self.try_frame().map(|_| ())
-    }
-
     /// The channel, for errors.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn target(&self) -> &crate::Target {

@@ -153,19 +153,6 @@ impl Sender {
         }
     }
 
-    /// `Ok` if a message of `len` bytes fits now, else `try_reserve`'s
-    /// error (arming the descriptor when polled): for async code, which must
-    /// not borrow a grant before it knows there is room.
-    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
-    pub(crate) fn ready(&mut self, len: usize) -> std::result::Result<(), TrySendError> {
-        self.check_receiver()?;
-        match self.ring.reserve(len) {
-            Ok(_) => Ok(()),
-            Err(RingError::Full) => self.when_full(|ring| ring.reserve(len).map(|_| ())),
-            Err(e) => Err(TrySendError::from(self.ring_error(e))),
-        }
-    }
-
     /// The channel, for errors.
     #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
     pub(crate) fn target(&self) -> &crate::Target {

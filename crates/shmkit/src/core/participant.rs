@@ -341,6 +341,29 @@ impl Drop for Member {
     }
 }
 
+/// How long [`confirm_gone`] waits for a peer whose descriptor hung up to
+/// leave its seat too.
+pub(crate) const GONE_PATIENCE: Duration = Duration::from_secs(1);
+
+/// For a polled side that found nothing to do and whose peer's descriptor
+/// (bell, life) has hung up: the peer has left or is dying, and the kernel
+/// closes a dying process's descriptors one by one, so the hang-up may come
+/// a moment before its seat's lock goes. Returning "nothing to do" then
+/// would leave an edge-triggered poller (tokio) waiting for an edge that
+/// never comes; so this calls `present` (which returns the error that says
+/// the peer is gone, `Ok` while it is there) every 200 µs, at most
+/// [`GONE_PATIENCE`] long, and returns its first error — or `Ok` if the
+/// peer is still there then (it holds its seat without its descriptor).
+#[cold]
+pub(crate) fn confirm_gone(mut present: impl FnMut() -> Result<()>) -> Result<()> {
+    let deadline = std::time::Instant::now() + GONE_PATIENCE;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(200));
+        present()?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use crate::error::{Error, Result, Role, Target};
 use crate::posix::ShmName;
 
 use super::layout::{Geometry, Region, MAX_SEATS, SLOTS_AT};
-use super::poll::{self, Polling, HUB};
+use super::poll::{Polling, HUB};
 use crate::core::bell::{self, Place, Ringer};
 use crate::core::event::Event;
 
@@ -399,11 +399,11 @@ impl Link {
 
     /// For a polled spoke that found nothing to do: `collector_present`'s
     /// errors, once the hub is gone — waiting a moment for its slot to say
-    /// so if its life has hung up (see `poll::confirm_gone`).
+    /// so if its life has hung up (see `participant::confirm_gone`).
     pub(crate) fn check_hub_polled(&self) -> Result<()> {
         self.collector_present()?;
         if self.poll.hub_hung_up() {
-            poll::confirm_gone(|| self.collector_present().map(|_| ()))?;
+            participant::confirm_gone(|| self.collector_present().map(|_| ()))?;
         }
         Ok(())
     }

@@ -50,6 +50,7 @@ use std::time::{Duration, Instant};
 use crate::core::bell::{Place, Ringer};
 use crate::core::doorbell::{Doorbell, Life, PollSet, Ringers, Watch};
 use crate::core::event::{Event, POLLER};
+use crate::core::participant;
 use crate::core::sync::{AtomicU32, Ordering};
 use crate::error::{Error, Result};
 
@@ -292,7 +293,8 @@ impl Polling {
                 if let Some(w) = spokes.watches[s].take() {
                     self.set.remove(w.as_fd());
                     spokes.count -= 1;
-                    let deadline = Instant::now() + Duration::from_secs(1);
+                    // as `participant::confirm_gone`, looking first
+                    let deadline = Instant::now() + participant::GONE_PATIENCE;
                     while alive(1 + s) && w.is_named(&self.place, 1 + s) && Instant::now() < deadline {
                         std::thread::sleep(Duration::from_micros(200));
                     }
@@ -365,20 +367,6 @@ impl Polling {
             life.remove_name();
         }
     }
-}
-
-/// Waits (at most a second) until `present` stops saying the peer is
-/// there, once its life hung up: a dying process's descriptors close a
-/// moment before the kernel drops its lock, and returning "nothing to do"
-/// meanwhile would leave an edge-triggered poller without an edge (as
-/// `channel::connect::Endpoint::check_peer_polled`).
-pub(crate) fn confirm_gone(mut present: impl FnMut() -> Result<()>) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(1);
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_micros(200));
-        present()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

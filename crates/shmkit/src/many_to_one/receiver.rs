@@ -266,10 +266,7 @@ impl Receiver {
     fn take(&mut self, inc: Incoming, out: &mut Vec<u8>) -> Result<SenderId> {
         let sender = self.sender_of(&inc);
         out.clear();
-        self.link
-            .region
-            .buf(inc.seat, super::layout::RING_IN)
-            .append_to(inc.frame.at, inc.frame.len, out);
+        self.col.input_buf(inc.seat).append_to(inc.frame.at, inc.frame.len, out);
         self.link.check_intact()?;
         release(&mut self.col, &self.link, &inc);
         Ok(sender)
@@ -279,8 +276,9 @@ impl Receiver {
         self.link.check_intact()?;
         let sender = self.sender_of(&inc);
         let Receiver { col, link, .. } = self;
-        let buf = link.region.buf(inc.seat, super::layout::RING_IN);
-        let view = link.region.view(&*link, &buf, inc.frame.at, inc.frame.len);
+        let view = link
+            .region
+            .view(&*link, col.input_buf(inc.seat), inc.frame.at, inc.frame.len);
         Ok(RecvGuard {
             col,
             link,

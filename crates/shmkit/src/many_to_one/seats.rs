@@ -37,7 +37,7 @@
 //! the receiver reset a ring early (the frames in it are lost) or a sender
 //! wait for ever; never make a half read or write outside its ring.
 
-use crate::core::ring::{Consumer, Frame, Producer, RingError};
+use crate::core::ring::{Buf, Consumer, Frame, Producer, RingError};
 use crate::core::sync::Ordering;
 
 use super::layout::{Region, RING_IN, RING_OUT};
@@ -186,6 +186,15 @@ impl Collector {
     #[inline]
     pub(crate) fn release(&mut self, inc: &Incoming) {
         self.seats[inc.seat].input.release(inc.frame);
+    }
+
+    /// Seat `s`'s incoming ring, whose bytes the frames [`poll`](Self::poll)
+    /// finds lie in: made (and its bounds checked) once per generation, when
+    /// the seat's halves are, not once per frame. A pointer and a length,
+    /// not a reference: the bytes are read by copies only.
+    #[inline]
+    pub(crate) fn input_buf(&self, s: usize) -> &Buf {
+        self.seats[s].input.buf()
     }
 
     /// The generation seat `s` is in, as this side knows it.

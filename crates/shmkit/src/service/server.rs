@@ -11,7 +11,6 @@ use crate::core::slots::Presence;
 use crate::core::sync::Ordering;
 use crate::error::{Error, Result, Role};
 use crate::many_to_one::connect::{self, Link};
-use crate::many_to_one::layout::RING_IN;
 use crate::many_to_one::receiver::{look, release, Pace};
 use crate::many_to_one::seats::{Collector, Incoming};
 use crate::many_to_one::sender::ring_error;
@@ -219,8 +218,7 @@ impl Server {
     /// malformed (a hostile client's), which is dropped.
     #[inline]
     fn check(&mut self, inc: Incoming) -> Result<Option<Found>> {
-        let buf = self.link.region.buf(inc.seat, RING_IN);
-        match wire::read(&buf, inc.frame.at, inc.frame.len) {
+        match wire::read(self.col.input_buf(inc.seat), inc.frame.at, inc.frame.len) {
             Some((id, wire::REQUEST)) => Ok(Some(Found { inc, id })),
             _ => {
                 // (zeros where the header was: the object may have shrunk)
@@ -260,9 +258,8 @@ impl Server {
         let Found { inc, id } = found;
         let len = inc.frame.len - wire::HEADER;
         let mut body = Vec::with_capacity(len);
-        self.link
-            .region
-            .buf(inc.seat, RING_IN)
+        self.col
+            .input_buf(inc.seat)
             .append_to(inc.frame.at + wire::HEADER, len, &mut body);
         self.link.check_intact()?;
         release(&mut self.col, &self.link, &inc);
@@ -285,10 +282,12 @@ impl Server {
             ..
         } = self;
         let link = &*link;
-        let buf = link.region.buf(inc.seat, RING_IN);
-        let view = link
-            .region
-            .view(link, &buf, inc.frame.at + wire::HEADER, inc.frame.len - wire::HEADER);
+        let view = link.region.view(
+            link,
+            col.input_buf(inc.seat),
+            inc.frame.at + wire::HEADER,
+            inc.frame.len - wire::HEADER,
+        );
         Ok(RequestRef {
             client: client_of(link, &inc),
             id,

@@ -207,6 +207,88 @@ fn recv_futures_dropped_in_select_lose_no_message() {
     sender.join().unwrap();
 }
 
+/// A future that ends now, soon or never (by `rng`): the other branch of
+/// a `select!`, which drops the shmkit future when it wins.
+async fn maybe_cancel(rng: u64, ticks: &mut tokio::time::Interval) {
+    match rng % 3 {
+        0 => tokio::task::yield_now().await,
+        1 => {
+            ticks.tick().await;
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
+
+fn xorshift(rng: &mut u64) -> u64 {
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    *rng
+}
+
+fn ticker() -> tokio::time::Interval {
+    let mut ticks = tokio::time::interval(Duration::from_micros(50));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks
+}
+
+/// The zero-copy calls, `recv_ref` and `reserve`, each dropped in
+/// `select!` on both sides of a small ring that fills and empties: every
+/// message arrives once, in order (a dropped `reserve` reserved nothing, a
+/// dropped `recv_ref` took nothing).
+#[test]
+fn zero_copy_futures_dropped_in_select_lose_no_message() {
+    const COUNT: u64 = 20_000;
+    let (name, _guard) = posix_name();
+    let n2 = name.clone();
+    let sender = std::thread::spawn(move || {
+        current_thread().block_on(async {
+            let mut tx = Sender::connect(&n2, &opts().capacity(4096)).await.unwrap();
+            let (mut i, mut cancelled, mut rng) = (0u64, 0u64, 0x9e37_79b9_7f4a_7c15_u64);
+            let mut ticks = ticker();
+            while i < COUNT {
+                let r = xorshift(&mut rng);
+                tokio::select! {
+                    grant = tx.reserve(8) => {
+                        let mut grant = grant.unwrap();
+                        grant.copy_from_slice(&i.to_le_bytes()).unwrap();
+                        grant.commit().unwrap();
+                        i += 1;
+                    }
+                    () = maybe_cancel(r, &mut ticks) => cancelled += 1,
+                }
+            }
+            cancelled
+        })
+    });
+    current_thread().block_on(async {
+        let mut rx = Receiver::connect(&name, &opts().capacity(4096)).await.unwrap();
+        let (mut next, mut cancelled, mut rng) = (0u64, 0u64, 0x2545_f491_4f6c_dd1d_u64);
+        let mut ticks = ticker();
+        while next < COUNT {
+            let r = xorshift(&mut rng);
+            if r % 512 == 0 {
+                // let the ring fill: the sender's reserve waits
+                tokio::time::sleep(Duration::from_micros(r % 300)).await;
+            }
+            tokio::select! {
+                msg = rx.recv_ref() => {
+                    assert_eq!(msg.unwrap().to_vec(), next.to_le_bytes(), "after {cancelled} cancelled receives");
+                    next += 1;
+                }
+                () = maybe_cancel(r, &mut ticks) => cancelled += 1,
+            }
+        }
+        let sent_cancelled = sender.join().unwrap();
+        println!("{COUNT} messages, {cancelled} recv_ref and {sent_cancelled} reserve futures dropped on the way");
+        assert!(cancelled > 0 && sent_cancelled > 0);
+        match rx.recv_ref().await {
+            Err(Error::Closed { .. }) => {}
+            other => panic!("{other:?}"),
+        };
+    });
+}
+
 #[test]
 fn a_spinning_receiver_works_too() {
     multi_thread().block_on(async {
