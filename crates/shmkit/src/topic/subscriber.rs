@@ -488,16 +488,6 @@ impl Subscriber {
     }
 }
 
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        if self.end.is_owner() {
-            // The publisher stops waiting for this seat; the endpoint then
-            // leaves it and wakes the publisher.
-            self.ring.leave();
-        }
-    }
-}
-
 /// # Polling
 /// The subscriber's descriptor (an `epoll` set holding its *doorbell*, see
 /// [`crate::wait`]) becomes readable when a message is published after a

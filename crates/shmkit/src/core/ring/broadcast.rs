@@ -614,7 +614,6 @@ pub(crate) struct Reader {
     ring: Consumer,
     marks: Ref<Marks>,
     roster: Ref<Roster>,
-    member: Ref<Membership>,
     lossy: bool,
     /// The sequence number expected next, once a message was read.
     next_seq: Option<u64>,
@@ -679,12 +678,11 @@ impl Reader {
         history: u64,
         announced: bool,
     ) -> Result<Reader, RingError> {
-        let SeatRef { counter, member } = seat.clone();
+        let SeatRef { counter, .. } = seat.clone();
         let mut r = Reader {
             ring: Consumer::new(counter, producer, buf, capacity),
             marks,
             roster,
-            member,
             lossy,
             next_seq: None,
         };
@@ -1008,11 +1006,17 @@ impl Reader {
         }
         self.ring.check_stalled()
     }
+}
 
-    /// Leaves the seat: the producer no longer waits for it.
-    pub(crate) fn leave(&self) {
+impl SeatRef {
+    /// Leaves the seat: the producer no longer waits for it. Once per
+    /// subscriber, by whoever holds the seat, with or without a [`Reader`]
+    /// (which may never have been made: a join that failed, or an
+    /// [`announce`](Reader::announce) before the producer came). Each
+    /// departure costs a SeqCst bump here and a rescan by the producer.
+    pub(crate) fn leave(&self, roster: &Ref<Roster>) {
         self.member.get().mode.store(MODE_FREE, Ordering::Release);
-        self.roster.get().changes.fetch_add(1, Ordering::SeqCst);
+        roster.get().changes.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -1167,6 +1171,11 @@ pub(crate) mod heap {
             Broadcaster::new(own, seats, marks, roster, self.buf(), self.capacity)
         }
 
+        /// The subscriber `r` of seat `i` leaves it.
+        pub(crate) fn leave(&self, _r: Reader, i: usize) {
+            self.seat(i).leave(&self.refs().2);
+        }
+
         /// A subscriber joining through seat `i`.
         pub(crate) fn join(&self, i: usize, lossy: bool, history: u64) -> Result<Reader, RingError> {
             let (producer, marks, roster) = self.refs();
@@ -1294,7 +1303,7 @@ pub(crate) mod fuzz {
                 2 => {
                     let i = usize::from(arg) % seats;
                     if let Some(r) = readers[i].take() {
-                        r.leave();
+                        t.leave(r, i);
                     } else {
                         readers[i] = t.join(i, arg & 0x10 != 0, u64::from(arg >> 5)).ok();
                     }
@@ -1439,7 +1448,7 @@ mod tests {
         assert_eq!(got[0], Read::Msg(sent, msg(sent, 20)));
         p.push(&msg(n, 20)).unwrap();
         // it leaves: the producer no longer waits
-        blocking.leave();
+        t.leave(blocking, 0);
         for m in n + 1..n + 50 {
             p.push(&msg(m, 20)).unwrap();
         }
@@ -1555,7 +1564,7 @@ mod tests {
     fn hostile_words_are_corrupt_or_ignored_not_a_crash() {
         let t = HeapTopic::new(256, 2);
         let mut p = t.broadcaster();
-        let r = t.join(0, false, 0).unwrap();
+        let _blocking = t.join(0, false, 0).unwrap();
         p.push(b"hello").unwrap();
         // a blocking position that moves back
         t.words().seats[0].0.pos.store(u64::MAX - 7, Ordering::Relaxed);
@@ -1590,7 +1599,6 @@ mod tests {
         let m = r3.peek().unwrap();
         t.buf().store_word(m.at - 8, u64::MAX, Ordering::Relaxed);
         assert!(r3.read().is_ok());
-        r.leave();
     }
 
     proptest::proptest! {
@@ -1622,7 +1630,7 @@ mod tests {
                     3 => {
                         let i = usize::from(arg) % seats;
                         match readers[i].take() {
-                            Some((r, _)) => r.leave(),
+                            Some((r, _)) => t.leave(r, i),
                             None => {
                                 let (lossy, history) = (arg & 1 == 1, u64::from(arg >> 6));
                                 let r = t.join(i, lossy, history).unwrap();
