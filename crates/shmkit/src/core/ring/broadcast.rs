@@ -97,11 +97,9 @@ use std::collections::VecDeque;
 
 use super::super::sync::{fence, AtomicU64, Ordering};
 use super::{
-    corrupt, frame_size, Buf, Consumer, CounterRef, Frame, Heads, Producer, Reservation, RingError, FRAME_ALIGN,
+    corrupt, frame_size, Buf, Consumer, CounterRef, Frame, Heads, Producer, Ref, Reservation, RingError, FRAME_ALIGN,
     FRAME_HEADER,
 };
-
-pub(crate) use shared_ref::Ref;
 
 /// Bytes of a frame's payload taken by its sequence number.
 pub(crate) const SEQ: u64 = 8;
@@ -119,8 +117,9 @@ pub(crate) const MODE_LOSSY: u64 = 2;
 const BATCH: u64 = 8;
 
 /// How many times a call retries after a concurrent change (a join, a lap)
-/// before it gives up for now: a hostile peer cannot make it loop forever.
-const RETRIES: usize = 64;
+/// before it gives up for now (or, for a subscriber's receive, looks at its
+/// deadline and interrupt): a hostile peer cannot make it loop forever.
+pub(crate) const RETRIES: usize = 64;
 
 /// The producer's published marks (32 bytes, `repr(C)`; only the producer
 /// writes them).
@@ -1017,70 +1016,6 @@ impl SeatRef {
     pub(crate) fn leave(&self, roster: &Ref<Roster>) {
         self.member.get().mode.store(MODE_FREE, Ordering::Release);
         roster.get().changes.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-#[cfg(not(loom))]
-mod shared_ref {
-    use std::ptr::NonNull;
-
-    /// A pointer to a value in shared memory, valid for as long as its owner
-    /// keeps the memory (the object's mapping, or a test's allocation).
-    #[derive(Debug)]
-    pub(crate) struct Ref<T>(NonNull<T>);
-
-    impl<T> Clone for Ref<T> {
-        fn clone(&self) -> Self {
-            *self
-        }
-    }
-
-    impl<T> Copy for Ref<T> {}
-
-    // SAFETY: the values are made of atomics only (Sync); the pointer is
-    // valid for the owner's lifetime (the contract of `new`).
-    unsafe impl<T: Sync> Send for Ref<T> {}
-    // SAFETY: as for Send.
-    unsafe impl<T: Sync> Sync for Ref<T> {}
-
-    impl<T> Ref<T> {
-        /// # Safety
-        /// `ptr` must point to a `T` made of atomics (aligned) that stays
-        /// mapped for as long as this value and its copies live.
-        pub(crate) unsafe fn new(ptr: NonNull<T>) -> Ref<T> {
-            Ref(ptr)
-        }
-
-        /// The value.
-        pub(crate) fn get(&self) -> &T {
-            // SAFETY: valid for our lifetime (contract of `new`); atomics
-            // may be shared with any other process or thread.
-            unsafe { self.0.as_ref() }
-        }
-    }
-}
-
-#[cfg(loom)]
-mod shared_ref {
-    use std::sync::Arc;
-
-    /// Under loom: a value shared between model threads.
-    #[derive(Debug)]
-    pub(crate) struct Ref<T>(Arc<T>);
-
-    impl<T> Clone for Ref<T> {
-        fn clone(&self) -> Self {
-            Ref(self.0.clone())
-        }
-    }
-
-    impl<T> Ref<T> {
-        pub(crate) fn from_arc(arc: Arc<T>) -> Ref<T> {
-            Ref(arc)
-        }
-        pub(crate) fn get(&self) -> &T {
-            &self.0
-        }
     }
 }
 
