@@ -256,10 +256,7 @@ impl Subscriber {
     #[cold]
     #[inline(never)]
     fn take_slow(&mut self, out: &mut Vec<u8>, deadline: Option<Instant>, wait: bool) -> std::result::Result<(), Stop> {
-        let msg = self.next_read(deadline, wait, |ring, msg| {
-            out.clear();
-            ring.buf().append_to(msg.at, msg.len, out);
-        })?;
+        let msg = self.next_read(Some(out), deadline, wait)?;
         self.release(msg);
         Ok(())
     }
@@ -267,26 +264,29 @@ impl Subscriber {
     /// The next message, intact so far and accepted (its number checked),
     /// for a guard.
     fn next_accepted(&mut self, deadline: Option<Instant>, wait: bool) -> std::result::Result<Msg, Stop> {
-        self.next_read(deadline, wait, |_, _| {})
+        self.next_read(None, deadline, wait)
     }
 
-    /// The next message, `read` (copied, or nothing yet for a guard), then
-    /// found intact and accepted (its number checked); not yet released.
-    /// A lossy subscriber lapped under the read looks again, at most
-    /// [`RETRIES`] times between looks at the caller's deadline and
-    /// interrupt.
-    #[inline]
+    /// The next message, copied into `out` (if given), then found intact
+    /// and accepted (its number checked); not yet released. A lossy
+    /// subscriber lapped under the copy (or, for a guard, before) looks
+    /// again, at most [`RETRIES`] times between looks at the caller's
+    /// deadline and interrupt.
+    #[inline(always)]
     fn next_read(
         &mut self,
+        mut out: Option<&mut Vec<u8>>,
         deadline: Option<Instant>,
         wait: bool,
-        mut read: impl FnMut(&Reader, &Msg),
     ) -> std::result::Result<Msg, Stop> {
         loop {
             for _ in 0..RETRIES {
                 let msg = self.next_msg(deadline, wait)?;
-                read(&self.ring, &msg);
-                // A shrink under the read gave zeros.
+                if let Some(out) = out.as_deref_mut() {
+                    out.clear();
+                    self.ring.buf().append_to(msg.at, msg.len, out);
+                }
+                // A shrink under the copy gave zeros.
                 self.end.check_intact()?;
                 if !self.ring.intact(&msg).map_err(|e| ring_error(&self.end, e))? {
                     continue;
