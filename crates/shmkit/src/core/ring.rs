@@ -145,7 +145,10 @@ impl Counter {
 }
 
 pub(crate) use buf::Buf;
-pub(crate) use counter_ref::CounterRef;
+pub(crate) use shared_ref::Ref;
+
+/// A pointer to a [`Counter`] in shared memory (see [`Ref`]).
+pub(crate) type CounterRef = Ref<Counter>;
 
 pub(crate) mod broadcast;
 
@@ -598,51 +601,69 @@ impl Consumer {
 }
 
 #[cfg(not(loom))]
-mod counter_ref {
-    use super::Counter;
+mod shared_ref {
+    use std::ptr::NonNull;
 
-    /// A pointer to a [`Counter`], valid for as long as its owner keeps the
-    /// memory (the object's mapping, or a test's allocation).
-    #[derive(Debug, Clone, Copy)]
-    pub(crate) struct CounterRef(std::ptr::NonNull<Counter>);
+    /// A pointer to a value of atomics in shared memory (a [`Counter`],
+    /// the broadcast's marks and seats), valid for as long as its owner
+    /// keeps the memory (the object's mapping, or a test's allocation).
+    ///
+    /// [`Counter`]: super::Counter
+    #[derive(Debug)]
+    pub(crate) struct Ref<T>(NonNull<T>);
 
-    // SAFETY: a counter is made of atomics only, which are Sync; the pointer
-    // is valid for the owner's lifetime (the contract of `new`).
-    unsafe impl Send for CounterRef {}
+    impl<T> Clone for Ref<T> {
+        fn clone(&self) -> Self {
+            *self
+        }
+    }
+
+    impl<T> Copy for Ref<T> {}
+
+    // SAFETY: the values are made of atomics only (Sync); the pointer is
+    // valid for the owner's lifetime (the contract of `new`).
+    unsafe impl<T: Sync> Send for Ref<T> {}
     // SAFETY: as for Send.
-    unsafe impl Sync for CounterRef {}
+    unsafe impl<T: Sync> Sync for Ref<T> {}
 
-    impl CounterRef {
+    impl<T> Ref<T> {
         /// # Safety
-        /// `ptr` must point to a `Counter` (8-aligned, 24 bytes) that stays
-        /// mapped for as long as this value and its copies live.
-        pub(crate) unsafe fn new(ptr: std::ptr::NonNull<Counter>) -> CounterRef {
-            CounterRef(ptr)
+        /// `ptr` must point to a `T` made of atomics (aligned: a `Counter`
+        /// is 8-aligned, 24 bytes) that stays mapped for as long as this
+        /// value and its copies live.
+        pub(crate) unsafe fn new(ptr: NonNull<T>) -> Ref<T> {
+            Ref(ptr)
         }
 
-        /// The counter.
-        pub(crate) fn get(&self) -> &Counter {
-            // SAFETY: valid for our lifetime (contract of `new`); a counter
-            // of atomics may be shared with any other process or thread.
+        /// The value.
+        #[inline]
+        pub(crate) fn get(&self) -> &T {
+            // SAFETY: valid for our lifetime (contract of `new`); atomics
+            // may be shared with any other process or thread.
             unsafe { self.0.as_ref() }
         }
     }
 }
 
 #[cfg(loom)]
-mod counter_ref {
-    use super::Counter;
+mod shared_ref {
     use std::sync::Arc;
 
-    /// Under loom: a counter shared between model threads.
-    #[derive(Debug, Clone)]
-    pub(crate) struct CounterRef(Arc<Counter>);
+    /// Under loom: a value shared between model threads.
+    #[derive(Debug)]
+    pub(crate) struct Ref<T>(Arc<T>);
 
-    impl CounterRef {
-        pub(crate) fn from_arc(arc: Arc<Counter>) -> CounterRef {
-            CounterRef(arc)
+    impl<T> Clone for Ref<T> {
+        fn clone(&self) -> Self {
+            Ref(self.0.clone())
         }
-        pub(crate) fn get(&self) -> &Counter {
+    }
+
+    impl<T> Ref<T> {
+        pub(crate) fn from_arc(arc: Arc<T>) -> Ref<T> {
+            Ref(arc)
+        }
+        pub(crate) fn get(&self) -> &T {
             &self.0
         }
     }

@@ -9,8 +9,8 @@ use crate::core::bell::{self, Place};
 use crate::core::doorbell::Life;
 use crate::core::event::{self, LIVENESS_INTERVAL};
 use crate::core::participant::{self, Member, Plan};
-use crate::core::ring::broadcast::{Marks, Reader, Ref, Roster, SeatRef, MAX_SEATS, MODE_FREE};
-use crate::core::ring::{self, Buf, CounterRef};
+use crate::core::ring::broadcast::{Marks, Reader, Roster, SeatRef, MAX_SEATS};
+use crate::core::ring::{self, Buf, CounterRef, Ref};
 use crate::core::segment::{Kind, Segment, Spec};
 use crate::core::slots::Presence;
 use crate::error::{Error, Result, Role, Target};
@@ -449,11 +449,6 @@ impl Endpoint {
         self.member.seg().corrupt(reason)
     }
 
-    /// Whether this process holds the seat (not a forked copy).
-    pub(crate) fn is_owner(&self) -> bool {
-        self.member.is_owner()
-    }
-
     /// This participant's poll word (`super::poll`).
     pub(crate) fn poll_word(&self) -> &AtomicU32 {
         let h = self.header();
@@ -508,11 +503,10 @@ impl Drop for Endpoint {
         self.poll_word().store(0, Ordering::Relaxed);
         if self.role == Role::Subscriber {
             // The publisher stops waiting for this seat (whether or not the
-            // subscriber got as far as reading).
+            // subscriber got as far as reading): the one place a subscriber
+            // leaves it.
             let (_, _, roster) = self.producer_refs();
-            let seat = self.seat(self.index() - 1);
-            seat.member.get().mode.store(MODE_FREE, Ordering::Release);
-            roster.get().changes.fetch_add(1, Ordering::SeqCst);
+            self.seat(self.index() - 1).leave(&roster);
         }
         self.member.leave();
         let events = &self.header().events.0;
@@ -543,5 +537,50 @@ impl Drop for Endpoint {
             // still taking part keep their descriptors)
             bell::remove_of(&self.place.object, self.place.ino);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::ring::broadcast::{MODE_BLOCKING, MODE_FREE, MODE_LOSSY};
+    use crate::topic::{Publisher, Subscriber};
+
+    /// A subscriber leaves its seat once: one bump of the roster (one
+    /// SeqCst RMW here, one rescan by the publisher), and the seat is free.
+    #[test]
+    fn a_subscriber_leaves_its_seat_once() {
+        let name = ShmName::new(format!("/shmkit-unit-topic-leave-{}", std::process::id())).unwrap();
+        let _ = crate::posix::remove(&name);
+        let mut publisher = Publisher::connect(&name, &Options::new()).unwrap();
+        let (shm, map) = crate::core::segment::open_for_info(&name, Kind::Topic, DATA_OFFSET).unwrap();
+        let h = layout_of(&map);
+        let changes = || h.roster.0.changes.load(Ordering::SeqCst);
+        for (round, lossy) in [false, true, false].into_iter().enumerate() {
+            let before = changes();
+            let mut sub = Subscriber::connect(&name, &SubOptions::new().lossy(lossy)).unwrap();
+            let joined = changes();
+            // nothing overwritten under the join: it announces once
+            assert_eq!(joined, before.wrapping_add(1), "round {round}: one join");
+            let mode = &h.seats[sub.seat()].0.member.mode;
+            let expected = if lossy { MODE_LOSSY } else { MODE_BLOCKING };
+            assert_eq!(mode.load(Ordering::SeqCst), expected);
+            publisher.send(b"one").unwrap();
+            assert_eq!(sub.recv().unwrap(), b"one");
+            assert_eq!(changes(), joined, "reading changes no membership");
+            drop(sub);
+            assert_eq!(changes(), joined.wrapping_add(1), "round {round}: one departure");
+            assert_eq!(mode.load(Ordering::SeqCst), MODE_FREE);
+        }
+        // the publisher took note of every departure and waits for nobody
+        for _ in 0..100 {
+            publisher.send(&[7; 200]).unwrap();
+        }
+        drop(publisher);
+        drop((map, shm));
+        assert!(
+            crate::posix::PosixShm::open(&name, &Default::default()).is_err(),
+            "removed"
+        );
     }
 }

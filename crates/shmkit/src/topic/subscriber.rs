@@ -8,7 +8,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::sync::atomic::Ordering;
 
 use crate::core::event::{self, POLLER};
-use crate::core::ring::broadcast::{Msg, Reader};
+use crate::core::ring::broadcast::{Msg, Reader, RETRIES};
 use crate::core::ring::RingError;
 use crate::core::slots::Presence;
 use crate::error::{Error, Result};
@@ -20,10 +20,6 @@ use super::errors::{RecvError, RecvTimeoutError, Stop, TryRecvError};
 use super::layout::PUBLISHER;
 use super::poll;
 use super::SubOptions;
-
-/// How many lapped looks a lossy subscriber takes in a row before it looks
-/// at its interrupt flag and the publisher again.
-const LAPS: usize = 64;
 
 /// One subscriber of a topic. See the [module docs](super).
 #[derive(Debug)]
@@ -260,42 +256,37 @@ impl Subscriber {
     #[cold]
     #[inline(never)]
     fn take_slow(&mut self, out: &mut Vec<u8>, deadline: Option<Instant>, wait: bool) -> std::result::Result<(), Stop> {
-        loop {
-            for _ in 0..LAPS {
-                let msg = self.next_msg(deadline, wait)?;
-                out.clear();
-                self.ring.buf().append_to(msg.at, msg.len, out);
-                // A shrink under the copy gave zeros.
-                self.end.check_intact()?;
-                if !self.ring.intact(&msg).map_err(|e| ring_error(&self.end, e))? {
-                    continue;
-                }
-                if let Some(missed) = self.ring.accept(&msg).map_err(|e| ring_error(&self.end, e))? {
-                    return Err(Stop::Lagged(missed));
-                }
-                self.release(msg);
-                return Ok(());
-            }
-            // Lapped again and again (or fooled by a hostile publisher):
-            // the caller's deadline and interrupt still hold.
-            if !wait {
-                // a poller is told to come again (nothing was armed)
-                self.end.poll.ring_self();
-                return Err(Stop::Empty);
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Stop::TimedOut);
-            }
-            self.end.check_interrupt()?;
-        }
+        let msg = self.next_read(Some(out), deadline, wait)?;
+        self.release(msg);
+        Ok(())
     }
 
     /// The next message, intact so far and accepted (its number checked),
     /// for a guard.
     fn next_accepted(&mut self, deadline: Option<Instant>, wait: bool) -> std::result::Result<Msg, Stop> {
+        self.next_read(None, deadline, wait)
+    }
+
+    /// The next message, copied into `out` (if given), then found intact
+    /// and accepted (its number checked); not yet released. A lossy
+    /// subscriber lapped under the copy (or, for a guard, before) looks
+    /// again, at most [`RETRIES`] times between looks at the caller's
+    /// deadline and interrupt.
+    #[inline(always)]
+    fn next_read(
+        &mut self,
+        mut out: Option<&mut Vec<u8>>,
+        deadline: Option<Instant>,
+        wait: bool,
+    ) -> std::result::Result<Msg, Stop> {
         loop {
-            for _ in 0..LAPS {
+            for _ in 0..RETRIES {
                 let msg = self.next_msg(deadline, wait)?;
+                if let Some(out) = out.as_deref_mut() {
+                    out.clear();
+                    self.ring.buf().append_to(msg.at, msg.len, out);
+                }
+                // A shrink under the copy gave zeros.
                 self.end.check_intact()?;
                 if !self.ring.intact(&msg).map_err(|e| ring_error(&self.end, e))? {
                     continue;
@@ -485,16 +476,6 @@ impl Subscriber {
     /// [`Error::Truncated`] if the object has shrunk.
     pub fn check_intact(&self) -> Result<()> {
         self.end.check_size()
-    }
-}
-
-impl Drop for Subscriber {
-    fn drop(&mut self) {
-        if self.end.is_owner() {
-            // The publisher stops waiting for this seat; the endpoint then
-            // leaves it and wakes the publisher.
-            self.ring.leave();
-        }
     }
 }
 

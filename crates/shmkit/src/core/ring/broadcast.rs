@@ -97,11 +97,9 @@ use std::collections::VecDeque;
 
 use super::super::sync::{fence, AtomicU64, Ordering};
 use super::{
-    corrupt, frame_size, Buf, Consumer, CounterRef, Frame, Heads, Producer, Reservation, RingError, FRAME_ALIGN,
+    corrupt, frame_size, Buf, Consumer, CounterRef, Frame, Heads, Producer, Ref, Reservation, RingError, FRAME_ALIGN,
     FRAME_HEADER,
 };
-
-pub(crate) use shared_ref::Ref;
 
 /// Bytes of a frame's payload taken by its sequence number.
 pub(crate) const SEQ: u64 = 8;
@@ -119,8 +117,9 @@ pub(crate) const MODE_LOSSY: u64 = 2;
 const BATCH: u64 = 8;
 
 /// How many times a call retries after a concurrent change (a join, a lap)
-/// before it gives up for now: a hostile peer cannot make it loop forever.
-const RETRIES: usize = 64;
+/// before it gives up for now (or, for a subscriber's receive, looks at its
+/// deadline and interrupt): a hostile peer cannot make it loop forever.
+pub(crate) const RETRIES: usize = 64;
 
 /// The producer's published marks (32 bytes, `repr(C)`; only the producer
 /// writes them).
@@ -614,7 +613,6 @@ pub(crate) struct Reader {
     ring: Consumer,
     marks: Ref<Marks>,
     roster: Ref<Roster>,
-    member: Ref<Membership>,
     lossy: bool,
     /// The sequence number expected next, once a message was read.
     next_seq: Option<u64>,
@@ -679,12 +677,11 @@ impl Reader {
         history: u64,
         announced: bool,
     ) -> Result<Reader, RingError> {
-        let SeatRef { counter, member } = seat.clone();
+        let SeatRef { counter, .. } = seat.clone();
         let mut r = Reader {
             ring: Consumer::new(counter, producer, buf, capacity),
             marks,
             roster,
-            member,
             lossy,
             next_seq: None,
         };
@@ -1008,75 +1005,17 @@ impl Reader {
         }
         self.ring.check_stalled()
     }
+}
 
-    /// Leaves the seat: the producer no longer waits for it.
-    pub(crate) fn leave(&self) {
+impl SeatRef {
+    /// Leaves the seat: the producer no longer waits for it. Once per
+    /// subscriber, by whoever holds the seat, with or without a [`Reader`]
+    /// (which may never have been made: a join that failed, or an
+    /// [`announce`](Reader::announce) before the producer came). Each
+    /// departure costs a SeqCst bump here and a rescan by the producer.
+    pub(crate) fn leave(&self, roster: &Ref<Roster>) {
         self.member.get().mode.store(MODE_FREE, Ordering::Release);
-        self.roster.get().changes.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-#[cfg(not(loom))]
-mod shared_ref {
-    use std::ptr::NonNull;
-
-    /// A pointer to a value in shared memory, valid for as long as its owner
-    /// keeps the memory (the object's mapping, or a test's allocation).
-    #[derive(Debug)]
-    pub(crate) struct Ref<T>(NonNull<T>);
-
-    impl<T> Clone for Ref<T> {
-        fn clone(&self) -> Self {
-            *self
-        }
-    }
-
-    impl<T> Copy for Ref<T> {}
-
-    // SAFETY: the values are made of atomics only (Sync); the pointer is
-    // valid for the owner's lifetime (the contract of `new`).
-    unsafe impl<T: Sync> Send for Ref<T> {}
-    // SAFETY: as for Send.
-    unsafe impl<T: Sync> Sync for Ref<T> {}
-
-    impl<T> Ref<T> {
-        /// # Safety
-        /// `ptr` must point to a `T` made of atomics (aligned) that stays
-        /// mapped for as long as this value and its copies live.
-        pub(crate) unsafe fn new(ptr: NonNull<T>) -> Ref<T> {
-            Ref(ptr)
-        }
-
-        /// The value.
-        pub(crate) fn get(&self) -> &T {
-            // SAFETY: valid for our lifetime (contract of `new`); atomics
-            // may be shared with any other process or thread.
-            unsafe { self.0.as_ref() }
-        }
-    }
-}
-
-#[cfg(loom)]
-mod shared_ref {
-    use std::sync::Arc;
-
-    /// Under loom: a value shared between model threads.
-    #[derive(Debug)]
-    pub(crate) struct Ref<T>(Arc<T>);
-
-    impl<T> Clone for Ref<T> {
-        fn clone(&self) -> Self {
-            Ref(self.0.clone())
-        }
-    }
-
-    impl<T> Ref<T> {
-        pub(crate) fn from_arc(arc: Arc<T>) -> Ref<T> {
-            Ref(arc)
-        }
-        pub(crate) fn get(&self) -> &T {
-            &self.0
-        }
+        roster.get().changes.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -1165,6 +1104,11 @@ pub(crate) mod heap {
             let (own, marks, roster) = self.refs();
             let seats = (0..self.words().seats.len()).map(|i| self.seat(i)).collect();
             Broadcaster::new(own, seats, marks, roster, self.buf(), self.capacity)
+        }
+
+        /// The subscriber `r` of seat `i` leaves it.
+        pub(crate) fn leave(&self, _r: Reader, i: usize) {
+            self.seat(i).leave(&self.refs().2);
         }
 
         /// A subscriber joining through seat `i`.
@@ -1294,7 +1238,7 @@ pub(crate) mod fuzz {
                 2 => {
                     let i = usize::from(arg) % seats;
                     if let Some(r) = readers[i].take() {
-                        r.leave();
+                        t.leave(r, i);
                     } else {
                         readers[i] = t.join(i, arg & 0x10 != 0, u64::from(arg >> 5)).ok();
                     }
@@ -1439,7 +1383,7 @@ mod tests {
         assert_eq!(got[0], Read::Msg(sent, msg(sent, 20)));
         p.push(&msg(n, 20)).unwrap();
         // it leaves: the producer no longer waits
-        blocking.leave();
+        t.leave(blocking, 0);
         for m in n + 1..n + 50 {
             p.push(&msg(m, 20)).unwrap();
         }
@@ -1555,7 +1499,7 @@ mod tests {
     fn hostile_words_are_corrupt_or_ignored_not_a_crash() {
         let t = HeapTopic::new(256, 2);
         let mut p = t.broadcaster();
-        let r = t.join(0, false, 0).unwrap();
+        let _blocking = t.join(0, false, 0).unwrap();
         p.push(b"hello").unwrap();
         // a blocking position that moves back
         t.words().seats[0].0.pos.store(u64::MAX - 7, Ordering::Relaxed);
@@ -1590,7 +1534,6 @@ mod tests {
         let m = r3.peek().unwrap();
         t.buf().store_word(m.at - 8, u64::MAX, Ordering::Relaxed);
         assert!(r3.read().is_ok());
-        r.leave();
     }
 
     proptest::proptest! {
@@ -1622,7 +1565,7 @@ mod tests {
                     3 => {
                         let i = usize::from(arg) % seats;
                         match readers[i].take() {
-                            Some((r, _)) => r.leave(),
+                            Some((r, _)) => t.leave(r, i),
                             None => {
                                 let (lossy, history) = (arg & 1 == 1, u64::from(arg >> 6));
                                 let r = t.join(i, lossy, history).unwrap();
