@@ -150,7 +150,9 @@ impl Client {
     /// };
     /// assert!(matches!(err, shmkit::Error::TimedOut { .. }));
     /// assert_eq!(client.pending(), sent); // the one that timed out was not sent
-    /// server.recv_request()?; // takes one: room for one more
+    /// for _ in 0..sent {
+    ///     server.recv_request()?; // the server takes them: room again
+    /// }
     /// client.send_request_timeout(b"ping", Duration::from_secs(10))?;
     /// assert_eq!(client.pending(), sent + 1);
     /// # Ok::<(), shmkit::Error>(())
