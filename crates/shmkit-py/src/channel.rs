@@ -10,20 +10,29 @@
 //! it cannot outlive a Python call. Instead the guard is forgotten, which
 //! leaves the frame at the ring's head (nothing is released, so the sender
 //! cannot reuse its bytes), and the same frame is taken again and released
-//! when the last view of it is gone.
+//! when the last view of it is gone. A message too long for `recv_into`'s
+//! buffer stays at the head the same way, for the next receive (see
+//! `kept`); the receiver's lock is held from the wait to the copy, so no
+//! other thread's receive overtakes it.
+//!
+//! Both ends have `fileno()` and `try_*` calls for event loops (see
+//! `poll`).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use pyo3::exceptions::{PyBufferError, PyStopIteration, PyValueError};
+use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use shmkit::channel::{Options, Receiver, RecvTimeoutError, SendTimeoutError, Sender};
+use shmkit::channel::{Options, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError};
 use shmkit::posix::ShmName;
 
 use crate::buffer::{self, Borrowed, RegionSpec};
 use crate::errors::{self, IntoPy};
+use crate::kept;
+use crate::poll::fileno;
+use crate::stream_end::next_item;
 use crate::wait::{closed_err, connect, deadline_of, in_slices, lock};
 
 /// The sending end of a channel.
@@ -88,6 +97,29 @@ impl PySender {
                 Err(SendTimeoutError::Disconnected(e) | SendTimeoutError::Failed(e)) => Err(e),
             }
         })
+    }
+
+    /// Sends `data` if the channel has room now: `True` if sent, `False`
+    /// if full (nothing sent; once `fileno()` was taken, the descriptor is
+    /// armed). Never waits.
+    fn try_send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let data = Borrowed::new(data, false)?;
+        let mut g = lock(py, &self.tx)?;
+        let tx = g.as_mut().ok_or_else(|| closed_err(&self.name))?;
+        match tx.try_send(data.as_slice()) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full) => Ok(false),
+            Err(TrySendError::Disconnected(e) | TrySendError::Failed(e)) => Err(errors::to_py(py, e)),
+        }
+    }
+
+    /// The sender's descriptor, for `selectors` or asyncio's
+    /// `loop.add_reader`: readable when `try_send` may succeed again (the
+    /// receiver made room, or left, or died). Taking it puts the sender in
+    /// poll mode, where a `try_send` that returns `False` arms it; it is
+    /// readable once at first. Take it off the event loop before `close()`.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        fileno(lock(py, &self.tx)?.as_ref(), &self.name)
     }
 
     /// Closes this side: the receiver gets what was sent, then the end.
@@ -179,6 +211,22 @@ fn wait_message(
     Ok((at.0, len))
 }
 
+/// The length of the message at the ring's head if there is one now, left
+/// there as `wait_message` leaves it; `None` (which arms the descriptor
+/// once it was taken) otherwise.
+fn try_message(py: Python<'_>, rx: &mut Receiver) -> PyResult<Option<usize>> {
+    match rx.try_recv_ref() {
+        Ok(guard) => {
+            let len = guard.len();
+            // Keep the frame: it is released by `take`.
+            std::mem::forget(guard);
+            Ok(Some(len))
+        }
+        Err(TryRecvError::Empty) => Ok(None),
+        Err(TryRecvError::Disconnected(e) | TryRecvError::Failed(e)) => Err(errors::to_py(py, e)),
+    }
+}
+
 /// An address that crosses into `Python::detach`.
 struct SendPtr(std::ptr::NonNull<u8>);
 // SAFETY: only the address travels; nothing is read through it on the way.
@@ -221,9 +269,24 @@ impl PyReceiver {
         let mut st = lock(py, &self.state)?;
         let rx = st.receiver(py, &self.name)?;
         let (_, len) = wait_message(py, rx, &self.name, deadline)?;
+        self.take_bytes(py, rx, len)
+    }
+
+    /// The message at the head (`len` bytes) as `bytes`, released.
+    fn take_bytes(&self, py: Python<'_>, rx: &mut Receiver, len: usize) -> PyResult<Py<PyBytes>> {
         let name = &self.name;
         let bytes = PyBytes::new_with(py, len, |out| py.detach(|| take(rx, name, out)).py_err(py))?;
         Ok(bytes.unbind())
+    }
+
+    /// Copies the message at the head (`len` bytes) into `out` and
+    /// releases it; a message longer than `out` stays where it is.
+    fn take_into(&self, py: Python<'_>, rx: &mut Receiver, len: usize, out: &mut Borrowed) -> PyResult<usize> {
+        kept::check(&self.name, len, Some(out.len()))?;
+        let name = &self.name;
+        let dst = &mut out.as_mut_slice()[..len];
+        py.detach(|| take(rx, name, dst)).py_err(py)?;
+        Ok(len)
     }
 }
 
@@ -271,7 +334,8 @@ impl PyReceiver {
 
     /// Receives the next message into `buffer` (any writable bytes-like
     /// object) and returns its length. A message longer than the buffer
-    /// raises `ValueError` and stays in the channel.
+    /// raises `ValueError` and stays in the channel: the next receive, in
+    /// any thread, returns it first.
     #[pyo3(signature = (buffer, timeout = None))]
     fn recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<usize> {
         let deadline = deadline_of(timeout)?;
@@ -279,17 +343,39 @@ impl PyReceiver {
         let mut st = lock(py, &self.state)?;
         let rx = st.receiver(py, &self.name)?;
         let (_, len) = wait_message(py, rx, &self.name, deadline)?;
-        if len > out.len() {
-            return Err(PyValueError::new_err(format!(
-                "{}: a message of {len} bytes does not fit into a buffer of {} bytes; it stays in the channel",
-                self.name,
-                out.len()
-            )));
+        self.take_into(py, rx, len, &mut out)
+    }
+
+    /// The next message as `bytes` if there is one now, else `None`.
+    /// Never waits; raises as `recv` does (`Closed` at the end).
+    fn try_recv(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
+        let mut st = lock(py, &self.state)?;
+        let rx = st.receiver(py, &self.name)?;
+        match try_message(py, rx)? {
+            Some(len) => Ok(Some(self.take_bytes(py, rx, len)?)),
+            None => Ok(None),
         }
-        let name = &self.name;
-        let dst = &mut out.as_mut_slice()[..len];
-        py.detach(|| take(rx, name, dst)).py_err(py)?;
-        Ok(len)
+    }
+
+    /// As `recv_into` if there is a message now, else `None`.
+    fn try_recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
+        let mut out = Borrowed::new(buffer, true)?;
+        let mut st = lock(py, &self.state)?;
+        let rx = st.receiver(py, &self.name)?;
+        match try_message(py, rx)? {
+            Some(len) => Ok(Some(self.take_into(py, rx, len, &mut out)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The receiver's descriptor, for `selectors` or asyncio's
+    /// `loop.add_reader`: readable when a `try_*` receive may find
+    /// something (a message came, or the sender left or died). Taking it
+    /// puts the receiver in poll mode, where a `try_*` receive that returns
+    /// `None` arms it; it is readable once at first. Take it off the event
+    /// loop before `close()`.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        fileno(lock(py, &self.state)?.rx.as_ref(), &self.name)
     }
 
     /// A context manager: `with rx.recv_view() as view:` gives a read-only
@@ -320,13 +406,7 @@ impl PyReceiver {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
-        match self.recv_bytes(py, None) {
-            Ok(b) => Ok(b),
-            Err(e) if e.is_instance(py, &py.import("shmkit._errors")?.getattr("Closed")?) => {
-                Err(PyStopIteration::new_err(()))
-            }
-            Err(e) => Err(e),
-        }
+        next_item(py, self.recv_bytes(py, None))
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

@@ -4,7 +4,8 @@
 //! Writes never wait. Reads copy the newest complete value out (a torn one
 //! is never returned: the Rust reader checks the copy). `wait_newer` sleeps
 //! without the GIL in slices of at most `wait::SLICE`, checking for signals
-//! between them.
+//! between them. A reader has `fileno()` and `try_read_newer` for event
+//! loops (see `poll`); the writer never waits, so it has no descriptor.
 
 use std::sync::Mutex;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use shmkit::posix::ShmName;
 
 use crate::buffer::Borrowed;
 use crate::errors::IntoPy;
+use crate::poll::fileno;
 use crate::wait::{closed_err, connect, deadline_of, in_slices, lock};
 
 enum Side {
@@ -201,6 +203,36 @@ impl PyLatestValue {
             })
         })?;
         Ok((v.version(), PyBytes::new(py, v.as_bytes()).unbind()))
+    }
+
+    /// The newest value as `(version, bytes)` if one newer than this
+    /// reader last read (by any read) was written, else `None` (which arms
+    /// the descriptor). Never waits. Raises `ValueError` on the writer.
+    fn try_read_newer(&self, py: Python<'_>) -> PyResult<Option<(u64, Py<PyBytes>)>> {
+        let got = self.with_reader(py, |r| py.detach(|| r.try_read_newer()).py_err(py))?;
+        Ok(got.map(|v| (v.version(), PyBytes::new(py, v.as_bytes()).unbind())))
+    }
+
+    /// A reader's descriptor, for `selectors` or asyncio's
+    /// `loop.add_reader`: readable when a value newer than the one this
+    /// reader last read may have been written — call `try_read_newer`
+    /// until it returns `None`, which arms it again. Taking it makes the
+    /// reader a poller (a bell beside the object in `/dev/shm`, removed
+    /// when it closes); it is readable once at first. Take it off the event
+    /// loop before `close()`. The writer never waits: on it this raises
+    /// `io.UnsupportedOperation`.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        let g = lock(py, &self.side)?;
+        match g.as_ref() {
+            Some(Side::Reader(r)) => fileno(Some(r), &self.name),
+            Some(Side::Writer(_)) => Err(PyErr::from_value(
+                py.import("io")?.getattr("UnsupportedOperation")?.call1((format!(
+                    "{}: the writer never waits, so it has no descriptor; a LatestValue.reader has one",
+                    self.name
+                ),))?,
+            )),
+            None => Err(closed_err(&self.name)),
+        }
     }
 
     /// Leaves: a value that is not kept is removed with its last

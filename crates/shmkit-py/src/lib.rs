@@ -11,10 +11,13 @@ mod buffer;
 #[allow(unsafe_code)] // one `unsafe impl Send` for an address
 mod channel;
 mod errors;
+mod kept;
 mod latest;
 mod many;
+mod poll;
 mod segment;
 mod service;
+mod stream_end;
 mod topic;
 mod wait;
 

@@ -4,19 +4,25 @@
 //! Waits run without the GIL in slices of at most `wait::SLICE`, with
 //! `check_signals` between them (an interrupted receive took nothing, an
 //! interrupted send sent nothing). A message too long for `recv_into`'s
-//! buffer is kept, not lost: the next receive returns it first.
+//! buffer is kept, not lost: the next receive, in whichever thread,
+//! returns it first (see `kept`). Both ends have `fileno()` and `try_*`
+//! calls for event loops (see `poll`).
 
 use std::sync::Mutex;
 use std::time::Instant;
 
-use pyo3::exceptions::{PyStopIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use shmkit::many_to_one::{Options, Receiver, RecvTimeoutError, SendTimeoutError, Sender, SenderId};
+use shmkit::many_to_one::{
+    Message, Options, Receiver, RecvTimeoutError, SendTimeoutError, Sender, SenderId, TryRecvError, TrySendError,
+};
 use shmkit::posix::ShmName;
 
 use crate::buffer::Borrowed;
-use crate::errors::IntoPy;
+use crate::errors::{self, IntoPy};
+use crate::kept::Kept;
+use crate::poll::fileno;
+use crate::stream_end::next_item;
 use crate::wait::{closed_err, connect, deadline_of, in_slices, lock};
 
 fn options(senders: Option<usize>, capacity: Option<u64>, timeout: Option<f64>) -> PyResult<Options> {
@@ -33,8 +39,11 @@ fn options(senders: Option<usize>, capacity: Option<u64>, timeout: Option<f64>) 
     Ok(opts)
 }
 
+/// `(seat, generation, pid)` for Python.
+type PySenderId = (usize, u32, u32);
+
 /// `(seat, generation, pid)`: who sent a message.
-fn sender_tuple(id: SenderId) -> (usize, u32, u32) {
+fn sender_tuple(id: SenderId) -> PySenderId {
     (id.seat, id.generation, id.pid)
 }
 
@@ -107,6 +116,30 @@ impl PyManySender {
         })
     }
 
+    /// Sends `data` if this sender's ring has room now: `True` if sent,
+    /// `False` if full (nothing sent; once `fileno()` was taken, the
+    /// descriptor is armed). Never waits.
+    fn try_send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let data = Borrowed::new(data, false)?;
+        let mut g = lock(py, &self.tx)?;
+        let tx = g.as_mut().ok_or_else(|| closed_err(&self.name))?;
+        match tx.try_send(data.as_slice()) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full) => Ok(false),
+            Err(TrySendError::Disconnected(e) | TrySendError::Failed(e)) => Err(errors::to_py(py, e)),
+        }
+    }
+
+    /// The sender's descriptor, for `selectors` or asyncio's
+    /// `loop.add_reader`: readable when `try_send` may succeed again (the
+    /// receiver made room in this sender's ring, or left, or died). Taking
+    /// it puts the sender in poll mode, where a `try_send` that returns
+    /// `False` arms it; it is readable once at first. Take it off the event
+    /// loop before `close()`.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        fileno(lock(py, &self.tx)?.as_ref(), &self.name)
+    }
+
     /// Leaves: the receiver gets what was sent; the seat is free again.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let tx = lock(py, &self.tx)?.take();
@@ -131,7 +164,7 @@ impl PyManySender {
 struct RxState {
     rx: Option<Receiver>,
     /// A message that did not fit `recv_into`'s buffer, returned next.
-    kept: Option<(SenderId, Vec<u8>)>,
+    kept: Kept<Message>,
 }
 
 /// The receiving end of a many-to-one object.
@@ -142,22 +175,54 @@ pub(crate) struct PyManyReceiver {
 }
 
 impl PyManyReceiver {
-    /// The next message (a kept one first), waiting in slices.
-    fn next_message(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<(SenderId, Vec<u8>)> {
+    /// The next message (a kept one first), waiting in slices; one longer
+    /// than `room` is kept and raises `ValueError`. The lock is held
+    /// throughout, so no other thread's receive overtakes a kept message.
+    fn next_message(&self, py: Python<'_>, timeout: Option<f64>, room: Option<usize>) -> PyResult<Message> {
         let deadline = deadline_of(timeout)?;
         let mut st = lock(py, &self.state)?;
-        if let Some(kept) = st.kept.take() {
-            return Ok(kept);
-        }
-        let rx = st.rx.as_mut().ok_or_else(|| closed_err(&self.name))?;
-        in_slices(py, &self.name, "a message", deadline, |slice| {
-            match rx.recv_timeout(slice) {
-                Ok(m) => Ok(Some((m.sender, m.bytes))),
-                Err(RecvTimeoutError::Timeout) => Ok(None),
-                Err(RecvTimeoutError::Disconnected(e) | RecvTimeoutError::Failed(e)) => Err(e),
-            }
-        })
+        let RxState { rx, kept } = &mut *st;
+        let rx = rx.as_mut().ok_or_else(|| closed_err(&self.name))?;
+        let m = match kept.take() {
+            Some(m) => m,
+            None => in_slices(py, &self.name, "a message", deadline, |slice| {
+                match rx.recv_timeout(slice) {
+                    Ok(m) => Ok(Some(m)),
+                    Err(RecvTimeoutError::Timeout) => Ok(None),
+                    Err(RecvTimeoutError::Disconnected(e) | RecvTimeoutError::Failed(e)) => Err(e),
+                }
+            })?,
+        };
+        let len = m.bytes.len();
+        kept.fit(&self.name, m, len, room)
     }
+
+    /// The next message if there is one now (a kept one first); `None`
+    /// otherwise, which arms the descriptor once it was taken.
+    fn try_message(&self, py: Python<'_>, room: Option<usize>) -> PyResult<Option<Message>> {
+        let mut st = lock(py, &self.state)?;
+        let RxState { rx, kept } = &mut *st;
+        let rx = rx.as_mut().ok_or_else(|| closed_err(&self.name))?;
+        let m = match kept.take() {
+            Some(m) => m,
+            None => match rx.try_recv() {
+                Ok(m) => m,
+                Err(TryRecvError::Empty) => return Ok(None),
+                Err(TryRecvError::Disconnected(e) | TryRecvError::Failed(e)) => return Err(errors::to_py(py, e)),
+            },
+        };
+        let len = m.bytes.len();
+        kept.fit(&self.name, m, len, room).map(Some)
+    }
+}
+
+/// Copies `m` into `out` (it fits: `Kept::next` checked) and returns
+/// `(length, sender)`.
+fn copy_out(py: Python<'_>, m: Message, out: &mut Borrowed) -> (usize, PySenderId) {
+    let n = m.bytes.len();
+    let dst = &mut out.as_mut_slice()[..n];
+    py.detach(|| dst.copy_from_slice(&m.bytes));
+    (n, sender_tuple(m.sender))
 }
 
 #[pymethods]
@@ -181,7 +246,7 @@ impl PyManyReceiver {
             name: name.to_owned(),
             state: Mutex::new(RxState {
                 rx: Some(rx),
-                kept: None,
+                kept: Kept::new(),
             }),
         })
     }
@@ -204,21 +269,21 @@ impl PyManyReceiver {
     /// once every seat has had a sender, none is left and all is received.
     #[pyo3(signature = (timeout = None))]
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyBytes>> {
-        let (_, bytes) = self.next_message(py, timeout)?;
-        Ok(PyBytes::new(py, &bytes).unbind())
+        let m = self.next_message(py, timeout, None)?;
+        Ok(PyBytes::new(py, &m.bytes).unbind())
     }
 
     /// The next message and its sender: `((seat, generation, pid), bytes)`.
     #[pyo3(signature = (timeout = None))]
     fn recv_from(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<((usize, u32, u32), Py<PyBytes>)> {
-        let (id, bytes) = self.next_message(py, timeout)?;
-        Ok((sender_tuple(id), PyBytes::new(py, &bytes).unbind()))
+        let m = self.next_message(py, timeout, None)?;
+        Ok((sender_tuple(m.sender), PyBytes::new(py, &m.bytes).unbind()))
     }
 
     /// Receives the next message into `buffer` (any writable bytes-like
     /// object) and returns `(length, (seat, generation, pid))`. A message
-    /// longer than the buffer raises `ValueError` and is kept for the next
-    /// receive.
+    /// longer than the buffer raises `ValueError` and is kept: the next
+    /// receive, in any thread, returns it first.
     #[pyo3(signature = (buffer, timeout = None))]
     fn recv_into(
         &self,
@@ -227,18 +292,40 @@ impl PyManyReceiver {
         timeout: Option<f64>,
     ) -> PyResult<(usize, (usize, u32, u32))> {
         let mut out = Borrowed::new(buffer, true)?;
-        let (id, bytes) = self.next_message(py, timeout)?;
-        if bytes.len() > out.len() {
-            let (n, room) = (bytes.len(), out.len());
-            lock(py, &self.state)?.kept = Some((id, bytes));
-            return Err(PyValueError::new_err(format!(
-                "{}: a message of {n} bytes does not fit into a buffer of {room} bytes; it is kept for the next receive",
-                self.name
-            )));
-        }
-        let dst = &mut out.as_mut_slice()[..bytes.len()];
-        py.detach(|| dst.copy_from_slice(&bytes));
-        Ok((bytes.len(), sender_tuple(id)))
+        let m = self.next_message(py, timeout, Some(out.len()))?;
+        Ok(copy_out(py, m, &mut out))
+    }
+
+    /// The next message as `bytes` if there is one now, else `None`.
+    /// Never waits; raises as `recv` does.
+    fn try_recv(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
+        Ok(self.try_message(py, None)?.map(|m| PyBytes::new(py, &m.bytes).unbind()))
+    }
+
+    /// `((seat, generation, pid), bytes)` of the next message if there is
+    /// one now, else `None`.
+    fn try_recv_from(&self, py: Python<'_>) -> PyResult<Option<(PySenderId, Py<PyBytes>)>> {
+        Ok(self
+            .try_message(py, None)?
+            .map(|m| (sender_tuple(m.sender), PyBytes::new(py, &m.bytes).unbind())))
+    }
+
+    /// As `recv_into` if there is a message now, else `None`.
+    fn try_recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<Option<(usize, PySenderId)>> {
+        let mut out = Borrowed::new(buffer, true)?;
+        Ok(self
+            .try_message(py, Some(out.len()))?
+            .map(|m| copy_out(py, m, &mut out)))
+    }
+
+    /// The receiver's descriptor, for `selectors` or asyncio's
+    /// `loop.add_reader`: readable when a `try_*` receive may find
+    /// something (a message came, or a sender left). Taking it puts the
+    /// receiver in poll mode, where a `try_*` receive that returns `None`
+    /// arms it; it is readable once at first. Take it off the event loop
+    /// before `close()`.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        fileno(lock(py, &self.state)?.rx.as_ref(), &self.name)
     }
 
     /// Leaves: senders get `Closed`; the name is removed.
@@ -253,13 +340,7 @@ impl PyManyReceiver {
     }
 
     fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
-        match self.next_message(py, None) {
-            Ok((_, bytes)) => Ok(PyBytes::new(py, &bytes).unbind()),
-            Err(e) if e.is_instance(py, &py.import("shmkit._errors")?.getattr("Closed")?) => {
-                Err(PyStopIteration::new_err(()))
-            }
-            Err(e) => Err(e),
-        }
+        next_item(py, self.recv(py, None))
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

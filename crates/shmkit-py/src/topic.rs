@@ -4,19 +4,25 @@
 //! `check_signals` between them. A lossy subscriber that fell behind gets
 //! `shmkit.Lagged` once (with `missed`, the exact number lost); the next
 //! receive continues with the oldest message still available. A message too
-//! long for `recv_into`'s buffer is kept for the next receive.
+//! long for `recv_into`'s buffer is kept for the next receive, in whichever
+//! thread (see `kept`). Both ends have `fileno()` and `try_*` calls for
+//! event loops (see `poll`).
 
 use std::sync::Mutex;
 use std::time::Instant;
 
-use pyo3::exceptions::{PyStopIteration, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use shmkit::posix::ShmName;
-use shmkit::topic::{Options, Publisher, RecvTimeoutError, SendTimeoutError, SubOptions, Subscriber};
+use shmkit::topic::{
+    Options, Publisher, RecvTimeoutError, SendTimeoutError, SubOptions, Subscriber, TryRecvError, TrySendError,
+};
 
 use crate::buffer::Borrowed;
 use crate::errors::{self, IntoPy};
+use crate::kept::Kept;
+use crate::poll::fileno;
+use crate::stream_end::next_item;
 use crate::wait::{closed_err, connect, deadline_of, in_slices, lock};
 
 /// The one publisher of a topic.
@@ -99,6 +105,31 @@ impl PyPublisher {
         })
     }
 
+    /// Publishes `data` if there is room now: `True` if published, `False`
+    /// if a blocking subscriber has not read what it would overwrite
+    /// (nothing published; once `fileno()` was taken, the descriptor is
+    /// armed). Never waits.
+    fn try_send(&self, py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let data = Borrowed::new(data, false)?;
+        let mut g = lock(py, &self.tx)?;
+        let tx = g.as_mut().ok_or_else(|| closed_err(&self.name))?;
+        match tx.try_send(data.as_slice()) {
+            Ok(()) => Ok(true),
+            Err(TrySendError::Full) => Ok(false),
+            Err(TrySendError::Failed(e)) => Err(errors::to_py(py, e)),
+        }
+    }
+
+    /// The publisher's descriptor, for `selectors` or asyncio's
+    /// `loop.add_reader`: readable when `try_send` may succeed again (a
+    /// blocking subscriber made room, or left, or died). Taking it puts the
+    /// publisher in poll mode, where a `try_send` that returns `False` arms
+    /// it; it is readable once at first. Take it off the event loop before
+    /// `close()`.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        fileno(lock(py, &self.tx)?.as_ref(), &self.name)
+    }
+
     /// Closes the topic: subscribers receive what was published, then the
     /// end of the stream.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
@@ -124,7 +155,7 @@ impl PyPublisher {
 struct SubState {
     rx: Option<Subscriber>,
     /// A message that did not fit `recv_into`'s buffer, returned next.
-    kept: Option<Vec<u8>>,
+    kept: Kept<Vec<u8>>,
 }
 
 /// One of a topic's subscribers.
@@ -142,26 +173,60 @@ enum Got {
 }
 
 impl PySubscriber {
-    fn next_message(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Vec<u8>> {
+    /// The next message (a kept one first), waiting in slices; one longer
+    /// than `room` is kept and raises `ValueError`. The lock is held
+    /// throughout, so no other thread's receive overtakes a kept message.
+    fn next_message(&self, py: Python<'_>, timeout: Option<f64>, room: Option<usize>) -> PyResult<Vec<u8>> {
         let deadline = deadline_of(timeout)?;
         let mut st = lock(py, &self.state)?;
-        if let Some(kept) = st.kept.take() {
-            return Ok(kept);
-        }
-        let rx = st.rx.as_mut().ok_or_else(|| closed_err(&self.name))?;
-        let got = in_slices(py, &self.name, "a message", deadline, |slice| {
-            match rx.recv_timeout(slice) {
-                Ok(m) => Ok(Some(Got::Message(m))),
-                Err(RecvTimeoutError::Lagged { missed }) => Ok(Some(Got::Lagged(missed))),
-                Err(RecvTimeoutError::Timeout) => Ok(None),
-                Err(RecvTimeoutError::Disconnected(e) | RecvTimeoutError::Failed(e)) => Err(e),
+        let SubState { rx, kept } = &mut *st;
+        let rx = rx.as_mut().ok_or_else(|| closed_err(&self.name))?;
+        let m = match kept.take() {
+            Some(m) => m,
+            None => {
+                let got = in_slices(py, &self.name, "a message", deadline, |slice| {
+                    match rx.recv_timeout(slice) {
+                        Ok(m) => Ok(Some(Got::Message(m))),
+                        Err(RecvTimeoutError::Lagged { missed }) => Ok(Some(Got::Lagged(missed))),
+                        Err(RecvTimeoutError::Timeout) => Ok(None),
+                        Err(RecvTimeoutError::Disconnected(e) | RecvTimeoutError::Failed(e)) => Err(e),
+                    }
+                })?;
+                match got {
+                    Got::Message(m) => m,
+                    Got::Lagged(missed) => return Err(errors::lagged(py, &self.name, missed)),
+                }
             }
-        })?;
-        match got {
-            Got::Message(m) => Ok(m),
-            Got::Lagged(missed) => Err(errors::lagged(py, &self.name, missed)),
-        }
+        };
+        let len = m.len();
+        kept.fit(&self.name, m, len, room)
     }
+
+    /// The next message if there is one now (a kept one first); `None`
+    /// otherwise, which arms the descriptor once it was taken.
+    fn try_message(&self, py: Python<'_>, room: Option<usize>) -> PyResult<Option<Vec<u8>>> {
+        let mut st = lock(py, &self.state)?;
+        let SubState { rx, kept } = &mut *st;
+        let rx = rx.as_mut().ok_or_else(|| closed_err(&self.name))?;
+        let m = match kept.take() {
+            Some(m) => m,
+            None => match rx.try_recv() {
+                Ok(m) => m,
+                Err(TryRecvError::Empty) => return Ok(None),
+                Err(TryRecvError::Lagged { missed }) => return Err(errors::lagged(py, &self.name, missed)),
+                Err(TryRecvError::Disconnected(e) | TryRecvError::Failed(e)) => return Err(errors::to_py(py, e)),
+            },
+        };
+        let len = m.len();
+        kept.fit(&self.name, m, len, room).map(Some)
+    }
+}
+
+/// Copies `m` into `out` (it fits: `Kept::fit` checked); its length.
+fn copy_out(py: Python<'_>, m: &[u8], out: &mut Borrowed) -> usize {
+    let dst = &mut out.as_mut_slice()[..m.len()];
+    py.detach(|| dst.copy_from_slice(m));
+    m.len()
 }
 
 #[pymethods]
@@ -184,7 +249,7 @@ impl PySubscriber {
             lossy,
             state: Mutex::new(SubState {
                 rx: Some(rx),
-                kept: None,
+                kept: Kept::new(),
             }),
         })
     }
@@ -207,28 +272,43 @@ impl PySubscriber {
     /// subscriber lost messages.
     #[pyo3(signature = (timeout = None))]
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyBytes>> {
-        let m = self.next_message(py, timeout)?;
+        let m = self.next_message(py, timeout, None)?;
         Ok(PyBytes::new(py, &m).unbind())
     }
 
     /// Receives the next message into `buffer` (any writable bytes-like
     /// object) and returns its length. A message longer than the buffer
-    /// raises `ValueError` and is kept for the next receive.
+    /// raises `ValueError` and is kept: the next receive, in any thread,
+    /// returns it first.
     #[pyo3(signature = (buffer, timeout = None))]
     fn recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>, timeout: Option<f64>) -> PyResult<usize> {
         let mut out = Borrowed::new(buffer, true)?;
-        let m = self.next_message(py, timeout)?;
-        if m.len() > out.len() {
-            let (n, room) = (m.len(), out.len());
-            lock(py, &self.state)?.kept = Some(m);
-            return Err(PyValueError::new_err(format!(
-                "{}: a message of {n} bytes does not fit into a buffer of {room} bytes; it is kept for the next receive",
-                self.name
-            )));
-        }
-        let dst = &mut out.as_mut_slice()[..m.len()];
-        py.detach(|| dst.copy_from_slice(&m));
-        Ok(m.len())
+        let m = self.next_message(py, timeout, Some(out.len()))?;
+        Ok(copy_out(py, &m, &mut out))
+    }
+
+    /// The next message as `bytes` if there is one now, else `None`.
+    /// Never waits; raises as `recv` does (`Lagged`, `Closed`, …).
+    fn try_recv(&self, py: Python<'_>) -> PyResult<Option<Py<PyBytes>>> {
+        Ok(self.try_message(py, None)?.map(|m| PyBytes::new(py, &m).unbind()))
+    }
+
+    /// As `recv_into` if there is a message now, else `None`.
+    fn try_recv_into(&self, py: Python<'_>, buffer: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
+        let mut out = Borrowed::new(buffer, true)?;
+        Ok(self
+            .try_message(py, Some(out.len()))?
+            .map(|m| copy_out(py, &m, &mut out)))
+    }
+
+    /// The subscriber's descriptor, for `selectors` or asyncio's
+    /// `loop.add_reader`: readable when a `try_*` receive may find
+    /// something (a message was published, or the publisher left or
+    /// died). Taking it puts the subscriber in poll mode, where a `try_*`
+    /// receive that returns `None` arms it; it is readable once at first.
+    /// Take it off the event loop before `close()`.
+    fn fileno(&self, py: Python<'_>) -> PyResult<i32> {
+        fileno(lock(py, &self.state)?.rx.as_ref(), &self.name)
     }
 
     /// Leaves: the seat is free again.
@@ -245,13 +325,7 @@ impl PySubscriber {
     /// The next message; the iteration ends at the publisher's end of
     /// stream (`Lagged` and `PeerGone` are raised).
     fn __next__(&self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
-        match self.next_message(py, None) {
-            Ok(m) => Ok(PyBytes::new(py, &m).unbind()),
-            Err(e) if e.is_instance(py, &py.import("shmkit._errors")?.getattr("Closed")?) => {
-                Err(PyStopIteration::new_err(()))
-            }
-            Err(e) => Err(e),
-        }
+        next_item(py, self.recv(py, None))
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {

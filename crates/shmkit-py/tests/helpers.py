@@ -3,6 +3,7 @@
 import hashlib
 import itertools
 import os
+import threading
 import time
 
 import shmkit
@@ -182,3 +183,97 @@ def subscribe_all(name, lossy, q, ready):
             except shmkit.Closed:
                 break
         q.put((got, missed))
+
+
+# services: a full request ring
+
+def serve_when_told(name, ready, go, q):
+    """Serves with 64-byte rings, taking nothing until told; then answers
+    every request (upper-cased) up to b"last", and reports their bodies."""
+    with shmkit.Server(name, clients=1, capacity=64) as server:
+        ready.put("ready")
+        assert go.get(timeout=60) == "serve"
+        bodies = []
+        while not bodies or bodies[-1] != b"last":
+            req = server.recv_request(timeout=30)
+            bodies.append(req.body)
+            # the response ring is as small: wait for the client to read,
+            # however long that takes under load
+            deadline = time.monotonic() + 60
+            while not server.try_respond(req, req.body.upper()):
+                assert time.monotonic() < deadline, "the client read no response in 60 s"
+                time.sleep(0.001)
+        q.put(bodies)
+
+
+# a kept message is next for every thread
+
+def seq_message(i, long):
+    """Message number `i`: its number in 8 bytes, 64 bytes if `long`."""
+    return i.to_bytes(8, "little") + (bytes(56) if long else b"")
+
+
+def is_long(i):
+    return i % 4 == 1
+
+
+def send_numbered(kind, name, count, ready, go):
+    """Sends messages 0..count-1 (every fourth long) as `kind`'s sender."""
+    if kind == "channel":
+        tx = shmkit.Sender(name, capacity=4096, timeout=30)
+    elif kind == "topic":
+        tx = shmkit.Publisher(name, capacity=4096)
+    else:
+        tx = shmkit.ManyToOneSender(name, senders=1, capacity=4096, timeout=30)
+    ready.put("ready")
+    assert go.get(timeout=60) == "go"
+    with tx:
+        for i in range(count):
+            tx.send(seq_message(i, is_long(i)), timeout=60)
+
+
+# event loops
+
+def drain_after_go(kind, name, ready, go, q):
+    """Joins as `kind`'s receiver, waits for "go", then receives until the
+    end and reports how many messages came, all numbered in order."""
+    if kind == "channel":
+        rx = shmkit.Receiver(name, timeout=30)
+    elif kind == "topic":
+        rx = shmkit.Subscriber(name, timeout=30)
+    else:
+        rx = shmkit.ManyToOneReceiver(name, senders=1, capacity=4096)
+    with rx:
+        ready.put("ready")
+        assert go.get(timeout=60) == "go"
+        got = [int(m) for m in rx]
+    q.put(got)
+
+
+def poll_peer(names, count, ready, go):
+    """The other side of the selectors test: publishes, sends, writes and
+    calls `count` times each, and serves `count` requests."""
+    topic, m2o, theirs, latest, ours = names
+    with shmkit.Server(ours, clients=1) as server, shmkit.Publisher(topic) as pub, \
+            shmkit.ManyToOneSender(m2o, senders=1, timeout=30) as tx, \
+            shmkit.Client(theirs, timeout=30) as client:
+        w = shmkit.LatestValue.writer(latest)
+        ready.put("ready")
+        assert go.get(timeout=60) == "go"
+
+        def serve():
+            for _ in range(count):
+                req = server.recv_request(timeout=60)
+                server.respond(req, req.body.upper())
+
+        t = threading.Thread(target=serve)
+        t.start()
+        for i in range(count):
+            pub.send(b"t%d" % i, timeout=60)
+            tx.send(b"m%d" % i, timeout=60)
+            w.write(b"v%d" % (i + 1))  # version i + 1
+            assert client.call(b"c%d" % i, timeout=60) == b"C%d" % i
+        t.join(60)
+        assert not t.is_alive()
+        assert go.get(timeout=60) == "done"
+        w.close()

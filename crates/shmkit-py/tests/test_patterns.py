@@ -164,3 +164,136 @@ def test_lossy_subscriber_is_told_what_it_missed(name):
         big = bytearray(64)
         assert sub.recv_into(big, timeout=5) == 15 and bytes(big[:15]) == b"too long for it"
     assert not os.path.exists("/dev/shm" + name)
+
+
+def test_send_request_waits_in_slices_and_honours_its_timeout(name, ctx):
+    ready, go, q = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    p = ctx.Process(target=helpers.serve_when_told, args=(name, ready, go, q))
+    p.start()
+    try:
+        assert ready.get(timeout=60) == "ready"
+        with shmkit.Client(name, timeout=30) as c:
+            sent = []
+            while True:  # the server takes nothing yet: its 64-byte ring fills
+                body = b"r%d" % len(sent)
+                try:
+                    sent.append((c.send_request(body, timeout=0.05), body))
+                except shmkit.Timeout:
+                    break
+                assert len(sent) < 64, "a 64-byte request ring never filled"
+            assert sent and c.pending == len(sent), "the request that timed out was not sent"
+            # the call's timeout bounds its wait for room (not the client's 30 s)
+            with pytest.raises(shmkit.Timeout) as e:
+                c.call(b"never", timeout=0.2)
+            assert isinstance(e.value, TimeoutError) and "room for the request" in str(e.value)
+            # Ctrl-C ends a wait for room (the client's 30 s would raise Timeout)
+            for wait in (lambda: c.send_request(b"interrupted"), lambda: c.call(b"interrupted")):
+                timer = threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT))
+                with pytest.raises(KeyboardInterrupt):
+                    timer.start()
+                    wait()
+                timer.join()
+            assert c.pending == len(sent)
+            go.put("serve")
+            last = c.send_request(b"last", timeout=30)  # waits for the room it makes
+            for id_, body in sent:
+                assert c.receive_response(id_, timeout=30) == body.upper()
+            assert c.receive_response(last, timeout=30) == b"LAST"
+        # what timed out or was interrupted never reached the server
+        assert q.get(timeout=60) == [body for _, body in sent] + [b"last"]
+        helpers.join(p)
+    finally:
+        if p.is_alive():
+            p.kill()
+            p.join()
+
+
+def _connect_receiver(kind, name):
+    if kind == "channel":
+        return shmkit.Receiver(name, timeout=30)
+    if kind == "topic":
+        return shmkit.Subscriber(name, timeout=30)
+    return shmkit.ManyToOneReceiver(name, senders=1, capacity=4096)
+
+
+@pytest.mark.parametrize("kind", ["channel", "topic", "many"])
+def test_a_kept_message_is_the_next_one_in_every_thread(kind, name, ctx):
+    """Two threads receive from one endpoint: one into a buffer too small
+    for every fourth message, which it leaves to the other (a receive
+    keeps it), one with recv(). Each thread's messages are in order, and
+    together they are every message once: no receive overtakes a kept
+    message."""
+    count = 2000
+    ready, go = ctx.Queue(), ctx.Queue()
+    p = ctx.Process(target=helpers.send_numbered, args=(kind, name, count, ready, go))
+    p.start()
+    if kind == "topic":
+        assert ready.get(timeout=60) == "ready"  # the publisher made it, with its capacity
+        rx = _connect_receiver(kind, name)
+    else:
+        rx = _connect_receiver(kind, name)  # the sender waits for it
+        assert ready.get(timeout=60) == "ready"
+    try:
+        seq = lambda m: int.from_bytes(bytes(m[:8]), "little")  # noqa: E731
+        got = {"small": [], "any": []}
+        errors = []
+
+        def small_buffer():
+            buf = bytearray(16)
+            try:
+                while True:
+                    try:
+                        r = rx.recv_into(buf, timeout=60)
+                        n = r[0] if kind == "many" else r
+                        got["small"].append(seq(buf[:n]))
+                    except ValueError:  # too long: kept, for the other thread
+                        time.sleep(0.001)
+            except shmkit.Closed:
+                pass
+            except BaseException as e:  # noqa: B036 - reported below
+                errors.append(e)
+
+        def any_size():
+            try:
+                for m in rx:
+                    got["any"].append(seq(m))
+            except BaseException as e:  # noqa: B036 - reported below
+                errors.append(e)
+
+        threads = [threading.Thread(target=f, daemon=True) for f in (small_buffer, any_size)]
+        for t in threads:
+            t.start()
+        go.put("go")
+        for t in threads:
+            t.join(120)
+            assert not t.is_alive(), "a receiving thread did not finish"
+        assert not errors, errors
+        for who, seqs in got.items():
+            assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), f"{who}: out of order"
+        assert sorted(got["small"] + got["any"]) == list(range(count))
+        assert not any(helpers.is_long(i) for i in got["small"])
+        helpers.join(p)
+    finally:
+        rx.close()
+        if p.is_alive():
+            p.kill()
+            p.join()
+
+
+def test_a_closed_receiver_gives_no_kept_message(name):
+    with shmkit.Publisher(name) as pub:
+        sub = shmkit.Subscriber(name, timeout=10)
+        rx = shmkit.ManyToOneReceiver(name + "-m2o", senders=1)
+        tx = shmkit.ManyToOneSender(name + "-m2o", timeout=10)
+        pub.send(b"too long for four bytes")
+        tx.send(b"too long for four bytes")
+        with pytest.raises(ValueError):
+            sub.recv_into(bytearray(4), timeout=10)
+        with pytest.raises(ValueError):
+            rx.try_recv_into(bytearray(4))
+        sub.close()
+        rx.close()
+        for closed in (sub.recv, rx.recv, sub.try_recv, rx.try_recv):
+            with pytest.raises(ValueError, match="closed"):
+                closed()
+        tx.close()

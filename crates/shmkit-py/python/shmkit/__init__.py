@@ -28,6 +28,16 @@ Latest values (one writer that never waits, any number of readers)::
     r.read()                                        # b"x=1 y=2", never torn
     version, value = r.wait_newer(r.version, timeout=1.0)
 
+Event loops: every endpoint that can wait has ``fileno()`` (for
+``selectors`` or asyncio's ``loop.add_reader``) and ``try_*`` calls that never
+wait; readable means "try again", and a ``try_*`` call that returns ``None``
+(or ``False``) arms the descriptor::
+
+    sel.register(rx, selectors.EVENT_READ)
+    ...
+    while (msg := rx.try_recv()) is not None:
+        handle(msg)
+
 ``SharedMemory`` is a drop-in for ``multiprocessing.shared_memory.SharedMemory``
 that never registers with the resource tracker.
 """

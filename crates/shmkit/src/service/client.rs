@@ -123,6 +123,44 @@ impl Client {
         self.send_until(request, connect::deadline_of(self.timeout))
     }
 
+    /// Like [`send_request`](Client::send_request), waiting at most
+    /// `timeout` (instead of [`Options::timeout`]) while the request ring is
+    /// full. A time-out sends nothing, so that a caller can wait in slices
+    /// (checking for other things in between) and try again.
+    ///
+    /// # Errors
+    /// [`Error::TimedOut`] if the ring stayed full (nothing was sent, no
+    /// id taken: [`pending`](Client::pending) is unchanged); the others of
+    /// [`call`](Client::call).
+    ///
+    /// # Examples
+    /// ```
+    /// # use shmkit::service::{Client, Options, Server};
+    /// # use std::time::Duration;
+    /// # let name = shmkit::posix::ShmName::new(format!("/shmkit-doc-svc-sendto-{}", std::process::id()))?;
+    /// // rings of 64 bytes: a few requests fill one
+    /// let mut server = Server::connect(&name, &Options::new().clients(1).capacity(64))?;
+    /// let mut client = Client::connect(&name, &Options::new())?;
+    /// let mut sent = 0;
+    /// let err = loop {
+    ///     match client.send_request_timeout(b"ping", Duration::from_millis(10)) {
+    ///         Ok(_) => sent += 1,
+    ///         Err(e) => break e, // the server takes nothing: full
+    ///     }
+    /// };
+    /// assert!(matches!(err, shmkit::Error::TimedOut { .. }));
+    /// assert_eq!(client.pending(), sent); // the one that timed out was not sent
+    /// for _ in 0..sent {
+    ///     server.recv_request()?; // the server takes them: room again
+    /// }
+    /// client.send_request_timeout(b"ping", Duration::from_secs(10))?;
+    /// assert_eq!(client.pending(), sent + 1);
+    /// # Ok::<(), shmkit::Error>(())
+    /// ```
+    pub fn send_request_timeout(&mut self, request: &[u8], timeout: Duration) -> Result<u64> {
+        self.send_until(request, event::deadline(timeout))
+    }
+
     /// Waits for the response to request `id` (at most
     /// [`Options::timeout`]); responses to other pending requests that come
     /// first are kept for their own `receive_response`.

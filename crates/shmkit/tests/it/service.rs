@@ -143,6 +143,29 @@ pub fn child_role(role: &str, args: &[String]) {
             report("connected".into());
             std::thread::sleep(Duration::from_secs(60));
         }
+        // svc-serve-when-told NAME: be the server of 64-byte rings; take
+        // nothing until a line comes, then answer every request up to one
+        // whose body is "last", and report their bodies.
+        "svc-serve-when-told" => {
+            let o = Options::new()
+                .clients(1)
+                .capacity(64)
+                .respond_timeout(Duration::from_secs(20));
+            let mut server = Server::connect(&name, &o).unwrap();
+            report("connected".into());
+            let mut line = String::new();
+            let _ = std::io::stdin().lock().read_line(&mut line);
+            let mut bodies = Vec::new();
+            loop {
+                let req = server.recv_request().unwrap();
+                server.respond(req.client, req.id, &answer(&req.body)).unwrap();
+                bodies.push(String::from_utf8(req.body).unwrap());
+                if bodies.last().unwrap() == "last" {
+                    break;
+                }
+            }
+            report(format!("served {}", bodies.join(",")));
+        }
         other => panic!("unknown service role {other:?}"),
     }
 }
@@ -265,5 +288,69 @@ fn clients_killed_at_random_moments_200_times() {
     let (served, end) = serving.join().unwrap();
     assert!(matches!(end, Some(Error::Interrupted { .. })), "{end:?}");
     eprintln!("{KILLS} kills in {:?}; {served} requests answered", started.elapsed());
+    assert!(gone(&name));
+}
+
+/// Fills the request ring of a server that takes nothing, with requests
+/// `r0`, `r1`, … each given `patience`; returns their ids and bodies, and
+/// the error that ended it.
+fn fill(client: &mut Client, patience: Duration) -> (Vec<(u64, String)>, Error) {
+    let mut sent = Vec::new();
+    loop {
+        let b = format!("r{}", sent.len());
+        match client.send_request_timeout(b.as_bytes(), patience) {
+            Ok(id) => sent.push((id, b)),
+            Err(e) => return (sent, e),
+        }
+        assert!(sent.len() < 1000, "a request ring that never fills");
+    }
+}
+
+#[test]
+fn send_request_timeout_gives_up_on_a_full_ring_having_sent_nothing() {
+    let (name, _guard) = posix_name();
+    let mut s = LiveChild::spawn("svc-serve-when-told", &[name.as_str()]);
+    assert_eq!(s.expect_line(), "connected");
+    let mut client = Client::connect(&name, &Options::new().timeout(Duration::from_secs(20))).unwrap();
+    let (sent, err) = fill(&mut client, Duration::from_millis(20));
+    assert!(matches!(err, Error::TimedOut { .. }), "{err}");
+    assert!(!sent.is_empty(), "a 64-byte ring takes a request");
+    assert_eq!(client.pending(), sent.len(), "the request that timed out was not sent");
+    let e = client.send_request_timeout(b"never", Duration::ZERO).unwrap_err();
+    assert!(matches!(e, Error::TimedOut { .. }), "{e}");
+    assert_eq!(client.pending(), sent.len());
+    // the server serves from now on: this one waits for the room it makes
+    s.send("serve");
+    let last = client.send_request_timeout(b"last", Duration::from_secs(20)).unwrap();
+    for (id, b) in &sent {
+        assert_eq!(client.receive_response(*id).unwrap().body, answer(b.as_bytes()));
+    }
+    assert_eq!(client.receive_response(last).unwrap().body, answer(b"last"));
+    let bodies: Vec<&str> = sent.iter().map(|(_, b)| b.as_str()).chain(["last"]).collect();
+    assert_eq!(
+        s.expect_line(),
+        format!("served {}", bodies.join(",")),
+        "the server got every request sent, and none that timed out"
+    );
+    s.finish();
+    let e = client
+        .send_request_timeout(b"after", Duration::from_secs(20))
+        .unwrap_err();
+    assert!(matches!(e, Error::Closed { .. }), "the server left: {e}");
+    drop(client);
+    assert!(gone(&name));
+
+    // a server that dies while the ring is full ends the wait
+    let mut s = LiveChild::spawn("svc-serve-silent", &[name.as_str(), "1"]);
+    assert_eq!(s.expect_line(), "connected");
+    let mut client = Client::connect(&name, &Options::new().timeout(Duration::from_secs(20))).unwrap();
+    let (sent, err) = fill(&mut client, Duration::from_millis(20));
+    assert!(matches!(err, Error::TimedOut { .. }) && !sent.is_empty(), "{err}");
+    s.kill();
+    let e = client
+        .send_request_timeout(b"anyone?", Duration::from_secs(20))
+        .unwrap_err();
+    assert!(matches!(e, Error::PeerGone { .. }), "{e}");
+    drop(client);
     assert!(gone(&name));
 }
