@@ -24,18 +24,12 @@ pub(crate) fn deadline_of(timeout: Option<f64>) -> PyResult<Option<Instant>> {
     }
 }
 
-/// The next slice to wait, or `None` once the deadline has passed.
-pub(crate) fn slice_until(deadline: Option<Instant>) -> Option<Duration> {
+/// The next slice to wait: [`SLICE`], or what is left before the
+/// deadline (zero once it has passed).
+pub(crate) fn slice_until(deadline: Option<Instant>) -> Duration {
     match deadline {
-        None => Some(SLICE),
-        Some(d) => {
-            let left = d.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                None
-            } else {
-                Some(left.min(SLICE))
-            }
-        }
+        None => SLICE,
+        Some(d) => d.saturating_duration_since(Instant::now()).min(SLICE),
     }
 }
 
@@ -43,7 +37,8 @@ pub(crate) fn slice_until(deadline: Option<Instant>) -> Option<Duration> {
 /// for signals between calls (`KeyboardInterrupt` within a slice); raises
 /// `Timeout` ("`name`: timed out waiting for `waiting_for`") at the
 /// deadline. `attempt` waits at most `slice` and says `Ok(None)` when that
-/// was not enough.
+/// was not enough. It is always called once, with a zero slice if the
+/// deadline has already passed (a zero timeout still takes what is there).
 pub(crate) fn in_slices<T: Send>(
     py: Python<'_>,
     name: &str,
@@ -52,11 +47,12 @@ pub(crate) fn in_slices<T: Send>(
     mut attempt: impl FnMut(Duration) -> shmkit::Result<Option<T>> + Send,
 ) -> PyResult<T> {
     loop {
-        let Some(slice) = slice_until(deadline) else {
-            return Err(crate::errors::timeout(py, name, waiting_for));
-        };
+        let slice = slice_until(deadline);
         match py.detach(|| attempt(slice)) {
             Ok(Some(v)) => return Ok(v),
+            Ok(None) if slice.is_zero() && deadline.is_some() => {
+                return Err(crate::errors::timeout(py, name, waiting_for))
+            }
             Ok(None) => py.check_signals()?,
             Err(e) => return Err(crate::errors::to_py(py, e)),
         }

@@ -128,11 +128,11 @@ pub fn child_role(role: &str, args: &[String]) {
             match read_line().as_str() {
                 "go" => {
                     if args[1] == "sender" {
-                        let mut tx = Sender::connect(&name, &opts()).unwrap();
+                        let mut tx = until_not_busy(|| Sender::connect(&name, &opts()));
                         tx.send(b"ping").unwrap();
                         tx.flush_timeout(Duration::from_secs(20)).unwrap();
                     } else {
-                        let mut rx = Receiver::connect(&name, &opts()).unwrap();
+                        let mut rx = until_not_busy(|| Receiver::connect(&name, &opts()));
                         assert_eq!(rx.recv().unwrap(), b"ping");
                     }
                     report("done".into());
@@ -156,6 +156,23 @@ pub fn child_role(role: &str, args: &[String]) {
             }
         }
         other => panic!("unknown core role {other:?}"),
+    }
+}
+
+/// Connects, again while the seat is `Busy` with a live holder, for at most
+/// five seconds: a killed and reaped process's lock can outlive it for a
+/// moment — its mapping holds the object's open file description until
+/// the last reference to its memory goes, and a concurrent reader of its
+/// `/proc/<pid>/maps` (another test's scan) holds one.
+fn until_not_busy<T>(mut connect: impl FnMut() -> shmkit::Result<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match connect() {
+            Err(Error::Busy { alive: true, .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            other => return other.unwrap(),
+        }
     }
 }
 
