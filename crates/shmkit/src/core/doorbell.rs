@@ -286,7 +286,8 @@ impl Watch {
     /// Whether seat `seat`'s life is still the one watched (a new holder
     /// of the seat replaces it; a holder that leaves in order removes it).
     pub(crate) fn is_named(&self, place: &Place, seat: usize) -> bool {
-        match (fs::stat(place.path_of(Fifo::Life, seat)), fs::fstat(&self.fd)) {
+        let named = fs::statat(CWD, place.path_of(Fifo::Life, seat), AtFlags::SYMLINK_NOFOLLOW);
+        match (named, fs::fstat(&self.fd)) {
             (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
             _ => false,
         }
@@ -336,6 +337,18 @@ impl PollSet {
     /// The OS's error of `epoll_ctl`.
     pub(crate) fn add(&self, fd: BorrowedFd<'_>, token: u64) -> Result<()> {
         epoll::add(&self.epoll, fd, EventData::new_u64(token), EventFlags::IN)
+            .map_err(|e| Error::from_errno("epoll_ctl", &self.target, e))
+    }
+
+    /// Adds a [`Watch`]'s descriptor for its hang-up only (`POLLHUP`,
+    /// which epoll always reports): bytes written into the watched life
+    /// (anybody who may write the object may write it) leave the set as it
+    /// was.
+    ///
+    /// # Errors
+    /// The OS's error of `epoll_ctl`.
+    pub(crate) fn add_watch(&self, fd: BorrowedFd<'_>, token: u64) -> Result<()> {
+        epoll::add(&self.epoll, fd, EventData::new_u64(token), EventFlags::empty())
             .map_err(|e| Error::from_errno("epoll_ctl", &self.target, e))
     }
 

@@ -188,6 +188,16 @@ impl Event {
         }
     }
 
+    /// Whether a poller has armed, after a fence that orders the caller's
+    /// earlier stores before the load (as in `notify`): for a ring that
+    /// must not consume the bit — a participant's hello, which, if its
+    /// process dies before the ring, must leave the bit to the next
+    /// notifier.
+    pub(crate) fn pollers_armed(&self) -> bool {
+        fence(Ordering::SeqCst);
+        self.waiters.load(Ordering::Relaxed) & POLLERS != 0
+    }
+
     /// Arms the poller `bit`: sets it, then orders that store before the
     /// caller's last look at its condition (as [`Registration::arm`]).
     pub(crate) fn arm_poll(&self, bit: u32) {

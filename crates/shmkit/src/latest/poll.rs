@@ -137,14 +137,15 @@ impl Polling {
     /// this is the first arming, a ring came (a writer that appears rings
     /// every polling reader), or the old watch just went. A life whose
     /// holder is already gone (a killed writer's name) is not watched.
-    /// With a ring, an old watch is looked at by the next arming (the
-    /// descriptor stays readable until then): a busy reader's arming makes
-    /// no system call for it.
+    /// A watched life is looked at on every arming (one `poll`), so that
+    /// an edge-triggered poller (tokio), whose readiness is cleared when it
+    /// wakes, never keeps a dead writer's watch. It is registered for its
+    /// hang-up only: bytes written into it wake nobody.
     pub(crate) fn watch_writer(&self, rung: bool) {
         let mut watch = self.watch.lock().unwrap_or_else(PoisonError::into_inner);
         let mut look = rung || !self.armed_before.swap(true, Ordering::Relaxed);
         if let Some(w) = &*watch {
-            if rung || !w.hung_up() {
+            if !w.hung_up() {
                 return;
             }
             self.set.remove(w.as_fd());
@@ -154,9 +155,10 @@ impl Polling {
         if !look {
             return;
         }
-        // errors (a squatted name, out of descriptors): unwatched
+        // errors (a squatted name, out of descriptors): unwatched until
+        // the next ring
         if let Ok(Some(w)) = Watch::open(&self.place, WRITER_LIFE) {
-            if !w.hung_up() && self.set.add(w.as_fd(), TOKEN_WRITER).is_ok() {
+            if !w.hung_up() && self.set.add_watch(w.as_fd(), TOKEN_WRITER).is_ok() {
                 *watch = Some(w);
             }
         }

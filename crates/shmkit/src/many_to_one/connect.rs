@@ -220,9 +220,12 @@ pub(crate) fn join(name: &ShmName, want: &Want, peer_role: Role) -> Result<Link>
         }
         link.region.top().joined.fetch_add(1, Ordering::AcqRel);
         // A polled hub that looked for new spokes' lives before the count
-        // moved looks again (see `poll`): the fence orders the count
-        // before the load of its bit.
-        link.notify_hub(&link.region.top().data, false);
+        // moved looks again (see `poll`). Its bit is left set: were this
+        // process killed before its ring, the next notifier still rings
+        // (taking the bit, it would leave the hub unrung by anybody).
+        if link.region.top().data.pollers_armed() {
+            link.ring_hub();
+        }
     }
     link.region.top().peers.notify_always();
     Ok(link)
@@ -418,10 +421,9 @@ impl Link {
         if self.collector {
             let top = self.region.top();
             let rung = self.poll.arm(&top.poll, event, false)?;
-            self.poll
-                .watch_spokes(rung, &top.joined, self.region.geo().seats, |slot| {
-                    matches!(self.member.presence(slot), Ok(Presence::Alive { .. }))
-                });
+            self.poll.watch_spokes(&top.joined, self.region.geo().seats, |slot| {
+                matches!(self.member.presence(slot), Ok(Presence::Alive { .. }))
+            });
             Ok(rung)
         } else {
             self.poll.arm(&self.region.ctl(self.seat()).poll, event, true)

@@ -238,7 +238,7 @@ impl Polling {
             // None: no life there (yet: the hub rings every doorbell when
             // it makes it; or no more: its slot says so)
             if let Some(w) = Watch::open(&self.place, HUB)? {
-                self.set.add(w.as_fd(), TOKEN_HUB)?;
+                self.set.add_watch(w.as_fd(), TOKEN_HUB)?;
                 *parts.watch.borrow_mut() = Some(w);
             }
         }
@@ -253,25 +253,26 @@ impl Polling {
     }
 
     /// For a hub that has armed: stops watching the spokes whose lives hung
-    /// up (waiting, at most a second, until `alive(slot)` says that the
-    /// leaver is gone: a dying process's descriptors close a moment before
-    /// the kernel drops its lock, and the caller's last look must find it
-    /// gone — unless its life's name went or names a new holder's: the
-    /// slot is then somebody else's), and, if `joined` (`Top::joined`, loaded now: after arming)
-    /// moved since the last time, starts watching the lives of the spokes
-    /// that are not watched. A life whose holder already died (its name
-    /// left behind) is not watched: it would keep the descriptor readable.
-    /// After an arming that drained a ring (`rung`), the watches that hung
-    /// up are left for the next arming (the descriptor stays readable
-    /// until then): a busy hub's arming makes no system call for them.
-    /// Nothing if the descriptor was never taken.
-    pub(crate) fn watch_spokes(
-        &self,
-        rung: bool,
-        joined: &AtomicU32,
-        seats: usize,
-        mut alive: impl FnMut(usize) -> bool,
-    ) {
+    /// up, and, if `joined` (`Top::joined`, loaded now: after arming) moved
+    /// since the last look — or a watch went, or a watch could not be made
+    /// — starts watching the lives of the seats that are not watched.
+    ///
+    /// A life that hung up (one watched, or one found hung up: a holder
+    /// that came and went between two looks) is waited for, at most a
+    /// second, until `alive(slot)` says that its holder is gone — a dying
+    /// process's descriptors close a moment before the kernel drops its
+    /// lock, and the caller's last look must find it gone — unless the
+    /// life's name went or now names a new holder's (the slot is then
+    /// somebody else's). A life whose holder is gone is not watched: it
+    /// would keep the descriptor readable.
+    ///
+    /// Watches are registered for hang-ups only, so bytes written into a
+    /// life (by anybody who may write the object) wake nobody. Every
+    /// arming with watches asks the set which hung up (one `epoll_wait`),
+    /// so that an edge-triggered poller (tokio), whose readiness is cleared
+    /// when it wakes, never misses one. Nothing if the descriptor was never
+    /// taken.
+    pub(crate) fn watch_spokes(&self, joined: &AtomicU32, seats: usize, mut alive: impl FnMut(usize) -> bool) {
         let Some(parts) = self.parts.get().filter(|p| p.bell.is_some()) else {
             return;
         };
@@ -280,7 +281,14 @@ impl Polling {
         if spokes.watches.len() != seats {
             spokes.watches.resize_with(seats, || None);
         }
-        if spokes.count > 0 && !rung {
+        let mut wait_gone = |s: usize, w: &Watch| {
+            // as `participant::confirm_gone`, looking first
+            let deadline = Instant::now() + participant::GONE_PATIENCE;
+            while alive(1 + s) && w.is_named(&self.place, 1 + s) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_micros(200));
+            }
+        };
+        if spokes.count > 0 {
             self.set.ready_into(&mut spokes.ready, spokes.count + 2);
             for &token in &spokes.ready {
                 let Some(s) = token
@@ -293,11 +301,10 @@ impl Polling {
                 if let Some(w) = spokes.watches[s].take() {
                     self.set.remove(w.as_fd());
                     spokes.count -= 1;
-                    // as `participant::confirm_gone`, looking first
-                    let deadline = Instant::now() + participant::GONE_PATIENCE;
-                    while alive(1 + s) && w.is_named(&self.place, 1 + s) && Instant::now() < deadline {
-                        std::thread::sleep(Duration::from_micros(200));
-                    }
+                    wait_gone(s, &w);
+                    // a new holder of the seat may have counted itself
+                    // while this one's life was still open
+                    spokes.joined = None;
                 }
             }
         }
@@ -306,20 +313,31 @@ impl Polling {
         if spokes.joined == Some(now) {
             return;
         }
-        spokes.joined = Some(now);
+        let mut complete = true;
         for s in 0..seats {
             if spokes.watches[s].is_some() {
                 continue;
             }
-            // errors (a squatted name, out of descriptors): unwatched
-            let Ok(Some(w)) = Watch::open(&self.place, 1 + s) else {
-                continue;
+            let w = match Watch::open(&self.place, 1 + s) {
+                Ok(Some(w)) => w,
+                // nobody there; or a name taken by somebody else's file
+                Ok(None) | Err(Error::Untrusted { .. }) => continue,
+                // out of descriptors, of memory: the next arming tries again
+                Err(_) => {
+                    complete = false;
+                    continue;
+                }
             };
-            if !w.hung_up() && self.set.add(w.as_fd(), TOKEN_SPOKE + s as u64).is_ok() {
+            if w.hung_up() {
+                wait_gone(s, &w);
+            } else if self.set.add_watch(w.as_fd(), TOKEN_SPOKE + s as u64).is_ok() {
                 spokes.watches[s] = Some(w);
                 spokes.count += 1;
+            } else {
+                complete = false;
             }
         }
+        spokes.joined = complete.then_some(now);
     }
 
     /// Rings this side's own doorbell: the descriptor becomes readable (a
@@ -401,63 +419,142 @@ mod tests {
         rustix::event::poll(&mut fds, Some(&rustix::time::Timespec::default())).unwrap() > 0
     }
 
+    fn watched(hub: &Polling) -> usize {
+        hub.parts.get().unwrap().spokes.borrow().count
+    }
+
+    /// A hub (two seats) whose descriptor was taken.
+    fn hub(p: &Place) -> Polling {
+        let hub = Polling::new(p.clone(), HUB, 2).unwrap();
+        let _ = hub.fd();
+        hub.parts.get().unwrap().bell.as_ref().unwrap().drain();
+        hub
+    }
+
     #[test]
     fn a_hub_watches_spokes_that_join_and_drops_those_that_go() {
         let p = place(1);
         let _clean = Clean(p.clone());
-        let hub = Polling::new(p.clone(), HUB, 2).unwrap();
-        let _ = hub.fd();
-        hub.parts.get().unwrap().bell.as_ref().unwrap().drain();
+        let hub = hub(&p);
         let joined = AtomicU32::new(0);
-        let watched = |hub: &Polling| hub.parts.get().unwrap().spokes.borrow().count;
-        hub.watch_spokes(false, &joined, 2, |_| true);
+        hub.watch_spokes(&joined, 2, |_| true);
         // a spoke in seat 0 (slot 1): watched once the count moves
         let first = Life::create(&p, 1).unwrap();
-        hub.watch_spokes(false, &joined, 2, |_| true);
+        hub.watch_spokes(&joined, 2, |_| true);
         assert_eq!(watched(&hub), 0, "the count did not move");
         joined.store(1, Ordering::Relaxed);
-        hub.watch_spokes(false, &joined, 2, |_| true);
+        hub.watch_spokes(&joined, 2, |_| true);
         assert_eq!(watched(&hub), 1);
         assert!(!readable(hub.fd()));
+        // bytes written into its life wake nobody and drop nothing
+        let w = rustix::fs::open(
+            p.path_of(crate::core::bell::Fifo::Life, 1).as_str(),
+            rustix::fs::OFlags::WRONLY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        rustix::io::write(&w, b"junk").unwrap();
+        drop(w);
+        assert!(!readable(hub.fd()), "a byte in a life is no hang-up");
+        hub.watch_spokes(&joined, 2, |_| panic!("nobody hung up"));
+        assert_eq!(watched(&hub), 1);
         // it dies: the descriptor is readable until an arming drops the watch
         drop(first);
         assert!(readable(hub.fd()));
         let mut looks = 0;
-        hub.watch_spokes(false, &joined, 2, |slot| {
+        hub.watch_spokes(&joined, 2, |slot| {
             assert_eq!(slot, 1);
             looks += 1;
             looks < 3 // its lock goes a moment after its descriptors
         });
-        assert_eq!((looks, watched(&hub)), (3, 0));
+        // (its leftover name is looked at once more, by the look for new
+        // spokes that a dropped watch starts)
+        assert_eq!((looks, watched(&hub)), (4, 0));
         assert!(!readable(hub.fd()));
         // a killed holder's name left behind is not watched (always readable)
         joined.store(2, Ordering::Relaxed);
-        hub.watch_spokes(false, &joined, 2, |_| false);
+        hub.watch_spokes(&joined, 2, |_| false);
         assert_eq!(watched(&hub), 0);
         assert!(!readable(hub.fd()));
         // a new spoke replaced a dead one before the hub looked: no waiting
         // for the slot, which the new one holds
         let second = Life::create(&p, 1).unwrap();
         joined.store(3, Ordering::Relaxed);
-        hub.watch_spokes(false, &joined, 2, |_| true);
+        hub.watch_spokes(&joined, 2, |_| true);
         assert_eq!(watched(&hub), 1);
-        let killed = second;
-        drop(killed);
+        drop(second);
         let third = Life::create(&p, 1).unwrap();
         joined.store(4, Ordering::Relaxed);
         let mut looks = 0;
-        hub.watch_spokes(false, &joined, 2, |_| {
+        hub.watch_spokes(&joined, 2, |_| {
             looks += 1;
             true
         });
         assert!(looks <= 1, "waited {looks} looks for a slot a new spoke holds");
         assert_eq!(watched(&hub), 1, "the new spoke is watched");
-        // after a ring, hung-up watches wait for the next arming
+        third.remove_name();
         drop(third);
-        hub.watch_spokes(true, &joined, 2, |_| false);
+        hub.leave(&AtomicU32::new(0));
+    }
+
+    #[test]
+    fn a_seat_taken_again_is_watched_again_however_the_events_fall() {
+        let p = place(2);
+        let _clean = Clean(p.clone());
+        let hub = hub(&p);
+        let joined = AtomicU32::new(1);
+        let a = Life::create(&p, 1).unwrap();
+        hub.watch_spokes(&joined, 2, |_| true);
         assert_eq!(watched(&hub), 1);
-        hub.watch_spokes(false, &joined, 2, |_| false);
+        // A leaves in order and B takes the seat, both before the hub looks
+        a.remove_name();
+        drop(a);
+        let b = Life::create(&p, 1).unwrap();
+        joined.store(2, Ordering::Relaxed);
+        hub.watch_spokes(&joined, 2, |_| false);
+        assert_eq!(watched(&hub), 1, "B is watched");
+        drop(b);
+        assert!(readable(hub.fd()), "B's death is seen");
+        hub.watch_spokes(&joined, 2, |_| false);
         assert_eq!(watched(&hub), 0);
+        // D takes the seat while C's life is still open (a leaver's lock
+        // goes before its life closes): D's life replaces C's name, and
+        // the count moves, before C's life closes
+        let c = Life::create(&p, 1).unwrap();
+        joined.store(3, Ordering::Relaxed);
+        hub.watch_spokes(&joined, 2, |_| true);
+        assert_eq!(watched(&hub), 1);
+        let d = Life::create(&p, 1).unwrap();
+        joined.store(4, Ordering::Relaxed);
+        hub.watch_spokes(&joined, 2, |_| true);
+        drop(c);
+        hub.watch_spokes(&joined, 2, |_| true);
+        assert_eq!(watched(&hub), 1, "D is watched once C's life closed");
+        drop(d);
+        assert!(readable(hub.fd()), "D's death is seen");
+        hub.watch_spokes(&joined, 2, |_| false);
+        assert_eq!(watched(&hub), 0);
+        hub.leave(&AtomicU32::new(0));
+    }
+
+    #[test]
+    fn a_spoke_that_came_and_went_between_two_looks_is_waited_for() {
+        let p = place(3);
+        let _clean = Clean(p.clone());
+        let hub = hub(&p);
+        let joined = AtomicU32::new(0);
+        hub.watch_spokes(&joined, 2, |_| true);
+        // it joined, sent, and is dying: life closed, lock still held
+        drop(Life::create(&p, 2).unwrap());
+        joined.store(1, Ordering::Relaxed);
+        let mut looks = 0;
+        hub.watch_spokes(&joined, 2, |slot| {
+            assert_eq!(slot, 2);
+            looks += 1;
+            looks < 4
+        });
+        assert_eq!((looks, watched(&hub)), (4, 0), "waited until its slot said so");
+        assert!(!readable(hub.fd()));
         hub.leave(&AtomicU32::new(0));
     }
 }

@@ -323,7 +323,8 @@ impl Server {
         self.send_response(client, id, wire::ERROR, body, self.respond_timeout)
     }
 
-    /// Like [`respond`](Server::respond), never waiting.
+    /// Like [`respond`](Server::respond), never waiting. A client that has
+    /// gone (left or died) gets nothing: `Ok`, as `respond` drops it.
     ///
     /// # Errors
     /// [`TrySendError::Full`] if the client's response ring has no room
@@ -473,6 +474,12 @@ fn send_response(
             match waited {
                 Ok(r) => r,
                 Err(_) if gone.get() => return Ok(()), // dropped: the client has gone
+                // A wait that timed out before it looked at the client (no
+                // patience: `try_respond`): look once, so that a dead
+                // client's full ring is not `Full` for ever.
+                Err(Stop::TimedOut) if matches!(link.member.presence(1 + s), Ok(p) if !matches!(p, Presence::Alive { .. })) => {
+                    return Ok(())
+                }
                 Err(Stop::TimedOut) => return Err(TrySendError::Full),
                 Err(Stop::Failed(e)) => return Err(TrySendError::from(e)),
             }

@@ -161,7 +161,7 @@ impl Polling {
         let Some(watch) = Watch::open(&self.place, seat)? else {
             return Ok(false);
         };
-        self.set.add(watch.as_fd(), seat as u64)?;
+        self.set.add_watch(watch.as_fd(), seat as u64)?;
         watches.push(Watched { seat, gen, watch });
         Ok(true)
     }
