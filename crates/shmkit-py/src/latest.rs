@@ -215,7 +215,8 @@ impl PyLatestValue {
 
     /// A reader's descriptor, for `selectors` or asyncio's
     /// `loop.add_reader`: readable when a value newer than the one this
-    /// reader last read may have been written — call `try_read_newer`
+    /// reader last read may have been written, or the writer left or died
+    /// (it watches the writer's life) — call `try_read_newer`
     /// until it returns `None`, which arms it again. Taking it makes the
     /// reader a poller (a bell beside the object in `/dev/shm`, removed
     /// when it closes); it is readable once at first. Take it off the event

@@ -216,7 +216,7 @@ impl PyManyReceiver {
     }
 }
 
-/// Copies `m` into `out` (it fits: `Kept::next` checked) and returns
+/// Copies `m` into `out` (it fits: `Kept::fit` checked) and returns
 /// `(length, sender)`.
 fn copy_out(py: Python<'_>, m: Message, out: &mut Borrowed) -> (usize, PySenderId) {
     let n = m.bytes.len();

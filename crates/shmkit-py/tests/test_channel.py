@@ -247,3 +247,17 @@ def test_closed_endpoint(name, ctx):
     with pytest.raises(ValueError):
         rx.recv()
     helpers.join(p)
+
+
+def test_a_zero_timeout_still_takes_what_is_there(name):
+    # a wait whose deadline has passed looks once before it gives up
+    senders = []
+    t = threading.Thread(target=lambda: senders.append(shmkit.Sender(name, timeout=10)))
+    t.start()
+    with shmkit.Receiver(name, timeout=10) as rx:
+        t.join()
+        with senders[0] as tx:
+            tx.send(b"hello")
+            assert rx.recv(timeout=0) == b"hello"
+            with pytest.raises(shmkit.Timeout):
+                rx.recv(timeout=0)

@@ -280,7 +280,8 @@ def test_a_kept_message_is_the_next_one_in_every_thread(kind, name, ctx):
             p.join()
 
 
-def test_a_closed_receiver_gives_no_kept_message(name):
+def test_a_closed_receiver_gives_no_kept_message(name, request):
+    request.addfinalizer(lambda: os.path.exists("/dev/shm" + name + "-m2o") and os.unlink("/dev/shm" + name + "-m2o"))
     with shmkit.Publisher(name) as pub:
         sub = shmkit.Subscriber(name, timeout=10)
         rx = shmkit.ManyToOneReceiver(name + "-m2o", senders=1)
