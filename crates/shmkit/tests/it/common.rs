@@ -37,12 +37,23 @@ pub fn unique_key() -> Key {
     }
 }
 
-/// Removes a POSIX object when dropped, whether the test passed or not.
+/// Removes a POSIX object when dropped, whether the test passed or not,
+/// and what a failed test may have left beside it: its bells and lives
+/// (`<name>.bell<i>.<ino>`, `<name>.life<i>.<ino>`; a passing test leaves
+/// none, which the tests check).
 pub struct PosixGuard(pub ShmName);
 
 impl Drop for PosixGuard {
     fn drop(&mut self) {
         let _ = posix::remove(&self.0);
+        let prefix = format!("{}.", self.0.file_name());
+        if let Ok(dir) = std::fs::read_dir("/dev/shm") {
+            for entry in dir.flatten() {
+                if entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
     }
 }
 

@@ -125,24 +125,6 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
-/// Removes whatever a test of `name` left in `/dev/shm` (a failed one:
-/// doorbells and lives too; a passing one leaves nothing, which it checks).
-struct Leftovers(ShmName);
-
-impl Drop for Leftovers {
-    fn drop(&mut self) {
-        for f in files_of(&self.0) {
-            let _ = std::fs::remove_file(format!("/dev/shm/{f}"));
-        }
-    }
-}
-
-/// A unique name, and its cleanup.
-fn topic_name() -> (ShmName, crate::common::PosixGuard, Leftovers) {
-    let (name, guard) = posix_name();
-    (name.clone(), guard, Leftovers(name))
-}
-
 /// Everything of `name` in `/dev/shm`: the object, its doorbells, lives.
 fn files_of(name: &ShmName) -> Vec<String> {
     let object = name.file_name();
@@ -200,7 +182,7 @@ fn wait_for_end(sub: &mut Subscriber, set: &mut WaitSet) -> (Error, Duration) {
 
 #[test]
 fn a_polled_subscriber_gets_every_message_of_a_jittery_publisher() {
-    let (name, _guard, _leftovers) = topic_name();
+    let (name, _guard) = posix_name();
     let count: u64 = 100_000;
     let seed = u64::from(std::process::id()) | 1;
     let mut publisher = LiveChild::spawn(
@@ -288,7 +270,7 @@ fn killed_publisher_wakes_the_subscriber(cmd: Command, name: &ShmName) {
 
 #[test]
 fn a_killed_publisher_makes_the_subscribers_descriptor_readable() {
-    let (name, _guard, _leftovers) = topic_name();
+    let (name, _guard) = posix_name();
     killed_publisher_wakes_the_subscriber(crate::common::child("tpoll-pub-hold", &[name.as_str()]), &name);
 }
 
@@ -316,7 +298,7 @@ fn a_killed_publisher_in_another_pid_namespace_makes_the_descriptor_readable() {
             return;
         }
     }
-    let (name, _guard, _leftovers) = topic_name();
+    let (name, _guard) = posix_name();
     let inner = crate::common::child("tpoll-pub-hold", &[name.as_str()]);
     let mut outer = Command::new("unshare");
     // killing unshare kills the publisher (--kill-child), in its namespace
@@ -342,7 +324,7 @@ fn fill(p: &mut Publisher, from: u64) -> u64 {
 
 #[test]
 fn a_polled_publisher_wakes_when_its_blocking_subscriber_reads() {
-    let (name, _guard, _leftovers) = topic_name();
+    let (name, _guard) = posix_name();
     let count: u64 = 20_000;
     let mut p = Publisher::connect(&name, &Options::new().capacity(4096)).unwrap();
     // slow at first, so that the publisher fills the ring and waits
@@ -372,7 +354,7 @@ fn a_polled_publisher_wakes_when_its_blocking_subscriber_reads() {
 
 #[test]
 fn a_polled_publisher_wakes_when_its_blocking_subscriber_is_killed() {
-    let (name, _guard, _leftovers) = topic_name();
+    let (name, _guard) = posix_name();
     let mut p = Publisher::connect(&name, &Options::new().capacity(4096)).unwrap();
     let mut set = WaitSet::new().unwrap();
     set.add(&p, 0).unwrap();
@@ -401,7 +383,7 @@ fn a_polled_publisher_wakes_when_its_blocking_subscriber_is_killed() {
 
 #[test]
 fn no_descriptor_is_leaked_over_a_thousand_polled_subscriptions() {
-    let (name, _guard, _leftovers) = topic_name();
+    let (name, _guard) = posix_name();
     let lines = crate::common::run_child("tpoll-fd-cycles", &[name.as_str(), "1000"]);
     let counts: Vec<usize> = lines[0]
         .strip_prefix("fds ")
@@ -415,7 +397,7 @@ fn no_descriptor_is_leaked_over_a_thousand_polled_subscriptions() {
 
 #[test]
 fn a_subscriber_and_a_publisher_under_tokio() {
-    let (name, _guard, _leftovers) = topic_name();
+    let (name, _guard) = posix_name();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -470,7 +452,7 @@ fn a_subscriber_and_a_publisher_under_tokio() {
 
 #[test]
 fn a_hostile_scribbler_cannot_crash_or_hang_polled_endpoints() {
-    let (name, _guard, _leftovers) = topic_name();
+    let (name, _guard) = posix_name();
     let mut p = Publisher::connect(&name, &Options::new().capacity(4096)).unwrap();
     let mut subs = vec![
         Subscriber::connect(&name, &sub_opts()).unwrap(),
