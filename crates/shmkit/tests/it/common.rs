@@ -19,9 +19,18 @@ fn next() -> u32 {
     COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
-/// `/shmkit-test-<pid>-<n>`: unique across parallel tests and test binaries.
+/// `/shmkit-test-<pid>-<tag>-<n>`: unique across parallel tests and test
+/// binaries; the tag (from the clock, once per process) keeps a process
+/// that got the pid of an earlier, killed test run off what that run left.
 pub fn unique_name() -> ShmName {
-    ShmName::new(format!("/shmkit-test-{}-{}", std::process::id(), next())).unwrap()
+    static TAG: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let tag = *TAG.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        (now.subsec_nanos() ^ now.as_secs() as u32) & 0xffff
+    });
+    ShmName::new(format!("/shmkit-test-{}-{tag:04x}-{}", std::process::id(), next())).unwrap()
 }
 
 /// A System V key unique to this process and call: the pid's 22 bits and a
