@@ -283,12 +283,13 @@ impl Watch {
         Ok(None)
     }
 
-    /// Whether seat `seat`'s life is still the one watched (a new holder
-    /// of the seat replaces it; a holder that leaves in order removes it).
-    pub(crate) fn is_named(&self, place: &Place, seat: usize) -> bool {
+    /// Whether seat `seat`'s life is now another one than the one
+    /// watched: a new holder of the seat has made its own. (A holder that
+    /// leaves in order removes the name: not replaced.)
+    pub(crate) fn is_replaced(&self, place: &Place, seat: usize) -> bool {
         let named = fs::statat(CWD, place.path_of(Fifo::Life, seat), AtFlags::SYMLINK_NOFOLLOW);
         match (named, fs::fstat(&self.fd)) {
-            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+            (Ok(a), Ok(b)) => a.st_dev != b.st_dev || a.st_ino != b.st_ino,
             _ => false,
         }
     }

@@ -351,6 +351,12 @@ impl Link {
         self.region.slot(0).state.load(Ordering::Acquire) == slots::CLOSED
     }
 
+    /// Whether the participant in slot `i` has left in order (its slot
+    /// says so; its lock may still be held by copies of its descriptors).
+    pub(crate) fn has_left(&self, i: usize) -> bool {
+        self.region.slot(i).state.load(Ordering::Acquire) == slots::CLOSED
+    }
+
     /// `Err(Truncated)` if the object shrank.
     pub(crate) fn check_size(&self) -> Result<()> {
         let g = self.region.geo();
@@ -422,7 +428,7 @@ impl Link {
             let top = self.region.top();
             let rung = self.poll.arm(&top.poll, event, false)?;
             self.poll.watch_spokes(&top.joined, self.region.geo().seats, |slot| {
-                matches!(self.member.presence(slot), Ok(Presence::Alive { .. }))
+                matches!(self.member.presence(slot), Ok(Presence::Alive { .. })) && !self.has_left(slot)
             });
             Ok(rung)
         } else {
@@ -493,6 +499,12 @@ impl Link {
     /// For the receiver (server): `Ok` until N senders (clients) have
     /// joined (N = the seats) and all have gone; then `Err(PeerGone)` if
     /// one of the last in their seats died, else `Err(Closed)`.
+    ///
+    /// A sender that has left in order (its slot says `CLOSED`) has gone,
+    /// whether or not its lock is still held: a process forked by another
+    /// thread holds copies of the leaver's descriptors until it `exec`s,
+    /// and the lock's going wakes no poller (the leaver's last ring came
+    /// before it).
     pub(crate) fn check_ended(&self) -> Result<()> {
         let seats = self.region.geo().seats;
         if (self.region.top().joined.load(Ordering::Acquire) as usize) < seats {
@@ -501,7 +513,8 @@ impl Link {
         let mut dead = None;
         for i in 1..=seats {
             match self.member.presence(i)? {
-                Presence::Alive { .. } => return Ok(()),
+                Presence::Alive { .. } if !self.has_left(i) => return Ok(()),
+                Presence::Alive { .. } => {}
                 Presence::Empty => {}
                 Presence::Dead { pid } => {
                     dead.get_or_insert(pid);

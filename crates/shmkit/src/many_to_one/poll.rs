@@ -261,9 +261,10 @@ impl Polling {
     /// that came and went between two looks) is waited for, at most a
     /// second, until `alive(slot)` says that its holder is gone — a dying
     /// process's descriptors close a moment before the kernel drops its
-    /// lock, and the caller's last look must find it gone — unless the
-    /// life's name went or now names a new holder's (the slot is then
-    /// somebody else's). A life whose holder is gone is not watched: it
+    /// lock, and the caller's last look must find it gone; so may a
+    /// leaver's in order, when a process forked by another thread holds
+    /// copies of its descriptors until it `exec`s — unless the life's name
+    /// now names a new holder's (the slot is then somebody else's). A life whose holder is gone is not watched: it
     /// would keep the descriptor readable.
     ///
     /// Watches are registered for hang-ups only, so bytes written into a
@@ -284,7 +285,7 @@ impl Polling {
         let mut wait_gone = |s: usize, w: &Watch| {
             // as `participant::confirm_gone`, looking first
             let deadline = Instant::now() + participant::GONE_PATIENCE;
-            while alive(1 + s) && w.is_named(&self.place, 1 + s) && Instant::now() < deadline {
+            while alive(1 + s) && !w.is_replaced(&self.place, 1 + s) && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_micros(200));
             }
         };

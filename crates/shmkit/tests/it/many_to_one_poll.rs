@@ -110,6 +110,37 @@ pub fn child_role(role: &str, args: &[String]) {
             report("sent".into());
             let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
         }
+        // m2opoll-send-leave-forked NAME: connect as a sender, send "last",
+        // fork a child that keeps copies of every descriptor (as a process
+        // another thread spawns does until it execs), leave in order,
+        // report; the child closes its copy of the life first, then, 200 ms
+        // later, the rest (the lock goes last).
+        "m2opoll-send-leave-forked" => {
+            let mut tx = Sender::connect(&name, &opts(1)).unwrap();
+            tx.send(b"last").unwrap();
+            // SAFETY: the child closes descriptors, sleeps and calls _exit
+            // (async-signal-safe calls only); the parent waits for it.
+            let pid = unsafe { libc::fork() };
+            assert!(pid >= 0, "fork");
+            if pid == 0 {
+                for entry in std::fs::read_dir("/proc/self/fd").into_iter().flatten().flatten() {
+                    let is_life = std::fs::read_link(entry.path()).is_ok_and(|t| t.to_string_lossy().contains(".life"));
+                    if let (true, Ok(fd)) = (is_life, entry.file_name().to_string_lossy().parse::<i32>()) {
+                        // SAFETY: closes this child's copy of a descriptor.
+                        unsafe { libc::close(fd) };
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                // SAFETY: ends the child without running the parent's
+                // destructors.
+                unsafe { libc::_exit(0) };
+            }
+            drop(tx);
+            report("left".into());
+            let mut status = 0;
+            // SAFETY: waitpid on our own child with a valid pointer.
+            assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -561,4 +592,35 @@ fn a_sender_killed_between_its_frame_and_its_ring_still_wakes_a_polled_receiver(
     );
     drop(rx);
     assert!(fifos_of(&name).is_empty(), "{:?}", fifos_of(&name));
+}
+
+#[test]
+fn a_sender_whose_descriptors_outlive_its_leaving_still_ends_a_polled_stream() {
+    let (name, _guard) = posix_name();
+    let mut rx = Receiver::connect(&name, &opts(1)).unwrap();
+    let mut set = WaitSet::new().unwrap();
+    set.add(&rx, 0).unwrap();
+    let mut sender = LiveChild::spawn("m2opoll-send-leave-forked", &[name.as_str()]);
+    let deadline = Instant::now() + LONG;
+    let mut got = Vec::new();
+    let end = loop {
+        match rx.try_recv() {
+            Ok(m) => got.push(m.bytes),
+            Err(TryRecvError::Empty) => {
+                assert_eq!(set.wait(Some(LOST)).unwrap(), &[0], "the end of the stream woke nobody");
+            }
+            Err(e) => break e,
+        }
+        assert!(Instant::now() < deadline);
+    };
+    assert_eq!(got, [b"last".to_vec()]);
+    assert!(
+        matches!(
+            end,
+            TryRecvError::Disconnected(Error::Closed { side: Role::Sender, .. })
+        ),
+        "{end}"
+    );
+    assert_eq!(sender.expect_line(), "left");
+    sender.finish();
 }
