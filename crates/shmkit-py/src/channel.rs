@@ -25,13 +25,13 @@ use std::time::{Duration, Instant};
 use pyo3::exceptions::PyBufferError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
-use shmkit::channel::{Options, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError, TrySendError};
+use shmkit::channel::{Options, Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError};
 use shmkit::posix::ShmName;
 
 use crate::buffer::{self, Borrowed, RegionSpec};
 use crate::errors::{self, IntoPy};
 use crate::kept;
-use crate::poll::fileno;
+use crate::poll::{fileno, sent_now};
 use crate::stream_end::next_item;
 use crate::wait::{closed_err, connect, deadline_of, in_slices, lock};
 
@@ -106,11 +106,7 @@ impl PySender {
         let data = Borrowed::new(data, false)?;
         let mut g = lock(py, &self.tx)?;
         let tx = g.as_mut().ok_or_else(|| closed_err(&self.name))?;
-        match tx.try_send(data.as_slice()) {
-            Ok(()) => Ok(true),
-            Err(TrySendError::Full) => Ok(false),
-            Err(TrySendError::Disconnected(e) | TrySendError::Failed(e)) => Err(errors::to_py(py, e)),
-        }
+        sent_now(py, tx.try_send(data.as_slice()))
     }
 
     /// The sender's descriptor, for `selectors` or asyncio's

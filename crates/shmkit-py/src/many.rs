@@ -14,14 +14,14 @@ use std::time::Instant;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use shmkit::many_to_one::{
-    Message, Options, Receiver, RecvTimeoutError, SendTimeoutError, Sender, SenderId, TryRecvError, TrySendError,
+    Message, Options, Receiver, RecvTimeoutError, SendTimeoutError, Sender, SenderId, TryRecvError,
 };
 use shmkit::posix::ShmName;
 
 use crate::buffer::Borrowed;
 use crate::errors::{self, IntoPy};
 use crate::kept::Kept;
-use crate::poll::fileno;
+use crate::poll::{fileno, sent_now};
 use crate::stream_end::next_item;
 use crate::wait::{closed_err, connect, deadline_of, in_slices, lock};
 
@@ -123,11 +123,7 @@ impl PyManySender {
         let data = Borrowed::new(data, false)?;
         let mut g = lock(py, &self.tx)?;
         let tx = g.as_mut().ok_or_else(|| closed_err(&self.name))?;
-        match tx.try_send(data.as_slice()) {
-            Ok(()) => Ok(true),
-            Err(TrySendError::Full) => Ok(false),
-            Err(TrySendError::Disconnected(e) | TrySendError::Failed(e)) => Err(errors::to_py(py, e)),
-        }
+        sent_now(py, tx.try_send(data.as_slice()))
     }
 
     /// The sender's descriptor, for `selectors` or asyncio's

@@ -20,10 +20,23 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use pyo3::prelude::*;
 
+use crate::errors;
 use crate::wait::closed_err;
 
 /// The descriptor of `endpoint`, or `ValueError` once it is closed (as a
 /// closed file's `fileno()`).
 pub(crate) fn fileno<T: AsFd>(endpoint: Option<&T>, name: &str) -> PyResult<i32> {
     Ok(endpoint.ok_or_else(|| closed_err(name))?.as_fd().as_raw_fd())
+}
+
+/// What a `try_*` send tells Python: `True` if sent, `False` if there was
+/// no room (nothing sent; the descriptor armed once taken), or the error
+/// raised.
+pub(crate) fn sent_now(py: Python<'_>, sent: Result<(), shmkit::channel::TrySendError>) -> PyResult<bool> {
+    use shmkit::channel::TrySendError;
+    match sent {
+        Ok(()) => Ok(true),
+        Err(TrySendError::Full) => Ok(false),
+        Err(TrySendError::Disconnected(e) | TrySendError::Failed(e)) => Err(errors::to_py(py, e)),
+    }
 }

@@ -19,7 +19,7 @@ use shmkit::service::{Client, ClientId, Options, RecvTimeoutError, Response, Ser
 
 use crate::buffer::Borrowed;
 use crate::errors::{self, IntoPy};
-use crate::poll::fileno;
+use crate::poll::{fileno, sent_now};
 use crate::wait::{closed_err, connect, deadline_of, in_slices, lock};
 
 fn options(clients: Option<usize>, capacity: Option<u64>, timeout: Option<f64>) -> PyResult<Options> {
@@ -158,11 +158,7 @@ impl PyServer {
         let data = Borrowed::new(data, false)?;
         let mut g = lock(py, &self.server)?;
         let server = g.as_mut().ok_or_else(|| closed_err(&self.name))?;
-        match server.try_respond(request.client, request.id, data.as_slice()) {
-            Ok(()) => Ok(true),
-            Err(TrySendError::Full) => Ok(false),
-            Err(TrySendError::Disconnected(e) | TrySendError::Failed(e)) => Err(errors::to_py(py, e)),
-        }
+        sent_now(py, server.try_respond(request.client, request.id, data.as_slice()))
     }
 
     /// The server's descriptor, for `selectors` or asyncio's

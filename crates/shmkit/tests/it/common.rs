@@ -217,9 +217,9 @@ pub fn fifos_of(name: &ShmName) -> Vec<String> {
 }
 
 /// Runs the child `role` (`role NAME 1000`: a thousand connect, poll,
-/// close cycles on the objects `NAME-0` … `NAME-999`, then `@fds BEFORE
-/// AFTER`) and checks that it leaked no descriptor and left no object, bell
-/// or life behind.
+/// close cycles on the object `NAME` or on `NAME-0` … `NAME-999`, then
+/// `@fds BEFORE AFTER`) and checks that it leaked no descriptor and left no
+/// object, bell or life behind.
 pub fn check_descriptor_cycles(role: &str, name: &ShmName) {
     let lines = run_child(role, &[name.as_str(), "1000"]);
     let counts: Vec<usize> = lines[0]
@@ -229,9 +229,9 @@ pub fn check_descriptor_cycles(role: &str, name: &ShmName) {
         .map(|n| n.parse().unwrap())
         .collect();
     assert_eq!(counts[0], counts[1], "open descriptors before and after 1000 cycles");
-    for i in [0, 499, 999] {
-        let n = ShmName::new(format!("{}-{i}", name.as_str())).unwrap();
-        assert!(fifos_of(&n).is_empty(), "a bell or life of {n} was left");
+    let each = [0, 499, 999].map(|i| ShmName::new(format!("{}-{i}", name.as_str())).unwrap());
+    for n in std::iter::once(name).chain(&each) {
+        assert!(fifos_of(n).is_empty(), "a bell or life of {n} was left");
         assert!(std::fs::symlink_metadata(format!("/dev/shm/{}", n.file_name())).is_err());
     }
 }

@@ -384,15 +384,7 @@ fn a_polled_publisher_wakes_when_its_blocking_subscriber_is_killed() {
 #[test]
 fn no_descriptor_is_leaked_over_a_thousand_polled_subscriptions() {
     let (name, _guard) = posix_name();
-    let lines = crate::common::run_child("tpoll-fd-cycles", &[name.as_str(), "1000"]);
-    let counts: Vec<usize> = lines[0]
-        .strip_prefix("fds ")
-        .unwrap()
-        .split(' ')
-        .map(|n| n.parse().unwrap())
-        .collect();
-    assert_eq!(counts[0], counts[1], "open descriptors before and after 1000 cycles");
-    assert!(files_of(&name).is_empty(), "left: {:?}", files_of(&name));
+    crate::common::check_descriptor_cycles("tpoll-fd-cycles", &name);
 }
 
 #[test]
